@@ -1,0 +1,87 @@
+"""The Engine interface every backend implements, and its metadata."""
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+
+import torch
+
+
+@dataclass
+class EngineMeta:
+    """What a caller needs to feed an engine and read its output.
+
+    ``stats_width`` > 0 means the engine takes packed normalisation statistics (see
+    ``engines.normstats``) and can collect them, so tiles can share one frame's statistics.
+    """
+
+    arch: str = "unknown"
+    input_range: tuple[float, float] = (-1.0, 1.0)
+    output_range: tuple[float, float] = (-1.0, 1.0)
+    in_channels: int = 3
+    out_channels: int = 3
+    size_multiple: int = 1
+    precision: str = "fp32"
+    stats_width: int = 0
+    receptive_radius: int = 0
+    source_hash: str = ""
+    backend: str = ""
+    shapes: dict = field(default_factory=dict)
+    consts: dict = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "EngineMeta":
+        names = {f.name for f in dataclasses.fields(cls)}
+        kw = {k: v for k, v in d.items() if k in names}
+        for k in ("input_range", "output_range"):
+            if k in kw:
+                kw[k] = tuple(float(v) for v in kw[k])
+        return cls(**kw)
+
+
+class Engine:
+    """A compiled generator: ``infer(x)`` maps (N, C, H, W) float in input_range to output_range.
+
+    Subclasses implement ``_run(x, stats, mix)`` returning (output, own_stats or None). Use as a
+    context manager; ``close()`` frees the backend's resources.
+    """
+
+    meta: EngineMeta
+    device: torch.device = torch.device("cpu")
+    dtype: torch.dtype = torch.float32
+
+    def _run(self, x: torch.Tensor, stats: torch.Tensor | None,
+             mix: float) -> tuple[torch.Tensor, torch.Tensor | None]:
+        raise NotImplementedError
+
+    def infer(self, x: torch.Tensor, norm_stats: torch.Tensor | None = None) -> torch.Tensor:
+        """Translate a batch; ``norm_stats`` (1 or N, stats_width) replaces per-sample statistics."""
+        x = x.to(self.device, self.dtype)
+        if norm_stats is not None:
+            if not self.meta.stats_width:
+                raise ValueError("this engine takes no normalisation statistics")
+            norm_stats = norm_stats.to(self.device, torch.float32).expand(x.shape[0], -1).contiguous()
+            return self._run(x, norm_stats, 1.0)[0]
+        return self._run(x, None, 0.0)[0]
+
+    def collect_stats(self, x: torch.Tensor) -> torch.Tensor:
+        """Per-sample normalisation statistics of ``x``, packed (N, stats_width), fp32."""
+        if not self.meta.stats_width:
+            raise ValueError("this engine has no normalisation statistics to collect")
+        return self._run(x.to(self.device, self.dtype), None, 0.0)[1].float()
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> "Engine":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def describe(self) -> str:
+        return f"{self.meta.backend} {self.meta.precision} on {self.device}"

@@ -1,0 +1,79 @@
+"""The torch backend: eager on CPU (channels-last + bf16 autocast when accurate), Triton-fused on CUDA."""
+
+import dataclasses
+
+import torch
+from torch import nn
+
+from .base import Engine, EngineMeta
+from .metrics import psnr
+from .normstats import given_stats, pack, stats_width
+
+_BF16_MIN_PSNR = 40.0
+
+
+def cpu_has_fast_bf16() -> bool:
+    try:
+        flags = open("/proc/cpuinfo").read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def _probe_input(channels: int, multiple: int) -> torch.Tensor:
+    side = max(64, multiple)
+    g = torch.Generator().manual_seed(0)
+    coarse = torch.rand(1, channels, 8, 8, generator=g) * 2 - 1
+    return nn.functional.interpolate(coarse, size=(side, side), mode="bilinear", align_corners=False)
+
+
+class TorchEngine(Engine):
+    """Runs an nn.Module. precision: "auto" (bf16 on CPUs that have it if >= 40 dB, fp16 on CUDA),
+    "fp32", "fp16" (CUDA) or "bf16". ``fuse`` (default: on CUDA) swaps in the Triton kernels."""
+
+    def __init__(self, module: nn.Module, meta: EngineMeta, device: str | torch.device | None = None,
+                 precision: str = "auto", fuse: bool | None = None):
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.module = module.to(self.device).eval()
+        self.autocast: torch.dtype | None = None
+        fused = False
+        if self.device.type == "cuda":
+            precision = "fp16" if precision == "auto" else precision
+            self.dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(precision, torch.float32)
+            self.module = self.module.to(self.dtype)
+            if fuse is None or fuse:
+                from .fuse import fuse_generator
+                self.module = fuse_generator(self.module)
+                fused = True
+        else:
+            self.module = self.module.to(memory_format=torch.channels_last)
+            if precision == "auto":
+                precision = "bf16" if cpu_has_fast_bf16() and self._bf16_ok(meta) else "fp32"
+            if precision == "bf16":
+                self.autocast = torch.bfloat16
+            elif precision != "fp32":
+                raise ValueError(f"precision {precision!r} is not supported on the CPU")
+        self.meta = dataclasses.replace(meta, backend="torch-fused" if fused else "torch",
+                                        precision=precision, stats_width=stats_width(self.module))
+
+    def _bf16_ok(self, meta: EngineMeta) -> bool:
+        x = _probe_input(meta.in_channels, meta.size_multiple).to(memory_format=torch.channels_last)
+        with torch.inference_mode():
+            ref = self.module(x)
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                low = self.module(x)
+        lo, hi = meta.output_range
+        self.probe_psnr = psnr(low, ref, hi - lo)
+        return self.probe_psnr >= _BF16_MIN_PSNR
+
+    def _run(self, x, stats, mix):
+        if self.device.type == "cpu":
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode(), given_stats(self.module, stats, collect=stats is None) as layers:
+            if self.autocast is not None:
+                with torch.autocast("cpu", dtype=self.autocast):
+                    y = self.module(x)
+            else:
+                y = self.module(x)
+            own = pack([m.collected for m in layers]) if stats is None and layers else None
+        return y.float() if self.autocast is not None else y, own

@@ -1,0 +1,78 @@
+"""Pure-torch references for every kernel in this package (the ground truth the tests use).
+
+They are also the CPU path of the product: export-friendly (ONNX / torch.export trace through
+them) and free of Triton.
+"""
+
+import torch
+import torch.nn.functional as F
+
+
+def instance_norm_stats(x: torch.Tensor, eps: float = 1e-5) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-(n, c) mean and 1/sqrt(biased var + eps) over H, W in fp32, centred two-pass."""
+    xf = x.float()
+    mean = xf.mean(dim=(2, 3))
+    var = (xf - mean[:, :, None, None]).square().mean(dim=(2, 3))
+    return mean, torch.rsqrt(var + eps)
+
+
+def instance_norm(x: torch.Tensor, weight: torch.Tensor | None = None, bias: torch.Tensor | None = None,
+                  *, eps: float = 1e-5, activation: str | None = None,
+                  residual: torch.Tensor | None = None, mean: torch.Tensor | None = None,
+                  rstd: torch.Tensor | None = None, pad: int = 0) -> torch.Tensor:
+    """y = act((x - mean) * rstd * weight + bias) + residual, optionally reflect-padded by ``pad``.
+
+    ``mean``/``rstd`` of shape (N, C) or (1, C) replace the computed statistics.
+    """
+    if (mean is None) != (rstd is None):
+        raise ValueError("give both mean and rstd, or neither")
+    if mean is None:
+        mean, rstd = instance_norm_stats(x, eps)
+    y = (x.float() - mean.float()[:, :, None, None]) * rstd.float()[:, :, None, None]
+    if weight is not None:
+        y = y * weight.float()[None, :, None, None]
+    if bias is not None:
+        y = y + bias.float()[None, :, None, None]
+    if activation == "relu":
+        y = torch.relu(y)
+    elif activation is not None:
+        raise ValueError(f"unknown activation {activation!r}")
+    if residual is not None:
+        y = y + residual.float()
+    if pad:
+        y = F.pad(y, (pad, pad, pad, pad), mode="reflect")
+    return y.to(x.dtype)
+
+
+def preprocess(frame: torch.Tensor, *, bgr: bool = False, dtype: torch.dtype = torch.float32,
+               lo: float = -1.0, hi: float = 1.0, boxes: list[tuple[int, int]] | None = None,
+               tile: tuple[int, int] | None = None) -> torch.Tensor:
+    """uint8 HWC frame -> (B, 3, h, w) in [lo, hi]; with ``boxes`` (y, x) gathers tiles of size ``tile``."""
+    if bgr:
+        frame = frame.flip(-1)
+    chw = frame.permute(2, 0, 1)
+    if boxes is None:
+        crops = chw[None]
+    else:
+        th, tw = tile
+        crops = torch.stack([chw[:, y:y + th, x:x + tw] for y, x in boxes])
+    return (crops.float() * ((hi - lo) / 255.0) + lo).to(dtype)
+
+
+def postprocess(y: torch.Tensor, *, lo: float = -1.0, hi: float = 1.0) -> torch.Tensor:
+    """(1, 3, H, W) in [lo, hi] -> uint8 HWC, rounded to nearest and clamped."""
+    v = (y[0].float() - lo) * (255.0 / (hi - lo))
+    return v.clamp(0, 255).round().to(torch.uint8).permute(1, 2, 0).contiguous()
+
+
+def blend_tiles(tiles: torch.Tensor, window: torch.Tensor, boxes: list[tuple[int, int]],
+                height: int, width: int, *, lo: float = -1.0, hi: float = 1.0) -> torch.Tensor:
+    """Weighted accumulate (B, 3, th, tw) tiles with per-tile windows (B, th, tw) -> uint8 HWC frame."""
+    acc = torch.zeros(tiles.shape[1], height, width, dtype=torch.float32, device=tiles.device)
+    wsum = torch.zeros(height, width, dtype=torch.float32, device=tiles.device)
+    th, tw = tiles.shape[-2:]
+    for t, (y, x) in enumerate(boxes):
+        w = window[t].float()
+        acc[:, y:y + th, x:x + tw] += tiles[t].float() * w
+        wsum[y:y + th, x:x + tw] += w
+    return postprocess((acc / wsum)[None], lo=lo, hi=hi)

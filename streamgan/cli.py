@@ -1,0 +1,137 @@
+"""Command line: parse arguments, call library functions, print one line on user errors."""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .errors import EngineError, StreamganError
+
+
+def _engine_args(p: argparse.ArgumentParser, required: bool = True) -> None:
+    p.add_argument("--engine", required=required, help=".pth/.safetensors checkpoint, .onnx, .pt2 or .plan")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda when present)")
+    p.add_argument("--arch", default=None, help="override the architecture read off a checkpoint")
+    p.add_argument("--bn-stats", choices=("batch", "running"), default="batch",
+                   help="batch-norm statistics: per image (official test.py) or stored running ones")
+    p.add_argument("--dropout", action="store_true", help="keep dropout active (stochastic output)")
+    p.add_argument("--precision", choices=("auto", "fp32", "fp16", "bf16"), default="auto",
+                   help="torch backend precision")
+    p.add_argument("--range", dest="input_range", default=None,
+                   help="value range LO,HI of a third-party ONNX model (default -1,1 or its metadata)")
+    p.add_argument("--const", action="append", default=[], metavar="NAME=VALUES",
+                   help="constant value(s) for an extra ONNX input, comma separated")
+
+
+def _tile_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tile", type=int, default=None, help="tile size in px; 0 = full frame (default: auto)")
+    p.add_argument("--overlap", type=int, default=None, help="tile overlap in px (default: from receptive field)")
+    p.add_argument("--batch", type=int, default=4, help="tiles per inference call")
+    p.add_argument("--norm-stats", choices=("tile", "thumbnail"), default=None,
+                   help="normalisation statistics when tiling (default: thumbnail)")
+    p.add_argument("--thumbnail", type=int, default=512, help="long side of the statistics thumbnail")
+    p.add_argument("--window", choices=("cosine", "linear"), default="cosine", help="blend window")
+
+
+def open_engine_from_args(args):
+    from .engine import open_engine, parse_range
+    consts = {}
+    for item in args.const:
+        name, sep, values = item.partition("=")
+        if not sep:
+            from .errors import OptionError
+            raise OptionError(f"--const {item!r}: expected NAME=VALUES")
+        try:
+            consts[name] = [float(v) for v in values.split(",")]
+        except ValueError:
+            from .errors import OptionError
+            raise OptionError(f"--const {item!r}: values must be numbers") from None
+    return open_engine(args.engine, device=args.device, arch=args.arch, bn_stats=args.bn_stats,
+                       dropout=args.dropout, precision=args.precision,
+                       input_range=parse_range(args.input_range), consts=consts)
+
+
+def translate_options(args, **extra):
+    from .translate import TranslateOptions
+    return TranslateOptions(tile=args.tile, overlap=args.overlap, batch=args.batch,
+                            norm_stats=args.norm_stats, thumbnail=args.thumbnail, window=args.window,
+                            **extra)
+
+
+def cmd_info(args) -> int:
+    from .info import info
+    print(json.dumps(info(args.path), indent=2, default=str) if args.json else _fmt(info(args.path)))
+    return 0
+
+
+def _fmt(d: dict, indent: str = "") -> str:
+    lines = []
+    for k, v in d.items():
+        if isinstance(v, dict) and v:
+            lines.append(f"{indent}{k}:")
+            lines.append(_fmt(v, indent + "  "))
+        else:
+            lines.append(f"{indent}{k}: {v}")
+    return "\n".join(lines)
+
+
+def cmd_run(args) -> int:
+    from .video_run import run_any
+    with open_engine_from_args(args) as engine:
+        report = run_any(args, engine)
+    if args.report:
+        Path(args.report).write_text(json.dumps(report, indent=2, default=str))
+    return 0
+
+
+COMMANDS = {}
+
+
+def command(name: str, help: str):
+    def deco(fn):
+        COMMANDS[name] = (fn, help)
+        return fn
+    return deco
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __doc__ as about, __version__
+    parser = argparse.ArgumentParser(prog="streamgan", description=about)
+    parser.add_argument("--version", action="version", version=f"streamgan {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("info", help="describe a checkpoint or engine file")
+    p.add_argument("path")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_info)
+
+    p = sub.add_parser("run", help="translate images, a folder, a glob or a video")
+    _engine_args(p)
+    p.add_argument("--input", required=True, help="image, folder, glob or video file")
+    p.add_argument("--output", required=True, help="output file or folder")
+    p.add_argument("--overwrite", action="store_true")
+    _tile_args(p)
+    from .video_run import add_video_args
+    add_video_args(p)
+    p.add_argument("--report", default=None, help="write the run report as JSON here")
+    p.set_defaults(fn=cmd_run)
+
+    for name, (fn, help_) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_)
+        fn.add_args(p)
+        p.set_defaults(fn=fn)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.fn(args)
+    except (StreamganError, EngineError) as exc:
+        hint = f" (hint: {exc.hint})" if getattr(exc, "hint", None) else ""
+        print(f"streamgan: error: {exc}{hint}", file=sys.stderr)
+        return getattr(exc, "exit_code", 2)
+    except KeyboardInterrupt:
+        print("streamgan: interrupted; nothing was written at the output path", file=sys.stderr)
+        return 130

@@ -1,0 +1,28 @@
+"""``streamgan info``: what a checkpoint or engine file is."""
+
+import json
+from pathlib import Path
+
+from .errors import EngineError, InputError
+
+
+def info(path: str | Path) -> dict:
+    """Architecture and parameters of a checkpoint, or the metadata of an engine file."""
+    from .checkpoints import describe, load_generator
+    from .engine import CHECKPOINT_SUFFIXES
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    suffix = path.suffix.lower()
+    if suffix in CHECKPOINT_SUFFIXES:
+        return {"file": str(path), "kind": "checkpoint", **describe(load_generator(path))}
+    if suffix == ".onnx":
+        from engines.onnx_backend import read_onnx_meta
+        return {"file": str(path), "kind": "onnx", **read_onnx_meta(path)}
+    sidecar = Path(str(path) + ".json")
+    if suffix in (".plan", ".engine", ".pt2") and sidecar.exists():
+        return {"file": str(path), "kind": suffix[1:], **json.loads(sidecar.read_text())}
+    if suffix == ".pt2":
+        from engines.aoti_backend import read_pt2_meta
+        return {"file": str(path), "kind": "pt2", **read_pt2_meta(path)}
+    raise EngineError(f"{path}: unknown file type {suffix!r} (or its {sidecar.name} is missing)")

@@ -1,0 +1,38 @@
+"""Paths and atomic writes: nothing appears at an output path until it is complete."""
+
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+from .errors import OutputError
+
+
+def check_output(output: Path, inputs: list[Path], overwrite: bool) -> None:
+    """Refuse to write over an input, over an existing file (without overwrite), or into nowhere."""
+    out = output.resolve()
+    for p in inputs:
+        if p.exists() and p.resolve() == out:
+            raise OutputError(f"{output}: output equals the input", hint="choose another --output")
+    if output.exists() and not overwrite:
+        raise OutputError(f"{output}: already exists", hint="pass --overwrite to replace it")
+    parent = out.parent
+    if not parent.is_dir():
+        raise OutputError(f"{parent}: output folder does not exist")
+    if not os.access(parent, os.W_OK):
+        raise OutputError(f"{parent}: output folder is not writable")
+
+
+@contextmanager
+def atomic_path(output: Path):
+    """Yield a temp path beside ``output`` (same suffix); rename it onto ``output`` on success."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{output.stem}.", suffix=f".partial{output.suffix}",
+                               dir=output.resolve().parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        os.replace(tmp, output)
+    finally:
+        if tmp.exists():
+            tmp.unlink()

@@ -1,0 +1,160 @@
+"""One frame through an engine: preprocess, plan, normalisation statistics, infer, blend, postprocess.
+
+Every source (image files, video, camera) hands RGB uint8 HxWx3 arrays to a Translator.
+On CUDA the pre/post-processing and blending run as Triton kernels; on the CPU the torch
+references do the same arithmetic.
+"""
+
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+import kernels
+from kernels import reference
+from engines.base import Engine
+from .errors import OptionError
+from .tiling import TilePlan, default_overlap, round_up
+
+NORM_STATS = ("tile", "thumbnail")
+
+
+@dataclass
+class TranslateOptions:
+    """tile: None picks (full frame if it fits), 0 full frame, N tiles of N px; overlap: None derives
+    it from the receptive radius; norm_stats: None = thumbnail when tiling a model with per-image
+    statistics; stats_ema: weight of the previous frame's statistics (video)."""
+
+    tile: int | None = None
+    overlap: int | None = None
+    batch: int = 4
+    norm_stats: str | None = None
+    thumbnail: int = 512
+    stats_ema: float = 0.0
+    window: str = "cosine"
+
+    def check(self) -> None:
+        if self.tile is not None and self.tile < 0:
+            raise OptionError("--tile must be >= 0")
+        if self.overlap is not None and self.overlap < 0:
+            raise OptionError("--overlap must be >= 0")
+        if self.batch < 1:
+            raise OptionError("--batch must be >= 1")
+        if self.norm_stats not in (None, *NORM_STATS):
+            raise OptionError(f"--norm-stats must be one of {', '.join(NORM_STATS)}")
+        if not 0.0 <= self.stats_ema < 1.0:
+            raise OptionError("the statistics EMA weight must be in [0, 1)")
+        if self.window not in ("cosine", "linear"):
+            raise OptionError("--window must be cosine or linear")
+
+
+def _full_frame_limit(device: torch.device) -> int:
+    """Pixels above which the automatic choice tiles: generous on GPUs, 1440p on CPUs."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(min(free / 2000, 4096 * 4096))
+    return 2560 * 1440
+
+
+class Translator:
+    """Callable: RGB uint8 (H, W, 3) numpy array -> translated RGB uint8 array of the same size."""
+
+    def __init__(self, engine: Engine, options: TranslateOptions | None = None):
+        self.engine = engine
+        self.opt = options or TranslateOptions()
+        self.opt.check()
+        self.meta = engine.meta
+        self.ops = kernels if engine.device.type == "cuda" and kernels.triton_available() else reference
+        self._plans: dict[tuple[int, int], TilePlan] = {}
+        self._stats: torch.Tensor | None = None
+        self.times: dict[str, float] = defaultdict(float)
+        self.frames = 0
+
+    def plan(self, height: int, width: int) -> TilePlan:
+        key = (height, width)
+        if key not in self._plans:
+            m, tile = self.meta.size_multiple, self.opt.tile
+            ph, pw = round_up(height, m), round_up(width, m)
+            max_shape = self.meta.shapes.get("max")
+            if tile is None:
+                fits = ph * pw <= _full_frame_limit(self.engine.device)
+                if max_shape and (ph > max_shape[-2] or pw > max_shape[-1]):
+                    fits = False
+                tile = 0 if fits else min(512, *(max_shape[-2:] if max_shape else (512,)))
+            overlap = self.opt.overlap
+            if overlap is None:
+                overlap = default_overlap(tile, self.meta.receptive_radius, m) if tile else 0
+            self._plans[key] = TilePlan.make(height, width, tile=tile, overlap=overlap, multiple=m,
+                                             radius=self.meta.receptive_radius, window=self.opt.window)
+        return self._plans[key]
+
+    def uses_thumbnail(self, plan: TilePlan) -> bool:
+        if not self.meta.stats_width:
+            return False
+        mode = self.opt.norm_stats or ("tile" if plan.full_frame else "thumbnail")
+        return mode == "thumbnail"
+
+    def reset(self) -> None:
+        """Forget the smoothed statistics (scene cut, new clip)."""
+        self._stats = None
+
+    def _thumbnail_stats(self, x: torch.Tensor) -> torch.Tensor:
+        m = self.meta.size_multiple
+        h, w = x.shape[-2:]
+        scale = min(1.0, self.opt.thumbnail / max(h, w))
+        th, tw = max(m, round_up(int(h * scale), m)), max(m, round_up(int(w * scale), m))
+        thumb = F.interpolate(x.float(), size=(th, tw), mode="area") if (th, tw) != (h, w) else x
+        stats = self.engine.collect_stats(thumb)
+        if self._stats is not None and self.opt.stats_ema > 0:
+            stats = self.opt.stats_ema * self._stats + (1 - self.opt.stats_ema) * stats
+        self._stats = stats
+        return stats
+
+    def _tick(self, stage: str, t0: float) -> float:
+        if self.engine.device.type == "cuda":
+            torch.cuda.synchronize(self.engine.device)
+        t1 = time.perf_counter()
+        self.times[stage] += t1 - t0
+        return t1
+
+    def __call__(self, rgb: np.ndarray) -> np.ndarray:
+        t = time.perf_counter()
+        h, w = rgb.shape[:2]
+        if self.meta.in_channels == 1:
+            rgb = rgb.mean(axis=2, keepdims=True).round().astype(np.uint8)
+        plan = self.plan(h, w)
+        lo, hi = self.meta.input_range
+        frame = torch.from_numpy(np.ascontiguousarray(rgb)).to(self.engine.device)
+        ph, pw = plan.padded
+        x = self.ops.preprocess(frame, dtype=self.engine.dtype, lo=lo, hi=hi)
+        if (ph, pw) != (h, w):
+            mode = "reflect" if ph - h < h and pw - w < w else "replicate"
+            x = F.pad(x.float(), (0, pw - w, 0, ph - h), mode=mode).to(self.engine.dtype)
+        t = self._tick("preprocess", t)
+        stats = self._thumbnail_stats(x) if self.uses_thumbnail(plan) else None
+        t = self._tick("stats", t)
+        olo, ohi = self.meta.output_range
+        if plan.full_frame:
+            y = self.engine.infer(x, stats)
+            t = self._tick("infer", t)
+            out = self.ops.postprocess(y[..., :h, :w], lo=olo, hi=ohi)
+        else:
+            th, tw = plan.tile
+            outs = []
+            for i in range(0, len(plan.boxes), self.opt.batch):
+                boxes = plan.boxes[i:i + self.opt.batch]
+                batch = torch.stack([x[0, :, y0:y0 + th, x0:x0 + tw] for y0, x0 in boxes])
+                outs.append(self.engine.infer(batch, stats))
+            tiles = torch.cat(outs)
+            t = self._tick("infer", t)
+            windows = plan.windows.to(tiles.device)
+            out = self.ops.blend_tiles(tiles, windows, list(plan.boxes), ph, pw, lo=olo, hi=ohi)[:h, :w]
+        if out.shape[-1] == 1:
+            out = out.expand(-1, -1, 3)
+        result = out.cpu().numpy()
+        self._tick("postprocess", t)
+        self.frames += 1
+        return np.ascontiguousarray(result)

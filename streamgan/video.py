@@ -1,0 +1,242 @@
+"""PyAV video sources and sinks: RGB frames with their timestamps; audio/subtitles remuxed untouched."""
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from .errors import InputError, OutputError
+
+VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".ts", ".mts", ".flv", ".wmv", ".mpg",
+                  ".mpeg", ".gif", ".y4m", ".3gp"}
+
+
+@dataclass
+class Frame:
+    """One decoded frame: RGB uint8 (H, W, 3) with its presentation time."""
+
+    rgb: np.ndarray
+    pts: int | None
+    time_base: Fraction | None
+    index: int
+    duration: int | None = None
+
+    @property
+    def time(self) -> float | None:
+        return None if self.pts is None or self.time_base is None else float(self.pts * self.time_base)
+
+
+@dataclass
+class VideoInfo:
+    width: int
+    height: int
+    rate: Fraction | None
+    time_base: Fraction
+    frames: int  # from the container header; 0 when unknown
+    duration: float | None
+    rotation: int = 0
+    codec: str = ""
+    other_streams: list[str] = field(default_factory=list)
+
+
+def is_video(path: Path) -> bool:
+    return path.suffix.lower() in VIDEO_SUFFIXES
+
+
+def open_input(path: Path) -> av.container.InputContainer:
+    """Open a media file with one-line errors for the usual mistakes."""
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    if path.is_file() and path.stat().st_size == 0:
+        raise InputError(f"{path}: empty file")
+    try:
+        container = av.open(str(path))
+    except (av.error.InvalidDataError, av.error.FFmpegError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: not a readable video ({exc.__class__.__name__})") from None
+    if not container.streams.video:
+        container.close()
+        raise InputError(f"{path}: the file has no video stream")
+    return container
+
+
+def probe(path: Path) -> VideoInfo:
+    with open_input(path) as c:
+        s = c.streams.video[0]
+        cc = s.codec_context
+        dur = float(s.duration * s.time_base) if s.duration else (
+            c.duration / av.time_base if c.duration else None)
+        others = [f"{o.type}:{o.codec_context.name if o.codec_context else '?'}"
+                  for o in c.streams if o.type in ("audio", "subtitle")]
+        rotation = 0
+        try:
+            for fr in c.decode(s):
+                rotation = int(fr.rotation or 0)
+                break
+        except av.error.FFmpegError:
+            pass
+        return VideoInfo(cc.width, cc.height, s.average_rate or s.guessed_rate, s.time_base, s.frames or 0,
+                         dur, rotation, cc.name, others)
+
+
+class VideoReader:
+    """Iterate ``Frame``s of the first video stream from ``start`` seconds for ``duration`` seconds.
+
+    Decoding uses frame+slice threads. A decode error ends iteration; ``error`` then says why.
+    """
+
+    def __init__(self, path: Path, start: float = 0.0, duration: float | None = None, threads: bool = True):
+        self.path, self.start, self.duration = Path(path), start, duration
+        self.info = probe(self.path)
+        self.threads = threads
+        self.error: str | None = None
+        self.decoded = 0
+
+    def expected_frames(self) -> int:
+        """Frames the header promises for the whole file (0 = unknown); only meaningful without a segment."""
+        if self.start or self.duration is not None:
+            return 0
+        return self.info.frames
+
+    def __iter__(self):
+        end = None if self.duration is None else self.start + self.duration
+        with open_input(self.path) as c:
+            s = c.streams.video[0]
+            if self.threads:
+                s.thread_type = "AUTO"
+            if self.start > 0:
+                c.seek(int(self.start / s.time_base), stream=s, backward=True)
+            try:
+                for fr in c.decode(s):
+                    t = None if fr.pts is None else float(fr.pts * s.time_base)
+                    if t is not None and t < self.start - 1e-6:
+                        continue
+                    if end is not None and t is not None and t >= end - 1e-6:
+                        break
+                    rgb = fr.to_ndarray(format="rgb24")
+                    yield Frame(rgb, fr.pts, s.time_base, self.decoded, fr.duration)
+                    self.decoded += 1
+            except av.error.FFmpegError as exc:
+                self.error = f"decode error after {self.decoded} frames: {exc}"
+
+
+def _pix_fmt(codec: str, width: int, height: int, requested: str | None) -> tuple[str, str | None]:
+    if requested:
+        return requested, None
+    if codec in ("libx264", "h264", "libx265", "hevc") and (width % 2 or height % 2):
+        return "yuv444p", f"odd size {width}x{height}: encoding yuv444p to keep it (4:2:0 needs even sides)"
+    return "yuv420p", None
+
+
+class VideoWriter:
+    """Encode RGB frames (their source pts kept, so VFR stays VFR) and remux the input's
+    audio and subtitle streams packet for packet, interleaved as the video advances."""
+
+    def __init__(self, path: Path, source: VideoReader | None, width: int, height: int, *,
+                 codec: str = "libx264", crf: int = 18, preset: str = "medium", pix_fmt: str | None = None,
+                 rate: Fraction | None = None, copy_streams: bool = True):
+        self.path = path
+        self.notes: list[str] = []
+        info = source.info if source else None
+        self.time_base = info.time_base if info else Fraction(1, int(rate or 30))
+        self.rate = rate or (info.rate if info and info.rate else Fraction(30))
+        try:
+            self.out = av.open(str(path), "w")
+        except av.error.FFmpegError as exc:
+            raise OutputError(f"{path}: cannot write this container ({exc})") from None
+        fmt, note = _pix_fmt(codec, width, height, pix_fmt)
+        if note:
+            self.notes.append(note)
+        try:
+            self.stream = self.out.add_stream(codec, rate=self.rate)
+        except (av.error.FFmpegError, ValueError) as exc:
+            self.out.close()
+            raise OutputError(f"unknown or unavailable codec {codec!r} ({exc})") from None
+        self.stream.width, self.stream.height, self.stream.pix_fmt = width, height, fmt
+        self.stream.time_base = self.time_base
+        self.stream.codec_context.time_base = self.time_base
+        if codec in ("libx264", "libx265"):
+            self.stream.options = {"crf": str(crf), "preset": preset}
+        if info and info.rotation:
+            self.stream.set_display_rotation(info.rotation)
+        self.start_pts = None
+        self._remux = None
+        if source and copy_streams:
+            self._remux = _Remuxer(source, self.out)
+        self.frames = 0
+
+    def write(self, rgb: np.ndarray, pts: int | None, duration: int | None = None) -> None:
+        if self.start_pts is None:
+            self.start_pts = pts or 0
+        vf = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+        vf.pts = (pts - self.start_pts) if pts is not None else self.frames
+        vf.time_base = self.time_base
+        if duration:
+            vf.duration = duration
+        for pkt in self.stream.encode(vf):
+            self.out.mux(pkt)
+        self.frames += 1
+        if self._remux is not None:
+            self._remux.until(float(vf.pts * self.time_base) + 0.5)
+
+    def close(self) -> None:
+        for pkt in self.stream.encode():
+            self.out.mux(pkt)
+        if self._remux is not None:
+            self._remux.until(None)
+            self._remux.close()
+        self.out.close()
+
+    def abort(self) -> None:
+        if self._remux is not None:
+            self._remux.close()
+        self.out.close()
+
+
+class _Remuxer:
+    """Audio and subtitle packets of the source, muxed up to a given time, shifted by the start."""
+
+    def __init__(self, source: VideoReader, out: av.container.OutputContainer):
+        self.inp, self.out = open_input(source.path), out
+        self.start, self.end = source.start, (None if source.duration is None
+                                              else source.start + source.duration)
+        streams = [s for s in self.inp.streams if s.type in ("audio", "subtitle")]
+        self.map = {}
+        for s in streams:
+            try:
+                self.map[s.index] = out.add_stream_from_template(s)
+            except (ValueError, av.error.FFmpegError) as exc:
+                self.inp.close()
+                raise OutputError(f"{out.name}: this container cannot hold the input's {s.type} "
+                                  f"stream ({s.codec_context.name}: {exc})", hint="write .mkv instead") from None
+        if self.start > 0 and streams:
+            self.inp.seek(int(self.start * av.time_base), backward=True)
+        self.packets = self.inp.demux(*streams) if streams else iter(())
+        self.pending = None
+
+    def until(self, t: float | None) -> None:
+        while True:
+            pkt = self.pending or next(self.packets, None)
+            self.pending = None
+            if pkt is None:
+                return
+            if pkt.size == 0:
+                continue
+            ts = pkt.pts if pkt.pts is not None else pkt.dts
+            pt = None if ts is None else float(ts * pkt.time_base)
+            if pt is not None and t is not None and pt > t:
+                self.pending = pkt
+                return
+            if pt is not None and ((self.start > 0 and pt < self.start - 1e-3) or (self.end is not None and pt >= self.end)):
+                continue
+            shift = int(round(self.start / pkt.time_base)) if self.start else 0
+            if pkt.pts is not None:
+                pkt.pts -= shift
+            if pkt.dts is not None:
+                pkt.dts -= shift
+            pkt.stream = self.map[pkt.stream.index]
+            self.out.mux(pkt)
+
+    def close(self) -> None:
+        self.inp.close()

@@ -1,0 +1,211 @@
+"""``streamgan run``: the streaming pipeline (decode | translate | encode), for videos and images."""
+
+import queue
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from engines.base import Engine
+from .errors import InputError, OptionError, PipelineError
+from .images import expand_images, is_image
+from .io_utils import atomic_path, check_output
+from .temporal import TEMPORAL_MODES, make_smoother
+from .translate import TranslateOptions, Translator
+from .video import VideoReader, VideoWriter, is_video
+
+_END = object()
+QUEUE_DEPTH = 8
+
+
+def add_video_args(p) -> None:
+    p.add_argument("--codec", default="libx264", help="video encoder (libx264, libx265, mpeg4, ...)")
+    p.add_argument("--crf", type=int, default=18, help="x264/x265 constant rate factor")
+    p.add_argument("--preset", default="medium", help="x264/x265 preset")
+    p.add_argument("--pix-fmt", default=None, help="output pixel format (default yuv420p)")
+    p.add_argument("--start", type=float, default=0.0, help="start time in seconds")
+    p.add_argument("--duration", type=float, default=None, help="seconds to process")
+    p.add_argument("--keep-partial", action="store_true",
+                   help="on a truncated input, write the frames that decoded (and say how many were lost)")
+    p.add_argument("--side-by-side", action="store_true", help="write input | output side by side")
+    p.add_argument("--temporal", choices=TEMPORAL_MODES, default="off", help="temporal smoothing")
+    p.add_argument("--temporal-strength", type=float, default=0.6, help="0 (none) .. 1 (strongest)")
+    p.add_argument("--stats-ema", type=float, default=None,
+                   help="EMA weight of previous frames' normalisation statistics (default: 0.8 with "
+                        "--temporal, else 0)")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def _put(q: queue.Queue, item, stop: threading.Event) -> bool:
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=0.1)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+def _side_by_side(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.concatenate([a, b], axis=1)
+
+
+def translate_video(input: str | Path, output: str | Path, engine: Engine, *,
+                    options: TranslateOptions | None = None, codec: str = "libx264", crf: int = 18,
+                    preset: str = "medium", pix_fmt: str | None = None, start: float = 0.0,
+                    duration: float | None = None, keep_partial: bool = False, side_by_side: bool = False,
+                    overwrite: bool = False, temporal: str = "off", temporal_strength: float = 0.6,
+                    progress: bool = True) -> dict:
+    """Translate a video file; audio and subtitle streams are copied. Returns a report dict.
+
+    Decoding, translation and encoding run concurrently with bounded queues, so memory stays
+    flat on any length. Frames in = frames out, or the run fails and writes nothing.
+    """
+    input, output = Path(input), Path(output)
+    if start < 0 or (duration is not None and duration <= 0):
+        raise OptionError("--start must be >= 0 and --duration > 0")
+    check_output(output, [input], overwrite)
+    reader = VideoReader(input, start, duration)
+    translator = Translator(engine, options)
+    smoother = make_smoother(temporal, temporal_strength, device=engine.device)
+    h, w = reader.info.height, reader.info.width
+    total = reader.expected_frames() or (
+        int(round((duration or reader.info.duration or 0) * float(reader.info.rate or 0))) or None)
+    stop = threading.Event()
+    q_in: queue.Queue = queue.Queue(QUEUE_DEPTH)
+    q_out: queue.Queue = queue.Queue(QUEUE_DEPTH)
+    times = {"decode": 0.0, "encode": 0.0, "temporal": 0.0}
+    errors: list[BaseException] = []
+
+    def decode() -> None:
+        try:
+            it = iter(reader)
+            while not stop.is_set():
+                t0 = time.perf_counter()
+                frame = next(it, _END)
+                times["decode"] += time.perf_counter() - t0
+                if not _put(q_in, frame, stop) or frame is _END:
+                    return
+        except BaseException as exc:  # handed to the main thread
+            errors.append(exc)
+            _put(q_in, _END, stop)
+
+    with atomic_path(output) as tmp:
+        writer = VideoWriter(tmp, reader, 2 * w if side_by_side else w, h, codec=codec, crf=crf,
+                             preset=preset, pix_fmt=pix_fmt)
+
+        def encode() -> None:
+            try:
+                while True:
+                    item = q_out.get()
+                    if item is _END:
+                        return
+                    t0 = time.perf_counter()
+                    writer.write(*item)
+                    times["encode"] += time.perf_counter() - t0
+            except BaseException as exc:
+                errors.append(exc)
+                stop.set()
+
+        threads = [threading.Thread(target=decode, daemon=True), threading.Thread(target=encode, daemon=True)]
+        for t in threads:
+            t.start()
+        t_start = time.perf_counter()
+        bar = tqdm(total=total, unit="frame", desc=input.name, disable=not progress, file=sys.stderr)
+        frames_in = 0
+        try:
+            while not stop.is_set():
+                frame = q_in.get()
+                if frame is _END:
+                    break
+                frames_in += 1
+                out = translator(frame.rgb)
+                if smoother is not None:
+                    t0 = time.perf_counter()
+                    out, cut = smoother(frame.rgb, out)
+                    if cut:
+                        translator.reset()
+                    times["temporal"] += time.perf_counter() - t0
+                if side_by_side:
+                    out = _side_by_side(frame.rgb, out)
+                if not _put(q_out, (out, frame.pts, frame.duration), stop):
+                    break
+                bar.update(1)
+            _put(q_out, _END, stop)
+            for t in threads:
+                t.join()
+        except BaseException:
+            stop.set()
+            for t in threads:
+                t.join(timeout=5)
+            writer.abort()
+            raise
+        finally:
+            bar.close()
+        if errors:
+            writer.abort()
+            raise errors[0]
+        expected = reader.expected_frames()
+        lost = max(0, expected - reader.decoded) if expected else 0
+        if reader.error or lost:
+            why = reader.error or f"the header promises {expected} frames, {reader.decoded} decoded"
+            if not keep_partial:
+                writer.abort()
+                raise PipelineError(f"{input}: truncated or corrupt ({why}); nothing written",
+                                    hint="pass --keep-partial to keep the frames that decoded")
+        writer.close()
+        if writer.frames != frames_in:
+            raise PipelineError(f"{frames_in} frames in but {writer.frames} out; nothing written")
+    elapsed = time.perf_counter() - t_start
+    stages = {**dict(translator.times), **times}
+    report = {
+        "input": str(input), "output": str(output), "frames_in": frames_in, "frames_out": writer.frames,
+        "lost": lost if (reader.error or lost) else 0, "decode_error": reader.error,
+        "seconds": elapsed, "fps": frames_in / elapsed if elapsed > 0 else 0.0,
+        "ms_per_frame": {k: 1000 * v / max(frames_in, 1) for k, v in stages.items()},
+        "notes": writer.notes, "engine": engine.describe(),
+    }
+    if progress:
+        _print_report(report)
+    return report
+
+
+def _print_report(r: dict) -> None:
+    stages = ", ".join(f"{k} {v:.1f}" for k, v in r["ms_per_frame"].items())
+    print(f"frames in {r['frames_in']}, out {r['frames_out']}, {r['fps']:.1f} fps ({r['engine']}); "
+          f"ms/frame: {stages}", file=sys.stderr)
+    for note in r["notes"]:
+        print(f"note: {note}", file=sys.stderr)
+    if r["lost"] or r["decode_error"]:
+        print(f"warning: input truncated, {r['lost']} frames lost ({r['decode_error'] or 'header count'});"
+              " partial output kept", file=sys.stderr)
+
+
+def run_any(args, engine: Engine) -> dict:
+    """Dispatch ``streamgan run``: a video file, a folder of videos, or images."""
+    from .cli import translate_options
+    from .image_run import translate_images
+    ema = args.stats_ema if args.stats_ema is not None else (0.8 if args.temporal != "off" else 0.0)
+    options = translate_options(args, stats_ema=ema)
+    inp = Path(args.input)
+    progress = not args.no_progress
+    video_kw = dict(options=options, codec=args.codec, crf=args.crf, preset=args.preset, pix_fmt=args.pix_fmt,
+                    start=args.start, duration=args.duration, keep_partial=args.keep_partial,
+                    side_by_side=args.side_by_side, overwrite=args.overwrite, temporal=args.temporal,
+                    temporal_strength=args.temporal_strength, progress=progress)
+    if inp.is_file() and not is_image(inp):
+        return translate_video(inp, args.output, engine, **video_kw)
+    if inp.is_dir():
+        videos = sorted(p for p in inp.iterdir() if p.is_file() and is_video(p))
+        if videos and not any(is_image(p) for p in inp.iterdir()):
+            out = Path(args.output)
+            out.mkdir(parents=True, exist_ok=True)
+            return {"videos": [translate_video(v, out / v.name, engine, **video_kw) for v in videos]}
+    if not inp.exists() and not any(c in args.input for c in "*?["):
+        raise InputError(f"{inp}: no such file")
+    expand_images(args.input)  # clear error for empty folders and patterns
+    return translate_images(args.input, args.output, engine, options, overwrite=args.overwrite,
+                            progress=progress)

@@ -1,0 +1,108 @@
+"""Builders for tests: random official-layout checkpoints and PyAV-made clips."""
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import torch
+from torch import nn
+
+from streamgan.models import ResnetGenerator, UnetGenerator
+
+
+def randomize(model: nn.Module, seed: int = 0) -> nn.Module:
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, t in model.state_dict().items():
+            if t.dtype.is_floating_point:
+                if name.endswith("running_var"):
+                    t.copy_(torch.rand(t.shape, generator=g) + 0.5)
+                elif name.endswith("weight") and t.dim() == 1:
+                    t.copy_(1 + 0.1 * torch.randn(t.shape, generator=g))
+                else:
+                    t.copy_(0.1 * torch.randn(t.shape, generator=g))
+    return model
+
+
+def tiny_resnet(path: Path, norm: str = "instance", n_blocks: int = 2, ngf: int = 8, dropout: bool = False,
+                seed: int = 0, legacy: bool = False) -> Path:
+    model = randomize(ResnetGenerator(3, 3, ngf, norm, dropout, n_blocks), seed)
+    sd = model.state_dict()
+    if legacy:  # old InstanceNorm checkpoints carried running stats (official issue #262)
+        for i in (2, 5, 8):
+            c = sd[f"model.{i - 1}.weight"].shape[0]
+            sd[f"model.{i}.running_mean"] = torch.zeros(c)
+            sd[f"model.{i}.running_var"] = torch.ones(c)
+            sd[f"model.{i}.num_batches_tracked"] = torch.tensor(0)
+    torch.save(sd, path)
+    return path
+
+
+def tiny_unet(path: Path, num_downs: int = 6, ngf: int = 4, norm: str = "batch", seed: int = 0,
+              drop_nbt: bool = False) -> Path:
+    model = randomize(UnetGenerator(3, 3, num_downs, ngf, norm), seed)
+    sd = {k: v for k, v in model.state_dict().items() if not (drop_nbt and k.endswith("num_batches_tracked"))}
+    torch.save(sd, path)
+    return path
+
+
+def textured_frames(n: int, h: int = 64, w: int = 64, shift: int = 2, noise: float = 0.0, seed: int = 0,
+                    cut_at: int | None = None) -> list[np.ndarray]:
+    """A smooth random texture panning ``shift`` px per frame (+ sensor noise); optional hard cut."""
+    rs = np.random.RandomState(seed)
+    big = [rs.rand(h // 8 + 2 + n * shift // 8 + 2, w // 8 + 2 + n * shift // 8 + 2, 3) for _ in range(2)]
+    import cv2
+    textures = [cv2.resize((b * 255).astype(np.float32), None, fx=8, fy=8, interpolation=cv2.INTER_CUBIC)
+                for b in big]
+    frames = []
+    for i in range(n):
+        tex = textures[1 if cut_at is not None and i >= cut_at else 0]
+        f = tex[i * shift // 2: i * shift // 2 + h, i * shift: i * shift + w]
+        if noise:
+            f = f + rs.randn(*f.shape) * noise * 255
+        frames.append(np.clip(f, 0, 255).astype(np.uint8))
+    return frames
+
+
+def write_clip(path: Path, frames: list[np.ndarray], fps: int = 12, audio_streams: int = 0,
+               vfr: bool = False, codec: str = "libx264", faststart: bool = True) -> Path:
+    """Encode ``frames`` with PyAV (yuv420p or yuv444p for odd sizes) plus AAC sine audio streams."""
+    h, w = frames[0].shape[:2]
+    opts = {"movflags": "faststart"} if faststart and path.suffix == ".mp4" else {}
+    with av.open(str(path), "w", options=opts) as c:
+        vs = c.add_stream(codec, rate=fps)
+        vs.width, vs.height = w, h
+        vs.pix_fmt = "yuv420p" if w % 2 == 0 and h % 2 == 0 else "yuv444p"
+        tb = Fraction(1, 1000 if vfr else fps)
+        vs.codec_context.time_base = tb
+        auds = []
+        for k in range(audio_streams):
+            a = c.add_stream("aac", rate=48000)
+            a.layout = "stereo" if k == 0 else "mono"
+            auds.append(a)
+        pts = 0
+        for i, f in enumerate(frames):
+            vf = av.VideoFrame.from_ndarray(f, format="rgb24")
+            vf.pts, vf.time_base = pts, tb
+            for p in vs.encode(vf):
+                c.mux(p)
+            pts += (1 if not vfr else (1000 // fps if i % 3 else 2 * 1000 // fps))
+        for p in vs.encode():
+            c.mux(p)
+        seconds = float(pts * tb)
+        for k, a in enumerate(auds):
+            n = int(seconds * 48000)
+            t = np.arange(n) / 48000
+            chans = 2 if k == 0 else 1
+            sig = (0.2 * np.sin(2 * np.pi * (440 + 110 * k) * t)).astype(np.float32)
+            data = np.tile(sig, (chans, 1))
+            for s0 in range(0, n, 1024):
+                chunk = np.ascontiguousarray(data[:, s0:s0 + 1024])
+                af = av.AudioFrame.from_ndarray(chunk, format="fltp", layout=a.layout.name)
+                af.sample_rate, af.pts = 48000, s0
+                for p in a.encode(af):
+                    c.mux(p)
+            for p in a.encode():
+                c.mux(p)
+    return path
