@@ -47,22 +47,25 @@ class StatNorm(nn.Module):
                 new.register_buffer(name, buf)
         return new
 
-    def statistics(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The (mean, rstd) this layer normalises ``x`` with in its current mode."""
+    def statistics(self, x: torch.Tensor, stats_fn=reference.instance_norm_stats):
+        """(mean, rstd) to normalise ``x`` with in the current mode; None = the layer's own,
+        which the caller may compute fused with the normalisation."""
         if self.given is not None and self.mix is None and not self.collect:
             return self.given
-        mean, rstd = reference.instance_norm_stats(x, self.eps)
+        if self.given is None and not self.collect:
+            return None
+        mean, rstd = stats_fn(x, self.eps)
         if self.collect:
             self.collected = (mean, rstd)
-        if self.given is not None:
-            gm, gr = self.given
-            if self.mix is None:
-                return gm, gr
-            return mean + self.mix * (gm - mean), rstd + self.mix * (gr - rstd)
-        return mean, rstd
+        if self.given is None:
+            return mean, rstd
+        gm, gr = self.given
+        if self.mix is None:
+            return gm, gr
+        return mean + self.mix * (gm - mean), rstd + self.mix * (gr - rstd)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        mean, rstd = self.statistics(x)
+        mean, rstd = self.statistics(x) or (None, None)
         return reference.instance_norm(x, self.weight, self.bias, eps=self.eps, mean=mean, rstd=rstd)
 
     def extra_repr(self) -> str:

@@ -22,12 +22,12 @@ def triton_available() -> bool:
 
 
 def instance_norm(*args, **kwargs):
-    from .instance_norm import instance_norm as op
+    from .norm import instance_norm as op
     return op(*args, **kwargs)
 
 
 def instance_norm_stats(*args, **kwargs):
-    from .instance_norm import instance_norm_stats as op
+    from .norm import instance_norm_stats as op
     return op(*args, **kwargs)
 
 

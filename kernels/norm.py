@@ -1,0 +1,228 @@
+"""Fused instance normalisation for NCHW tensors (Triton).
+
+    y[n,c] = act((x[n,c] - mean[n,c]) * rstd[n,c] * weight[c] + bias[c]) + residual[n,c]
+    out    = reflect_pad(y, pad)                      (optional: ready for the next 3x3/7x7 conv)
+
+Statistics are fp32 for fp16/bf16/fp32 inputs, centred two-pass (sum of (x - mean)^2, never
+E[x^2] - E[x]^2). Planes of at most SINGLE_READ_LIMIT elements are handled by one program per
+(n, c) that reads the plane once into registers (the apply reuses them when pad == 0). Larger
+planes use a split reduction: per-chunk (count, mean, M2) partials, merged with Chan's formula,
+then a parallel apply. ``mean``/``rstd`` given from outside skip the statistics.
+
+Memory traffic: one read of x (+ one of the residual) and one write of the output, plus, on the
+split path, one more read of x per chunk (usually from L2).
+"""
+
+import torch
+import triton
+import triton.language as tl
+
+SINGLE_READ_LIMIT = 16384
+SPLIT_CHUNK = 8192
+
+
+@triton.jit
+def _reflect(i, n):
+    i = tl.abs(i)
+    return tl.where(i >= n, 2 * (n - 1) - i, i)
+
+
+@triton.jit
+def _plane_kernel(x_ptr, out_ptr, w_ptr, b_ptr, res_ptr, mean_ptr, rstd_ptr,
+                  C, H, W, PAD, eps,
+                  sxn, sxc, sxh, sxw, srn, src, srh, srw,
+                  BLOCK: tl.constexpr, GIVEN: tl.constexpr, HAS_AFFINE: tl.constexpr,
+                  HAS_RES: tl.constexpr, RELU: tl.constexpr, PADDED: tl.constexpr):
+    """One program per (n, c): the whole plane in registers (HW <= BLOCK)."""
+    pid = tl.program_id(0)
+    n = pid // C
+    c = pid % C
+    HW = H * W
+    idx = tl.arange(0, BLOCK)
+    m = idx < HW
+    h = idx // W
+    w = idx % W
+    xb = x_ptr + n * sxn + c * sxc
+    x = tl.load(xb + h * sxh + w * sxw, mask=m, other=0.0).to(tl.float32)
+    if GIVEN:
+        mean = tl.load(mean_ptr + pid)
+        rstd = tl.load(rstd_ptr + pid)
+    else:
+        mean = tl.sum(x, axis=0) / HW
+        d = tl.where(m, x - mean, 0.0)
+        rstd = 1.0 / tl.sqrt(tl.sum(d * d, axis=0) / HW + eps)
+    w_c = 1.0
+    b_c = 0.0
+    if HAS_AFFINE:
+        w_c = tl.load(w_ptr + c).to(tl.float32)
+        b_c = tl.load(b_ptr + c).to(tl.float32)
+    OH = H + 2 * PAD
+    OW = W + 2 * PAD
+    ob = out_ptr + pid * OH * OW
+    if PADDED:
+        for start in range(0, OH * OW, BLOCK):
+            o = start + idx
+            mo = o < OH * OW
+            ih = _reflect(o // OW - PAD, H)
+            iw = _reflect(o % OW - PAD, W)
+            v = tl.load(xb + ih * sxh + iw * sxw, mask=mo, other=0.0).to(tl.float32)
+            y = (v - mean) * rstd * w_c + b_c
+            if RELU:
+                y = tl.maximum(y, 0.0)
+            if HAS_RES:
+                y += tl.load(res_ptr + n * srn + c * src + ih * srh + iw * srw, mask=mo, other=0.0).to(tl.float32)
+            tl.store(ob + o, y.to(out_ptr.dtype.element_ty), mask=mo)
+    else:
+        y = (x - mean) * rstd * w_c + b_c
+        if RELU:
+            y = tl.maximum(y, 0.0)
+        if HAS_RES:
+            y += tl.load(res_ptr + n * srn + c * src + h * srh + w * srw, mask=m, other=0.0).to(tl.float32)
+        tl.store(ob + idx, y.to(out_ptr.dtype.element_ty), mask=m)
+
+
+@triton.jit
+def _partial_stats_kernel(x_ptr, part_ptr, C, H, W, CHUNK, S, sxn, sxc, sxh, sxw, BLOCK: tl.constexpr):
+    """Grid (N*C, S): (count, mean, M2) of one chunk of one plane, centred two-pass."""
+    pid = tl.program_id(0)
+    sid = tl.program_id(1)
+    n = pid // C
+    c = pid % C
+    HW = H * W
+    xb = x_ptr + n * sxn + c * sxc
+    start = sid * CHUNK
+    end = tl.minimum(start + CHUNK, HW)
+    idx = tl.arange(0, BLOCK)
+    acc = tl.zeros([BLOCK], dtype=tl.float32)
+    for off in range(start, end, BLOCK):
+        i = off + idx
+        m = i < end
+        acc += tl.load(xb + (i // W) * sxh + (i % W) * sxw, mask=m, other=0.0).to(tl.float32)
+    cnt = (end - start).to(tl.float32)
+    mean = tl.sum(acc, axis=0) / cnt
+    acc2 = tl.zeros([BLOCK], dtype=tl.float32)
+    for off in range(start, end, BLOCK):
+        i = off + idx
+        m = i < end
+        v = tl.load(xb + (i // W) * sxh + (i % W) * sxw, mask=m, other=0.0).to(tl.float32)
+        d = tl.where(m, v - mean, 0.0)
+        acc2 += d * d
+    pb = part_ptr + (pid * S + sid) * 3
+    tl.store(pb, cnt)
+    tl.store(pb + 1, mean)
+    tl.store(pb + 2, tl.sum(acc2, axis=0))
+
+
+@triton.jit
+def _merge_stats_kernel(part_ptr, mean_ptr, rstd_ptr, S, eps, BLOCK_S: tl.constexpr):
+    """Chan's parallel merge of a plane's S partials -> mean, rstd."""
+    pid = tl.program_id(0)
+    s = tl.arange(0, BLOCK_S)
+    m = s < S
+    pb = part_ptr + (pid * S + s) * 3
+    cnt = tl.load(pb, mask=m, other=0.0)
+    mu = tl.load(pb + 1, mask=m, other=0.0)
+    m2 = tl.load(pb + 2, mask=m, other=0.0)
+    total = tl.sum(cnt, axis=0)
+    mean = tl.sum(cnt * mu, axis=0) / total
+    d = tl.where(m, mu - mean, 0.0)
+    var = (tl.sum(m2, axis=0) + tl.sum(cnt * d * d, axis=0)) / total
+    tl.store(mean_ptr + pid, mean)
+    tl.store(rstd_ptr + pid, 1.0 / tl.sqrt(var + eps))
+
+
+@triton.jit
+def _apply_kernel(x_ptr, out_ptr, w_ptr, b_ptr, res_ptr, mean_ptr, rstd_ptr,
+                  C, H, W, PAD, sxn, sxc, sxh, sxw, srn, src, srh, srw,
+                  BLOCK: tl.constexpr, HAS_AFFINE: tl.constexpr, HAS_RES: tl.constexpr, RELU: tl.constexpr):
+    """Grid (N*C, cdiv(OH*OW, BLOCK)): normalise, activate, add, reflect-pad, store."""
+    pid = tl.program_id(0)
+    n = pid // C
+    c = pid % C
+    OH = H + 2 * PAD
+    OW = W + 2 * PAD
+    o = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
+    mo = o < OH * OW
+    ih = _reflect(o // OW - PAD, H)
+    iw = _reflect(o % OW - PAD, W)
+    v = tl.load(x_ptr + n * sxn + c * sxc + ih * sxh + iw * sxw, mask=mo, other=0.0).to(tl.float32)
+    y = (v - tl.load(mean_ptr + pid)) * tl.load(rstd_ptr + pid)
+    if HAS_AFFINE:
+        y = y * tl.load(w_ptr + c).to(tl.float32) + tl.load(b_ptr + c).to(tl.float32)
+    if RELU:
+        y = tl.maximum(y, 0.0)
+    if HAS_RES:
+        y += tl.load(res_ptr + n * srn + c * src + ih * srh + iw * srw, mask=mo, other=0.0).to(tl.float32)
+    tl.store(out_ptr + pid * OH * OW + o, y.to(out_ptr.dtype.element_ty), mask=mo)
+
+
+def _check(x: torch.Tensor, pad: int) -> None:
+    if x.dim() != 4:
+        raise RuntimeError(f"instance_norm expects NCHW, got shape {tuple(x.shape)}")
+    if x.dtype not in (torch.float16, torch.bfloat16, torch.float32):
+        raise RuntimeError(f"instance_norm supports fp16/bf16/fp32, not {x.dtype}")
+    if pad < 0 or (pad and (pad >= x.shape[2] or pad >= x.shape[3])):
+        raise RuntimeError(f"reflect pad {pad} needs 0 <= pad < H and W ({x.shape[2]}x{x.shape[3]})")
+    if x.numel() == 0:
+        raise RuntimeError("instance_norm of an empty tensor")
+
+
+def _split_stats(x: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+    N, C, H, W = x.shape
+    HW = H * W
+    S = triton.cdiv(HW, SPLIT_CHUNK)
+    part = torch.empty(N * C, S, 3, device=x.device, dtype=torch.float32)
+    _partial_stats_kernel[(N * C, S)](x, part, C, H, W, SPLIT_CHUNK, S, *x.stride(), BLOCK=1024, num_warps=4)
+    mean = torch.empty(N, C, device=x.device, dtype=torch.float32)
+    rstd = torch.empty_like(mean)
+    _merge_stats_kernel[(N * C,)](part, mean, rstd, S, eps, BLOCK_S=max(triton.next_power_of_2(S), 2))
+    return mean, rstd
+
+
+def instance_norm_stats(x: torch.Tensor, eps: float = 1e-5) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-(n, c) fp32 mean and rstd of an NCHW tensor (the statistics-only variant)."""
+    _check(x, 0)
+    return _split_stats(x, eps)
+
+
+def instance_norm(x: torch.Tensor, weight: torch.Tensor | None = None, bias: torch.Tensor | None = None,
+                  *, eps: float = 1e-5, activation: str | None = None, residual: torch.Tensor | None = None,
+                  mean: torch.Tensor | None = None, rstd: torch.Tensor | None = None,
+                  pad: int = 0) -> torch.Tensor:
+    """Fused instance norm (+ReLU, +residual, +reflect pad); see the module docstring.
+
+    Returns a contiguous (N, C, H + 2 pad, W + 2 pad) tensor of x's dtype.
+    """
+    _check(x, pad)
+    if activation not in (None, "relu"):
+        raise RuntimeError(f"unsupported activation {activation!r}")
+    if (mean is None) != (rstd is None):
+        raise RuntimeError("give both mean and rstd, or neither")
+    if (weight is None) != (bias is None):
+        raise RuntimeError("give both weight and bias, or neither")
+    N, C, H, W = x.shape
+    if residual is not None and residual.shape != x.shape:
+        raise RuntimeError(f"residual shape {tuple(residual.shape)} != input shape {tuple(x.shape)}")
+    if mean is not None:
+        mean = mean.float().expand(N, C).contiguous()
+        rstd = rstd.float().expand(N, C).contiguous()
+    out = torch.empty(N, C, H + 2 * pad, W + 2 * pad, device=x.device, dtype=x.dtype)
+    res = residual if residual is not None else x
+    wt = weight if weight is not None else x
+    bs = bias if bias is not None else x
+    flags = dict(HAS_AFFINE=weight is not None, HAS_RES=residual is not None, RELU=activation == "relu")
+    HW = H * W
+    if HW <= SINGLE_READ_LIMIT:
+        block = max(triton.next_power_of_2(HW), 16)
+        _plane_kernel[(N * C,)](x, out, wt, bs, res, mean if mean is not None else x,
+                                rstd if rstd is not None else x, C, H, W, pad, eps,
+                                *x.stride(), *res.stride(), BLOCK=block, GIVEN=mean is not None,
+                                PADDED=pad > 0, num_warps=min(16, max(1, block // 512)), **flags)
+        return out
+    if mean is None:
+        mean, rstd = _split_stats(x, eps)
+    block = 1024
+    grid = (N * C, triton.cdiv((H + 2 * pad) * (W + 2 * pad), block))
+    _apply_kernel[grid](x, out, wt, bs, res, mean, rstd, C, H, W, pad, *x.stride(), *res.stride(),
+                        BLOCK=block, num_warps=4, **flags)
+    return out
