@@ -84,14 +84,10 @@ def cmd_run(args) -> int:
     return 0
 
 
-COMMANDS = {}
-
-
-def command(name: str, help: str):
-    def deco(fn):
-        COMMANDS[name] = (fn, help)
-        return fn
-    return deco
+def _commands() -> dict:
+    """Subcommands defined next to the library code they call: name -> (handler, help)."""
+    from .build import cmd_build
+    return {"build": (cmd_build, "compile a checkpoint or ONNX model to .onnx, .pt2 or .plan")}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -116,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report", default=None, help="write the run report as JSON here")
     p.set_defaults(fn=cmd_run)
 
-    for name, (fn, help_) in COMMANDS.items():
+    for name, (fn, help_) in _commands().items():
         p = sub.add_parser(name, help=help_)
         fn.add_args(p)
         p.set_defaults(fn=fn)

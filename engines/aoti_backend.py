@@ -1,0 +1,62 @@
+"""AOTInductor packages (.pt2): compiled ahead of time for the CPU or the GPU they were built on."""
+
+import json
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .base import Engine, EngineMeta
+from .errors import EngineError
+from .export import export_program
+
+
+def build_pt2(module: nn.Module, path: Path, meta: EngineMeta, device: torch.device) -> Path:
+    """Export with dynamic batch/H/W and compile into ``path``; the metadata travels inside."""
+    program, width = export_program(module, meta.size_multiple, device)
+    meta.stats_width, meta.backend = width, "aotinductor"
+    meta.extra = {**meta.extra, "device": str(device),
+                  "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"}
+    try:
+        torch._inductor.aoti_compile_and_package(
+            program, package_path=str(path),
+            inductor_configs={"aot_inductor.metadata": {"streamgan": meta.to_json()}})
+    except Exception as exc:
+        raise EngineError(f"AOTInductor compilation failed: {str(exc).splitlines()[0][:200]}") from None
+    return path
+
+
+def read_pt2_meta(path: Path) -> dict:
+    return json.loads(_load(path).get_metadata().get("streamgan", "{}"))
+
+
+def _load(path: Path):
+    try:
+        return torch._inductor.aoti_load_package(str(path))
+    except Exception as exc:
+        raise EngineError(f"{path}: not a loadable AOTInductor package for this machine "
+                          f"({str(exc).splitlines()[0][:160]})",
+                          hint="rebuild it here with streamgan build") from None
+
+
+class AOTIEngine(Engine):
+    def __init__(self, path: str | Path, device=None):
+        path = Path(path)
+        self.runner = _load(path)
+        md = self.runner.get_metadata()
+        key = md.get("AOTI_DEVICE_KEY", "cpu")
+        if device is not None and torch.device(device).type != ("cuda" if key.startswith("cuda") else "cpu"):
+            raise EngineError(f"{path}: built for {key}, asked to run on {device}", hint="rebuild for that device")
+        self.device = torch.device("cuda" if key.startswith("cuda") else "cpu")
+        self.meta = EngineMeta.from_dict(json.loads(md.get("streamgan", "{}")))
+        self.meta.backend = "aotinductor"
+
+    def _run(self, x, stats, mix):
+        with torch.inference_mode():
+            if self.meta.stats_width:
+                if stats is None:
+                    stats = torch.zeros(x.shape[0], self.meta.stats_width, device=self.device)
+                out = self.runner(x, stats, torch.tensor([mix], device=self.device))
+                return out[0], out[1]
+            out = self.runner(x)
+            return (out[0] if isinstance(out, (list, tuple)) else out), None

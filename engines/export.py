@@ -1,0 +1,106 @@
+"""Export an nn.Module generator: ONNX (opset >= 17) and torch.export programs for AOTInductor.
+
+A generator with per-sample normalisation layers (StatNorm) is exported as StatsGenerator:
+inputs (image, norm_stats, stats_mix), outputs (output, own_stats), so every artifact can tile
+with one frame's thumbnail statistics. Otherwise: image -> output.
+"""
+
+import copy
+import hashlib
+import io
+import json
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .base import EngineMeta
+from .errors import EngineError
+from .normstats import StatsGenerator, stats_width
+
+OPSET = 17
+
+
+def exportable(module: nn.Module, fp16: bool = False) -> tuple[nn.Module, int]:
+    """(module to trace, stats width): a CPU copy in eval mode, wrapped for statistics if needed."""
+    m = copy.deepcopy(module).cpu().eval()
+    if fp16:
+        m = m.half()
+    width = stats_width(m)
+    return (StatsGenerator(m) if width else m), width
+
+
+def example_inputs(width: int, shape: tuple[int, int, int, int], dtype=torch.float32) -> tuple:
+    x = (torch.rand(shape) * 2 - 1).to(dtype)
+    if not width:
+        return (x,)
+    return x, torch.zeros(shape[0], width), torch.zeros(1)
+
+
+def io_names(width: int) -> tuple[list[str], list[str]]:
+    if width:
+        return ["image", "norm_stats", "stats_mix"], ["output", "own_stats"]
+    return ["image"], ["output"]
+
+
+def export_onnx(module: nn.Module, path: Path, meta: EngineMeta, *, shape=(1, 3, 64, 64), dynamic: bool = True,
+                fp16: bool = False, opset: int = OPSET) -> bytes:
+    """Write an ONNX file (metadata under key 'streamgan'); returns its bytes. Checked with onnx.checker.
+
+    fp16: a half-precision graph whose normalisation statistics stay fp32 (casts), as TensorRT 11's
+    strongly typed networks need.
+    """
+    import onnx
+    if opset < 17:
+        raise EngineError("ONNX export needs opset >= 17")
+    m, width = exportable(module, fp16)
+    args = example_inputs(width, shape, torch.float16 if fp16 else torch.float32)
+    inputs, outputs = io_names(width)
+    axes = {"image": {0: "batch", 2: "height", 3: "width"}, "output": {0: "batch", 2: "height", 3: "width"}}
+    if width:
+        axes.update(norm_stats={0: "batch"}, own_stats={0: "batch"})
+    buf = io.BytesIO()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(m, args, buf, dynamo=False, input_names=inputs, output_names=outputs,
+                              dynamic_axes=axes if dynamic else None, opset_version=opset,
+                              do_constant_folding=True)
+    except Exception as exc:
+        raise EngineError(f"the model does not export to ONNX: {str(exc).splitlines()[0][:200]}") from None
+    model = onnx.load_from_string(buf.getvalue())
+    meta.stats_width = width
+    meta.precision = "fp16" if fp16 else "fp32"
+    for key, value in (("streamgan", meta.to_json()), ("input_range", json.dumps(list(meta.input_range)))):
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.checker.check_model(model)
+    data = model.SerializeToString()
+    path.write_bytes(data)
+    return data
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def export_program(module: nn.Module, multiple: int, device: torch.device, max_side: int = 4096,
+                   max_batch: int = 64):
+    """torch.export with dynamic batch and H, W in multiples of ``multiple``."""
+    from torch.export import Dim
+    m, width = exportable(module)
+    m = m.to(device)
+    side = 2 * multiple
+    args = tuple(a.to(device) for a in example_inputs(width, (2, 3, side, side)))
+    b = Dim("batch", min=1, max=max_batch)
+    h = multiple * Dim("h_blocks", min=1, max=max_side // multiple)
+    w = multiple * Dim("w_blocks", min=1, max=max_side // multiple)
+    dyn = [{0: b, 2: h, 3: w}]
+    if width:
+        dyn += [{0: b}, None]
+    try:
+        return torch.export.export(m, args, dynamic_shapes=tuple(dyn)), width
+    except Exception as exc:
+        raise EngineError(f"the model does not export with torch.export: {str(exc).splitlines()[0][:200]}") \
+            from None

@@ -1,0 +1,105 @@
+"""ONNX Runtime engine: any image-to-image ONNX model, CPU or the CUDA provider when installed."""
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .base import Engine, EngineMeta
+from .errors import EngineError
+
+_NP = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64}
+
+
+def read_onnx_meta(path: Path) -> dict:
+    """The streamgan metadata of an ONNX file (or what its graph says about inputs/outputs)."""
+    import onnx
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:
+        raise EngineError(f"{path}: not a readable ONNX file ({exc.__class__.__name__})") from None
+    props = {p.key: p.value for p in model.metadata_props}
+    d = json.loads(props["streamgan"]) if "streamgan" in props else {"arch": "third-party onnx"}
+    if "input_range" in props and "streamgan" not in props:
+        d["input_range"] = json.loads(props["input_range"])
+    d["opset"] = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
+    d["inputs"] = [i.name for i in model.graph.input]
+    d["outputs"] = [o.name for o in model.graph.output]
+    return d
+
+
+class OnnxEngine(Engine):
+    """Feeds ``image`` (and the statistics inputs when present); extra inputs come from ``consts``."""
+
+    def __init__(self, path: str | Path, device=None, input_range: tuple[float, float] | None = None,
+                 consts: dict | None = None, threads: int = 0):
+        import onnxruntime as ort
+        path = Path(path)
+        info = read_onnx_meta(path)
+        providers = ["CPUExecutionProvider"]
+        want_cuda = device is None or str(device).startswith("cuda")
+        if want_cuda and "CUDAExecutionProvider" in ort.get_available_providers():
+            providers.insert(0, "CUDAExecutionProvider")
+        so = ort.SessionOptions()
+        so.log_severity_level = 3
+        if threads:
+            so.intra_op_num_threads = threads
+        try:
+            self.session = ort.InferenceSession(str(path), so, providers=providers)
+        except Exception as exc:
+            msg = str(exc)
+            op = re.search(r"implementation for (\w+)\(|[Oo]p type[: ]+'?(\w+)", msg)
+            what = f"unsupported operator {next(g for g in op.groups() if g)}" if op else msg.splitlines()[0][:200]
+            raise EngineError(f"{path}: ONNX Runtime cannot run this model ({what})") from None
+        self.device = torch.device("cuda" if providers[0].startswith("CUDA") else "cpu")
+        ins = self.session.get_inputs()
+        images = [i for i in ins if len(i.shape) == 4]
+        if not images:
+            raise EngineError(f"{path}: no 4-D image input among {[i.name for i in ins]}")
+        self.image = images[0]
+        names = {i.name for i in ins}
+        self.stats_io = "norm_stats" in names and "stats_mix" in names
+        self.consts = {}
+        for i in ins:
+            if i.name == self.image.name or (self.stats_io and i.name in ("norm_stats", "stats_mix")):
+                continue
+            if not consts or i.name not in consts:
+                raise EngineError(f"{path}: the model has an extra input {i.name!r} {i.shape}",
+                                  hint=f"pass --const {i.name}=VALUES")
+            self.consts[i.name] = np.asarray(consts[i.name], dtype=_NP.get(i.type, np.float32)).reshape(
+                [d if isinstance(d, int) else 1 for d in i.shape] or [-1])
+        self.np_dtype = _NP.get(self.image.type, np.float32)
+        self.dtype = torch.float16 if self.np_dtype == np.float16 else torch.float32
+        meta = EngineMeta.from_dict(info)
+        if input_range:
+            meta.input_range = meta.output_range = tuple(input_range)
+        elif "streamgan" not in info and "input_range" in info:
+            meta.output_range = meta.input_range
+        c, h, w = self.image.shape[1:]
+        if isinstance(c, int):
+            meta.in_channels = c
+        if isinstance(h, int) and isinstance(w, int):  # static spatial shape: tile at exactly that size
+            if h != w:
+                raise EngineError(f"{path}: static non-square input {h}x{w} is not supported")
+            meta.size_multiple = h
+            meta.shapes = {"min": [h, w], "opt": [h, w], "max": [h, w]}
+        meta.backend = "onnxruntime"
+        meta.stats_width = meta.stats_width if self.stats_io else 0
+        self.meta = meta
+        self.outputs = [o.name for o in self.session.get_outputs()]
+
+    def _run(self, x, stats, mix):
+        feed = {self.image.name: x.detach().cpu().numpy().astype(self.np_dtype), **self.consts}
+        want = [self.outputs[0]]
+        if self.stats_io:
+            n = x.shape[0]
+            feed["norm_stats"] = (stats.cpu().numpy() if stats is not None
+                                  else np.zeros((n, self.meta.stats_width), np.float32))
+            feed["stats_mix"] = np.array([mix], np.float32)
+            want.append("own_stats")
+        res = self.session.run(want, feed)
+        y = torch.from_numpy(res[0]).float()
+        own = torch.from_numpy(res[1]) if self.stats_io else None
+        return y, own

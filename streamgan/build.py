@@ -1,0 +1,171 @@
+"""``streamgan build``: checkpoint or ONNX -> .onnx / .pt2 / .plan, validated against fp32 torch."""
+
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from engines.base import EngineMeta
+from engines.export import export_onnx, sha256
+from engines.metrics import max_error, psnr
+from .checkpoints import load_generator
+from .engine import CHECKPOINT_SUFFIXES, generator_meta, open_engine
+from .errors import EngineError, OptionError
+from .io_utils import atomic_path, check_output
+
+ARTIFACTS = (".onnx", ".pt2", ".plan")
+MIN_PSNR = {"fp32": 60.0, "fp16": 40.0, "bf16": 40.0}
+
+
+def sample_inputs(multiple: int, channels: int = 3, seed: int = 0) -> list[torch.Tensor]:
+    """Two smooth random images of different sizes (dynamic shapes are exercised)."""
+    g = torch.Generator().manual_seed(seed)
+    base = max(multiple, 32)
+    sizes = [(base, base), (base * 2, base)] if base >= 128 else [(base * 2, base * 3), (base * 3, base * 2)]
+    out = []
+    for h, w in sizes:
+        coarse = torch.rand(1, channels, 6, 6, generator=g) * 2 - 1
+        fine = torch.rand(1, channels, h, w, generator=g) * 0.2 - 0.1
+        out.append((F.interpolate(coarse, size=(h, w), mode="bicubic", align_corners=False) + fine).clamp(-1, 1))
+    return out
+
+
+def validate(artifact: Path, reference, multiple: int, channels: int, value_range: float, precision: str,
+             device=None, **open_kw) -> dict:
+    """Compare ``artifact`` with ``reference(x)`` on sample inputs; fail below the PSNR floor."""
+    worst_psnr, worst_err = float("inf"), 0.0
+    with open_engine(artifact, device=device, **open_kw) as eng:
+        for x in sample_inputs(multiple, channels):
+            ref = reference(x)
+            got = eng.infer(x).float().cpu()
+            worst_psnr = min(worst_psnr, psnr(got, ref, value_range))
+            worst_err = max(worst_err, max_error(got, ref))
+    need = MIN_PSNR[precision]
+    result = {"psnr_db": worst_psnr, "max_error": worst_err, "required_db": need}
+    if worst_psnr < need:
+        raise EngineError(f"validation failed: PSNR {worst_psnr:.1f} dB < {need} dB, max error {worst_err:.3g}")
+    return result
+
+
+def build(src: str | Path, out: str | Path, *, fp16: bool = False, shapes: str | None = None, tile: int | None = None,
+          batch: int = 1, input_range: tuple[float, float] | None = None, do_validate: bool = True,
+          overwrite: bool = False, device: str | None = None, bn_stats: str = "batch", arch: str | None = None,
+          static: bool = False) -> dict:
+    """Build one artifact; returns a report (sizes, timings, validation numbers)."""
+    src, out = Path(src), Path(out)
+    suffix = out.suffix.lower()
+    if suffix not in ARTIFACTS:
+        raise OptionError(f"--out {out}: the suffix picks the artifact; use one of {', '.join(ARTIFACTS)}")
+    check_output(out, [src], overwrite)
+    t0 = time.perf_counter()
+    if src.suffix.lower() in CHECKPOINT_SUFFIXES:
+        model = load_generator(src, arch=arch, bn_stats=bn_stats)
+        meta = generator_meta(model)
+        meta.source_hash = sha256(src.read_bytes())[:16]
+        if input_range:
+            meta.input_range = meta.output_range = input_range
+
+        def reference(x):
+            with torch.no_grad():
+                return model(x)
+    elif src.suffix.lower() == ".onnx":
+        if suffix == ".pt2":
+            raise EngineError("an ONNX model cannot be compiled to .pt2 (AOTInductor needs the torch model)",
+                              hint="build .plan or run the .onnx directly")
+        model = None
+        src_engine = open_engine(src, device="cpu", input_range=input_range)
+        meta = src_engine.meta
+        meta.source_hash = sha256(src.read_bytes())[:16]
+
+        def reference(x):
+            return src_engine.infer(x).float()
+    else:
+        raise OptionError(f"{src}: build takes a checkpoint ({', '.join(CHECKPOINT_SUFFIXES)}) or an .onnx")
+    report = {"source": str(src), "output": str(out), "artifact": suffix[1:]}
+    with atomic_path(out) as tmp:
+        precision = _build_artifact(model, src, tmp, suffix, meta, fp16=fp16, shapes=shapes, tile=tile,
+                                    batch=batch, device=device, static=static)
+        report["build_seconds"] = time.perf_counter() - t0
+        if do_validate:
+            lo, hi = meta.output_range
+            report["validation"] = validate(tmp, reference, meta.size_multiple, meta.in_channels, hi - lo,
+                                            precision, device=device, input_range=input_range)
+        for side in (".json", ".timing"):  # sidecars follow the artifact's final name
+            s = Path(str(tmp) + side)
+            if s.exists():
+                s.replace(Path(str(out) + side))
+    report["bytes"] = out.stat().st_size
+    report["precision"] = precision
+    return report
+
+
+def _build_artifact(model, src: Path, tmp: Path, suffix: str, meta: EngineMeta, *, fp16, shapes, tile, batch,
+                    device, static) -> str:
+    if suffix == ".onnx":
+        if model is None:
+            raise EngineError("the source is already ONNX", hint="use it directly with --engine")
+        shape = (batch, meta.in_channels, tile or 2 * meta.size_multiple, tile or 2 * meta.size_multiple)
+        export_onnx(model, tmp, meta, shape=shape, dynamic=not static, fp16=fp16)
+        return "fp16" if fp16 else "fp32"
+    if suffix == ".pt2":
+        if fp16:
+            raise EngineError("--fp16 is for .plan and .onnx; .pt2 packages are fp32")
+        from engines.aoti_backend import build_pt2
+        dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        build_pt2(model, tmp, meta, dev)
+        return "fp32"
+    from engines.tensorrt_backend import build_plan, import_tensorrt, needs_fp16_graph, parse_shapes
+    trt = import_tensorrt()
+    fp16 = True if fp16 is None else fp16
+    m = meta.size_multiple
+    if shapes:
+        profile = parse_shapes(shapes, batch, m)
+    else:
+        t = tile or 512
+        profile = parse_shapes(f"{m}x{m}:{t}x{t}:{t}x{t}" if tile else f"{m}x{m}:1088x1920:2176x3840", batch, m)
+    if model is not None:
+        with tempfile.TemporaryDirectory() as d:
+            onnx_path = Path(d) / "g.onnx"
+            data = export_onnx(model, onnx_path, meta, fp16=fp16 and needs_fp16_graph(trt.__version__))
+    else:
+        data = src.read_bytes()
+    build_plan(data, tmp, meta, profile, fp16=fp16)
+    return "fp16" if fp16 else "fp32"
+
+
+def add_build_args(p) -> None:
+    p.add_argument("src", help="checkpoint (.pth/.safetensors) or ONNX model")
+    p.add_argument("--out", required=True, help="artifact: .onnx, .pt2 or .plan (TensorRT)")
+    p.add_argument("--fp16", action="store_true", help="half precision (.plan: FP16 engine; .onnx: fp16 graph)")
+    p.add_argument("--shapes", default=None, help="TensorRT profile MIN:OPT:MAX, each HxW")
+    p.add_argument("--tile", type=int, default=None, help="build for tiles of this size")
+    p.add_argument("--batch", type=int, default=1, help="batch size at the profile's opt/max")
+    p.add_argument("--range", dest="input_range", default=None, help="value range LO,HI")
+    p.add_argument("--static", action="store_true", help="ONNX with a fixed input shape")
+    p.add_argument("--no-validate", dest="validate", action="store_false",
+                   help="skip the comparison with the fp32 torch reference")
+    p.add_argument("--device", default=None)
+    p.add_argument("--arch", default=None)
+    p.add_argument("--bn-stats", choices=("batch", "running"), default="batch")
+    p.add_argument("--overwrite", action="store_true")
+
+
+def cmd_build(args) -> int:
+    from .engine import parse_range
+    report = build(args.src, args.out, fp16=args.fp16, shapes=args.shapes, tile=args.tile, batch=args.batch,
+                   input_range=parse_range(args.input_range), do_validate=args.validate,
+                   overwrite=args.overwrite, device=args.device, bn_stats=args.bn_stats, arch=args.arch,
+                   static=args.static)
+    v = report.get("validation")
+    check = f", PSNR {v['psnr_db']:.1f} dB, max error {v['max_error']:.2e}" if v else ""
+    print(f"built {report['output']} ({report['precision']}, {report['bytes'] / 1e6:.1f} MB, "
+          f"{report['build_seconds']:.1f} s{check})", file=sys.stderr)
+    print(json.dumps(report, default=str))
+    return 0
+
+
+cmd_build.add_args = add_build_args

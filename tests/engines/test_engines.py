@@ -1,0 +1,160 @@
+"""ONNX Runtime and AOTInductor engines against the fp32 torch reference; TensorRT inputs on CPU."""
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from torch import nn
+
+from engines.errors import EngineError
+from engines.metrics import psnr
+from engines.tensorrt_backend import Profile, cache_key, needs_fp16_graph, parse_shapes
+from streamgan import load_generator, open_engine
+from streamgan.build import build
+from streamgan.cli import main
+from streamgan.translate import TranslateOptions, Translator
+from tests.streamgan.helpers import textured_frames, tiny_resnet, tiny_unet
+
+
+@pytest.fixture(scope="module")
+def ckpts(tmp_path_factory):
+    d = tmp_path_factory.mktemp("ck")
+    return {"resnet": tiny_resnet(d / "r.pth"), "unet": tiny_unet(d / "u.pth", num_downs=5)}
+
+
+def _ref(path, x):
+    with torch.no_grad():
+        return load_generator(path)(x)
+
+
+@pytest.mark.parametrize("kind", ["resnet", "unet"])
+def test_onnx_matches_torch_dynamic_sizes(ckpts, tmp_path, kind):
+    out = tmp_path / f"{kind}.onnx"
+    report = build(ckpts[kind], out)
+    assert report["validation"]["psnr_db"] >= 60
+    model = onnx.load(str(out))
+    assert max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) >= 17
+    with open_engine(out) as eng:
+        assert eng.meta.stats_width > 0 and eng.meta.arch.startswith(kind)
+        for h, w in ((32, 64), (96, 32)):
+            x = torch.rand(2, 3, h, w) * 2 - 1
+            assert psnr(eng.infer(x), _ref(ckpts[kind], x)) >= 60
+
+
+@pytest.mark.parametrize("kind", ["resnet", "unet"])
+def test_aoti_matches_torch_dynamic_sizes(ckpts, tmp_path, kind):
+    out = tmp_path / f"{kind}.pt2"
+    build(ckpts[kind], out)
+    with open_engine(out) as eng:
+        assert eng.meta.backend == "aotinductor" and eng.meta.size_multiple == (4 if kind == "resnet" else 32)
+        for h, w in ((32, 64), (64, 32)):
+            x = torch.rand(1, 3, h, w) * 2 - 1
+            assert psnr(eng.infer(x), _ref(ckpts[kind], x)) >= 60
+        if kind == "resnet":  # thumbnail statistics through the compiled package
+            frame = textured_frames(1, 96, 128)[0]
+            torch_out = Translator(open_engine(ckpts[kind], precision="fp32"), TranslateOptions(tile=48, thumbnail=64))(frame)
+            eng_out = Translator(eng, TranslateOptions(tile=48, thumbnail=64))(frame)
+            assert psnr(torch.from_numpy(eng_out), torch.from_numpy(torch_out), 255.0) >= 50
+
+
+def test_onnx_thumbnail_tiles_match_torch(ckpts, tmp_path):
+    out = tmp_path / "r.onnx"
+    build(ckpts["resnet"], out, do_validate=False)
+    frame = textured_frames(1, 96, 128)[0]
+    opts = TranslateOptions(tile=48, thumbnail=64)
+    a = Translator(open_engine(ckpts["resnet"], precision="fp32"), opts)(frame)
+    b = Translator(open_engine(out), opts)(frame)
+    assert psnr(torch.from_numpy(b), torch.from_numpy(a), 255.0) >= 50
+
+
+class ThirdParty(nn.Module):
+    """An image-to-image net with instance norm and a sigmoid output in [0, 1], plus a gain input."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.InstanceNorm2d(8), nn.ReLU(),
+                                 nn.Conv2d(8, 3, 3, padding=1))
+
+    def forward(self, image, gain):
+        return torch.sigmoid(self.net(image) * gain)
+
+
+def test_third_party_onnx_through_run(tmp_path):
+    path = tmp_path / "tp.onnx"
+    torch.onnx.export(ThirdParty().eval(), (torch.rand(1, 3, 16, 16), torch.ones(1)), str(path), dynamo=False,
+                      input_names=["image", "gain"], output_names=["out"],
+                      dynamic_axes={"image": {2: "h", 3: "w"}, "out": {2: "h", 3: "w"}}, opset_version=17)
+    import cv2
+    cv2.imwrite(str(tmp_path / "in.png"), textured_frames(1, 37, 45)[0])
+    base = ["run", "--engine", str(path), "--input", str(tmp_path / "in.png"), "--no-progress"]
+    assert main(base + ["--output", str(tmp_path / "x.png"), "--range", "0,1"]) == 2  # gain missing
+    assert main(base + ["--output", str(tmp_path / "o.png"), "--range", "0,1", "--const", "gain=1.5"]) == 0
+    out = cv2.imread(str(tmp_path / "o.png"))
+    assert out.shape == (37, 45, 3)
+    with open_engine(path, input_range=(0.0, 1.0), consts={"gain": [1.5]}) as eng:
+        assert eng.meta.input_range == (0.0, 1.0)
+    assert main(base + ["--output", str(tmp_path / "y.png"), "--range", "1..2"]) == 2
+
+
+def test_fp16_onnx_graph_keeps_statistics_fp32(ckpts, tmp_path):
+    out = tmp_path / "h.onnx"
+    build(ckpts["resnet"], out, fp16=True, do_validate=False)
+    model = onnx.shape_inference.infer_shapes(onnx.load(str(out)))
+    types = {v.name: v.type.tensor_type.elem_type for v in list(model.graph.value_info) + list(model.graph.input)}
+    assert types["image"] == onnx.TensorProto.FLOAT16
+    reduce_inputs = [n.input[0] for n in model.graph.node if n.op_type == "ReduceMean"]
+    assert reduce_inputs and all(types.get(i) == onnx.TensorProto.FLOAT for i in reduce_inputs)
+    assert json.loads({p.key: p.value for p in model.metadata_props}["streamgan"])["precision"] == "fp16"
+
+
+def test_tensorrt_inputs_on_cpu():
+    p = parse_shapes("250x250:720x1280:1080x1920", 4, 4)
+    assert p == Profile((1, 252, 252), (4, 720, 1280), (4, 1080, 1920))
+    assert p.shapes("image", 3, 10)[2] == (4, 3, 1080, 1920) and p.shapes("norm_stats", 3, 10)[0] == (1, 10)
+    assert needs_fp16_graph("11.0.1") and not needs_fp16_graph("10.13.0")
+    assert cache_key(b"a", p, "fp16", "10.9", "H100") != cache_key(b"a", p, "fp16", "10.9", "A100")
+    with pytest.raises(EngineError, match="MIN <= OPT <= MAX"):
+        parse_shapes("512x512:256x256:1024x1024", 1, 4)
+    with pytest.raises(EngineError, match="HxW"):
+        parse_shapes("a:b:c", 1, 4)
+
+
+def test_tensorrt_engine_builds_and_runs(ckpts, tmp_path):
+    pytest.importorskip("tensorrt")
+    if not torch.cuda.is_available():
+        pytest.skip("TensorRT needs a GPU")
+    report = build(ckpts["resnet"], tmp_path / "r.plan", fp16=True, shapes="32x32:64x64:128x128")
+    assert report["validation"]["psnr_db"] >= 40
+
+
+def test_bad_engine_files(tmp_path, capsys):
+    (tmp_path / "bad.onnx").write_bytes(b"\x00garbage")
+    (tmp_path / "bad.pt2").write_bytes(b"PK\x03\x04nonsense")
+    (tmp_path / "in.png").write_bytes(b"")
+    for name in ("bad.onnx", "bad.pt2", "nothing.plan", "model.xyz"):
+        (tmp_path / "model.xyz").write_text("x")
+        rc = main(["run", "--engine", str(tmp_path / name), "--input", str(tmp_path / "in.png"),
+                   "--output", str(tmp_path / "o.png")])
+        err = capsys.readouterr().err
+        assert rc != 0 and err.startswith("streamgan: error:") and "Traceback" not in err
+
+
+def test_unsupported_onnx_op_is_named(tmp_path):
+    node = onnx.helper.make_node("FancyOp", ["image"], ["out"], domain="custom.domain")
+    graph = onnx.helper.make_graph([node], "g", [onnx.helper.make_tensor_value_info("image", 1, [1, 3, 8, 8])],
+                                   [onnx.helper.make_tensor_value_info("out", 1, [1, 3, 8, 8])])
+    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17),
+                                                          onnx.helper.make_opsetid("custom.domain", 1)])
+    onnx.save(model, str(tmp_path / "f.onnx"))
+    with pytest.raises(EngineError, match="FancyOp"):
+        open_engine(tmp_path / "f.onnx")
+
+
+def test_cpu_torch_engine_precision_choice(ckpts):
+    eng = open_engine(ckpts["resnet"], device="cpu")
+    assert eng.meta.precision in ("bf16", "fp32")
+    x = torch.rand(1, 3, 64, 64) * 2 - 1
+    assert psnr(eng.infer(x), _ref(ckpts["resnet"], x)) >= 40
+    assert np.isfinite(eng.infer(x).numpy()).all()
