@@ -170,6 +170,9 @@ def translate_video(input: str | Path, output: str | Path, engine: Engine, *,
     }
     if progress:
         _print_report(report)
+    if report["lost"] or report["decode_error"]:  # never silent, progress bar or not
+        print(f"warning: input truncated, {report['lost']} frames lost "
+              f"({report['decode_error'] or 'header count'}); partial output kept", file=sys.stderr)
     return report
 
 
@@ -179,9 +182,6 @@ def _print_report(r: dict) -> None:
           f"ms/frame: {stages}", file=sys.stderr)
     for note in r["notes"]:
         print(f"note: {note}", file=sys.stderr)
-    if r["lost"] or r["decode_error"]:
-        print(f"warning: input truncated, {r['lost']} frames lost ({r['decode_error'] or 'header count'});"
-              " partial output kept", file=sys.stderr)
 
 
 def run_any(args, engine: Engine) -> dict:

@@ -1,0 +1,1 @@
+"""Data: a procedural day/night scene renderer for training and demos."""

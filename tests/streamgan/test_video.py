@@ -1,0 +1,153 @@
+"""The video pipeline on real PyAV-made files: frame counts, timestamps, audio, odd sizes, bad input."""
+
+import os
+import signal
+import subprocess
+import sys
+
+import av
+import numpy as np
+import pytest
+
+from streamgan import open_engine, translate_video
+from streamgan.cli import main
+from streamgan.translate import TranslateOptions
+from tests.streamgan.helpers import textured_frames, tiny_resnet, write_clip
+
+
+@pytest.fixture(scope="module")
+def gen(tmp_path_factory):
+    return tiny_resnet(tmp_path_factory.mktemp("g") / "g.pth")
+
+
+@pytest.fixture(scope="module")
+def engine(gen):
+    return open_engine(gen, device="cpu")
+
+
+def _streams(path):
+    with av.open(str(path)) as c:
+        v = c.streams.video[0]
+        pts = [f.pts for f in c.decode(v)]
+    with av.open(str(path)) as c:
+        out = {"pts": pts, "tb": c.streams.video[0].time_base, "size": (c.streams.video[0].codec_context.width,
+                                                                         c.streams.video[0].codec_context.height)}
+        out["audio"] = []
+        for s in c.streams.audio:
+            packets = [p for p in c.demux(s) if p.size]
+            end = max(float((p.pts + p.duration) * p.time_base) for p in packets)
+            out["audio"].append((s.codec_context.name, end))
+            c.seek(0)
+    return out
+
+
+@pytest.mark.parametrize("suffix,vfr,audio,size", [
+    (".mp4", False, 0, (64, 96)), (".mp4", False, 2, (64, 96)), (".mkv", True, 1, (64, 96)),
+    (".mp4", True, 1, (65, 97)), (".mkv", False, 0, (47, 33)),
+])
+def test_frames_timestamps_audio_preserved(tmp_path, engine, suffix, vfr, audio, size):
+    src = write_clip(tmp_path / f"in{suffix}", textured_frames(18, *size), audio_streams=audio, vfr=vfr)
+    out = tmp_path / f"out{suffix}"
+    report = translate_video(src, out, engine, progress=False)
+    a, b = _streams(src), _streams(out)
+    assert report["frames_in"] == report["frames_out"] == len(a["pts"]) == len(b["pts"]) == 18
+    assert all(y > x for x, y in zip(b["pts"], b["pts"][1:]))
+    src_t = [float(p * a["tb"]) for p in a["pts"]]
+    out_t = [float(p * b["tb"]) for p in b["pts"]]
+    assert np.allclose(np.array(out_t) - out_t[0], np.array(src_t) - src_t[0], atol=1e-3)  # VFR stays VFR
+    assert b["size"] == (size[1], size[0])
+    assert [c for c, _ in b["audio"]] == [c for c, _ in a["audio"]]
+    for (_, ea), (_, eb) in zip(a["audio"], b["audio"]):
+        assert abs(ea - eb) < 0.05
+    if size[0] % 2:
+        assert any("odd size" in n for n in report["notes"])
+
+
+def test_segment_and_side_by_side(tmp_path, engine):
+    src = write_clip(tmp_path / "in.mp4", textured_frames(24, 64, 64), fps=12, audio_streams=1)
+    out = tmp_path / "seg.mp4"
+    r = translate_video(src, out, engine, start=0.5, duration=1.0, side_by_side=True, progress=False)
+    assert r["frames_out"] == 12
+    info = _streams(out)
+    assert info["size"] == (128, 64) and float(info["pts"][0] * info["tb"]) < 0.01
+    assert abs(info["audio"][0][1] - 1.0) < 0.1
+
+
+def test_tiled_video_runs(tmp_path, engine):
+    src = write_clip(tmp_path / "in.mp4", textured_frames(6, 96, 128))
+    r = translate_video(src, tmp_path / "o.mp4", engine, options=TranslateOptions(tile=48, batch=3), progress=False)
+    assert r["frames_out"] == 6 and r["ms_per_frame"]["stats"] > 0
+
+
+def _run(args, capsys):
+    rc = main(args)
+    return rc, capsys.readouterr().err
+
+
+def test_bad_inputs(tmp_path, gen, capsys):
+    clip = write_clip(tmp_path / "ok.mp4", textured_frames(12, 32, 32))
+    base = ["run", "--engine", str(gen), "--no-progress"]
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    (tmp_path / "text.mp4").write_text("not a video at all\n" * 10)
+    (tmp_path / "emptydir").mkdir()
+    with av.open(str(tmp_path / "audio.m4a"), "w") as c:  # a file without a video stream
+        a = c.add_stream("aac", rate=48000)
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+        frame.sample_rate = 48000
+        for p in [*a.encode(frame), *a.encode()]:
+            c.mux(p)
+    existing = tmp_path / "exists.mp4"
+    existing.write_bytes(b"keep")
+    cases = [
+        (tmp_path / "missing.mp4", tmp_path / "o1.mp4", "no such file"),
+        (tmp_path / "emptydir", tmp_path / "o2", "no images or videos"),
+        (tmp_path / "empty.mp4", tmp_path / "o3.mp4", "empty file"),
+        (tmp_path / "text.mp4", tmp_path / "o4.mp4", "not a readable video"),
+        (tmp_path / "audio.m4a", tmp_path / "o5.mp4", "no video stream"),
+        (clip, clip, "output equals the input"),
+        (clip, tmp_path / "nowhere" / "o.mp4", "does not exist"),
+        (clip, existing, "already exists"),
+    ]
+    for src, dst, msg in cases:
+        rc, err = _run(base + ["--input", str(src), "--output", str(dst)], capsys)
+        assert rc != 0 and msg in err and "Traceback" not in err, (src, err)
+        assert len(err.strip().splitlines()) == 1
+    assert existing.read_bytes() == b"keep"
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    if not os.access(ro, os.W_OK):  # root can write anywhere
+        rc, err = _run(base + ["--input", str(clip), "--output", str(ro / "o.mp4")], capsys)
+        assert rc != 0 and "not writable" in err
+    assert not list(tmp_path.glob("*.partial*"))
+
+
+def test_truncated_file(tmp_path, gen, capsys):
+    clip = write_clip(tmp_path / "t.mp4", textured_frames(40, 64, 64), faststart=True)
+    data = clip.read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: int(len(data) * 0.6)])
+    base = ["run", "--engine", str(gen), "--no-progress", "--input", str(cut)]
+    rc, err = _run(base + ["--output", str(tmp_path / "o.mp4")], capsys)
+    assert rc == 3 and "truncated" in err and not (tmp_path / "o.mp4").exists()
+    rc, err = _run(base + ["--output", str(tmp_path / "p.mp4"), "--keep-partial"], capsys)
+    assert rc == 0 and "frames lost" in err
+    n = len(_streams(tmp_path / "p.mp4")["pts"])
+    assert 0 < n < 40
+
+
+def test_ctrl_c_leaves_nothing(tmp_path, gen):
+    clip = write_clip(tmp_path / "long.mp4", textured_frames(400, 64, 64))
+    out = tmp_path / "o.mp4"
+    proc = subprocess.Popen([sys.executable, "-m", "streamgan", "run", "--engine", str(gen), "--input", str(clip),
+                             "--output", str(out), "--no-progress", "--tile", "32"],
+                            stderr=subprocess.PIPE, text=True)
+    import time
+    deadline = time.time() + 60
+    while time.time() < deadline and not list(tmp_path.glob(".o.*partial*")):
+        time.sleep(0.05)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err
+    assert not out.exists() and not list(tmp_path.glob(".o.*"))
