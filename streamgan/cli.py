@@ -87,7 +87,9 @@ def cmd_run(args) -> int:
 def _commands() -> dict:
     """Subcommands defined next to the library code they call: name -> (handler, help)."""
     from .build import cmd_build
-    return {"build": (cmd_build, "compile a checkpoint or ONNX model to .onnx, .pt2 or .plan")}
+    from .train.cli import cmd_train
+    return {"build": (cmd_build, "compile a checkpoint or ONNX model to .onnx, .pt2 or .plan"),
+            "train": (cmd_train, "train a CycleGAN or pix2pix generator")}
 
 
 def build_parser() -> argparse.ArgumentParser:
