@@ -87,8 +87,10 @@ def cmd_run(args) -> int:
 def _commands() -> dict:
     """Subcommands defined next to the library code they call: name -> (handler, help)."""
     from .build import cmd_build
+    from .temporal_eval import cmd_eval_temporal
     from .train.cli import cmd_train
-    return {"build": (cmd_build, "compile a checkpoint or ONNX model to .onnx, .pt2 or .plan"),
+    return {"eval-temporal": (cmd_eval_temporal, "warping error (flicker) of translated videos"),
+            "build": (cmd_build, "compile a checkpoint or ONNX model to .onnx, .pt2 or .plan"),
             "train": (cmd_train, "train a CycleGAN or pix2pix generator")}
 
 

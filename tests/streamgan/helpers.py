@@ -48,17 +48,20 @@ def tiny_unet(path: Path, num_downs: int = 6, ngf: int = 4, norm: str = "batch",
 
 
 def textured_frames(n: int, h: int = 64, w: int = 64, shift: int = 2, noise: float = 0.0, seed: int = 0,
-                    cut_at: int | None = None) -> list[np.ndarray]:
-    """A smooth random texture panning ``shift`` px per frame (+ sensor noise); optional hard cut."""
+                    cut_at: int | None = None, vshift: int | None = None) -> list[np.ndarray]:
+    """A smooth random texture panning ``shift`` px (``vshift`` down) per frame (+ sensor noise);
+    optional hard cut."""
+    vshift = shift // 2 if vshift is None else vshift
     rs = np.random.RandomState(seed)
-    big = [rs.rand(h // 8 + 2 + n * shift // 8 + 2, w // 8 + 2 + n * shift // 8 + 2, 3) for _ in range(2)]
+    big = [rs.rand(h // 8 + 2 + n * max(shift, vshift) // 8 + 2, w // 8 + 2 + n * shift // 8 + 2, 3)
+           for _ in range(2)]
     import cv2
     textures = [cv2.resize((b * 255).astype(np.float32), None, fx=8, fy=8, interpolation=cv2.INTER_CUBIC)
                 for b in big]
     frames = []
     for i in range(n):
         tex = textures[1 if cut_at is not None and i >= cut_at else 0]
-        f = tex[i * shift // 2: i * shift // 2 + h, i * shift: i * shift + w]
+        f = tex[i * vshift: i * vshift + h, i * shift: i * shift + w]
         if noise:
             f = f + rs.randn(*f.shape) * noise * 255
         frames.append(np.clip(f, 0, 255).astype(np.uint8))
@@ -66,7 +69,7 @@ def textured_frames(n: int, h: int = 64, w: int = 64, shift: int = 2, noise: flo
 
 
 def write_clip(path: Path, frames: list[np.ndarray], fps: int = 12, audio_streams: int = 0,
-               vfr: bool = False, codec: str = "libx264", faststart: bool = True) -> Path:
+               vfr: bool = False, codec: str = "libx264", faststart: bool = True, crf: int | None = None) -> Path:
     """Encode ``frames`` with PyAV (yuv420p or yuv444p for odd sizes) plus AAC sine audio streams."""
     h, w = frames[0].shape[:2]
     opts = {"movflags": "faststart"} if faststart and path.suffix == ".mp4" else {}
@@ -76,6 +79,8 @@ def write_clip(path: Path, frames: list[np.ndarray], fps: int = 12, audio_stream
         vs.pix_fmt = "yuv420p" if w % 2 == 0 and h % 2 == 0 else "yuv444p"
         tb = Fraction(1, 1000 if vfr else fps)
         vs.codec_context.time_base = tb
+        if crf is not None:
+            vs.options = {"crf": str(crf)}
         auds = []
         for k in range(audio_streams):
             a = c.add_stream("aac", rate=48000)

@@ -1,0 +1,104 @@
+"""Warping error E_warp (Lai et al., ECCV 2018) of a translated video, with flow of its input.
+
+For each pair (t-1, t): forward flow F (t-1 -> t) and backward flow B (t -> t-1) on the input
+frames; warp output frame t to t-1 with F; mean squared difference over non-occluded pixels
+(Ruder et al.: occluded where |F + B~|^2 > 0.01 (|F|^2 + |B~|^2) + 0.5), pixels in [0, 1].
+"""
+
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .errors import InputError
+from .temporal import dis_flow, fb_consistent, remap
+from .video import VideoReader
+
+
+def frame_warping_errors(inputs: list[np.ndarray], outputs: list[np.ndarray]) -> list[float]:
+    """E_warp of every consecutive pair (len(inputs) - 1 values)."""
+    errs = []
+    preset = cv2.DISOPTICAL_FLOW_PRESET_MEDIUM
+    for t in range(1, len(inputs)):
+        a = cv2.cvtColor(inputs[t - 1], cv2.COLOR_RGB2GRAY)
+        b = cv2.cvtColor(inputs[t], cv2.COLOR_RGB2GRAY)
+        fw, bw = dis_flow(a, b, preset), dis_flow(b, a, preset)
+        valid = fb_consistent(fw, bw)
+        warped = remap(outputs[t], fw).astype(np.float32) / 255.0
+        diff = (warped - outputs[t - 1].astype(np.float32) / 255.0) ** 2
+        n = valid.sum() * 3
+        errs.append(float(diff[valid].sum() / n) if n else float(diff.mean()))
+    return errs
+
+
+def _frames(path: Path) -> list[np.ndarray]:
+    return [f.rgb for f in VideoReader(path)]
+
+
+def _psnr(a: list[np.ndarray], b: list[np.ndarray]) -> float:
+    mse = np.mean([np.mean((x.astype(np.float32) - y.astype(np.float32)) ** 2) for x, y in zip(a, b)])
+    return float("inf") if mse == 0 else float(10 * np.log10(255.0 ** 2 / mse))
+
+
+def evaluate_temporal(input: str | Path, outputs: dict[str, str | Path], reference: str | Path | None = None) -> dict:
+    """E_warp for each named output video (flow of ``input``), and PSNR to ``reference`` if given."""
+    inp = _frames(Path(input))
+    ref = _frames(Path(reference)) if reference else None
+    table = {}
+    for name, path in outputs.items():
+        out = _frames(Path(path))
+        if len(out) != len(inp):
+            raise InputError(f"{path}: {len(out)} frames, the input has {len(inp)}")
+        if out[0].shape != inp[0].shape:
+            raise InputError(f"{path}: frame size {out[0].shape[:2]} differs from the input's {inp[0].shape[:2]}")
+        per_frame = frame_warping_errors(inp, out)
+        table[name] = {"e_warp": float(np.mean(per_frame)), "per_frame": per_frame,
+                       "psnr_to_reference": _psnr(out, ref) if ref else None}
+    return table
+
+
+def plot_warping_errors(table: dict, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(8, 3.5), dpi=110)
+    for name, row in table.items():
+        ax.plot(range(1, len(row["per_frame"]) + 1), row["per_frame"], label=f"{name} (mean {row['e_warp']:.5f})")
+    ax.set_xlabel("frame")
+    ax.set_ylabel("E_warp")
+    ax.set_title("Warping error per frame (lower = steadier)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def add_eval_args(p) -> None:
+    p.add_argument("--input", required=True, help="the untranslated video (flow is computed on it)")
+    p.add_argument("--output", required=True, action="append", help="translated video(s); NAME=PATH to label")
+    p.add_argument("--reference", default=None, help="per-frame output to compute PSNR against")
+    p.add_argument("--plot", default=None, help="write E_warp per frame as a PNG")
+    p.add_argument("--json", default=None)
+
+
+def cmd_eval_temporal(args) -> int:
+    import json
+    outputs = {}
+    for item in args.output:
+        name, sep, path = item.partition("=")
+        outputs[name if sep else Path(item).stem] = path if sep else item
+    table = evaluate_temporal(args.input, outputs, args.reference)
+    print(f"{'output':<20} {'E_warp':>10} {'PSNR to ref':>12}")
+    for name, row in table.items():
+        p = row["psnr_to_reference"]
+        print(f"{name:<20} {row['e_warp']:>10.6f} {('%.2f dB' % p) if p is not None else '-':>12}")
+    if args.plot:
+        plot_warping_errors(table, Path(args.plot))
+        print(f"plot: {args.plot}", file=sys.stderr)
+    if args.json:
+        Path(args.json).write_text(json.dumps(table, indent=2))
+    return 0
+
+
+cmd_eval_temporal.add_args = add_eval_args
