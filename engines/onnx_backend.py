@@ -44,6 +44,7 @@ class OnnxEngine(Engine):
             providers.insert(0, "CUDAExecutionProvider")
         so = ort.SessionOptions()
         so.log_severity_level = 3
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")  # idle threads must not steal the CPU
         if threads:
             so.intra_op_num_threads = threads
         try:

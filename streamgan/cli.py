@@ -86,10 +86,14 @@ def cmd_run(args) -> int:
 
 def _commands() -> dict:
     """Subcommands defined next to the library code they call: name -> (handler, help)."""
+    from .bench import cmd_bench
     from .build import cmd_build
     from .temporal_eval import cmd_eval_temporal
     from .train.cli import cmd_train
-    return {"eval-temporal": (cmd_eval_temporal, "warping error (flicker) of translated videos"),
+    from .webcam import cmd_webcam
+    return {"bench": (cmd_bench, "latency/throughput of engines through the pipeline stages"),
+            "webcam": (cmd_webcam, "live filter on a camera (or a file played in real time)"),
+            "eval-temporal": (cmd_eval_temporal, "warping error (flicker) of translated videos"),
             "build": (cmd_build, "compile a checkpoint or ONNX model to .onnx, .pt2 or .plan"),
             "train": (cmd_train, "train a CycleGAN or pix2pix generator")}
 

@@ -71,6 +71,7 @@ class Translator:
         self._plans: dict[tuple[int, int], TilePlan] = {}
         self._stats: torch.Tensor | None = None
         self.times: dict[str, float] = defaultdict(float)
+        self.last: dict[str, float] = {}  # the latest frame's seconds per stage
         self.frames = 0
 
     def plan(self, height: int, width: int) -> TilePlan:
@@ -118,6 +119,7 @@ class Translator:
             torch.cuda.synchronize(self.engine.device)
         t1 = time.perf_counter()
         self.times[stage] += t1 - t0
+        self.last[stage] = t1 - t0
         return t1
 
     def __call__(self, rgb: np.ndarray) -> np.ndarray:

@@ -139,8 +139,9 @@ class VideoWriter:
         self.path = path
         self.notes: list[str] = []
         info = source.info if source else None
-        self.time_base = info.time_base if info else Fraction(1, int(rate or 30))
-        self.rate = rate or (info.rate if info and info.rate else Fraction(30))
+        self.rate = Fraction(rate).limit_denominator(1001) if rate else (
+            info.rate if info and info.rate else Fraction(30))
+        self.time_base = info.time_base if info else 1 / self.rate
         try:
             self.out = av.open(str(path), "w")
         except av.error.FFmpegError as exc:

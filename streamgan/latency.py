@@ -1,0 +1,34 @@
+"""Per-stage latency samples and their summary (p50/p95/p99 in ms)."""
+
+from collections import defaultdict
+
+import numpy as np
+
+
+class LatencyLog:
+    """Collect seconds per stage per frame; summarise as milliseconds."""
+
+    def __init__(self):
+        self.samples: dict[str, list[float]] = defaultdict(list)
+
+    def add(self, stage: str, seconds: float) -> None:
+        self.samples[stage].append(seconds)
+
+    def add_all(self, stages: dict[str, float]) -> None:
+        for k, v in stages.items():
+            self.add(k, v)
+
+    def summary(self) -> dict:
+        out = {}
+        for stage, vals in self.samples.items():
+            ms = np.asarray(vals) * 1000
+            out[stage] = {"p50": float(np.percentile(ms, 50)), "p95": float(np.percentile(ms, 95)),
+                          "p99": float(np.percentile(ms, 99)), "mean": float(ms.mean()), "n": len(vals)}
+        return out
+
+    def recent(self, stage: str, n: int = 100) -> tuple[float, float]:
+        vals = self.samples.get(stage, [])[-n:]
+        if not vals:
+            return 0.0, 0.0
+        ms = np.asarray(vals) * 1000
+        return float(np.percentile(ms, 50)), float(np.percentile(ms, 99))
