@@ -51,7 +51,7 @@ class AOTIEngine(Engine):
         self.meta = EngineMeta.from_dict(json.loads(md.get("streamgan", "{}")))
         self.meta.backend = "aotinductor"
 
-    def _run(self, x, stats, mix):
+    def _run(self, x, stats, mix, collect=False):
         with torch.inference_mode():
             if self.meta.stats_width:
                 if stats is None:

@@ -54,8 +54,9 @@ class Engine:
     device: torch.device = torch.device("cpu")
     dtype: torch.dtype = torch.float32
 
-    def _run(self, x: torch.Tensor, stats: torch.Tensor | None,
-             mix: float) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _run(self, x: torch.Tensor, stats: torch.Tensor | None, mix: float,
+             collect: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(output, own statistics if ``collect`` and the backend can give them)."""
         raise NotImplementedError
 
     def infer(self, x: torch.Tensor, norm_stats: torch.Tensor | None = None) -> torch.Tensor:
@@ -72,7 +73,7 @@ class Engine:
         """Per-sample normalisation statistics of ``x``, packed (N, stats_width), fp32."""
         if not self.meta.stats_width:
             raise ValueError("this engine has no normalisation statistics to collect")
-        return self._run(x.to(self.device, self.dtype), None, 0.0)[1].float()
+        return self._run(x.to(self.device, self.dtype), None, 0.0, collect=True)[1].float()
 
     def close(self) -> None:
         pass

@@ -91,7 +91,7 @@ class OnnxEngine(Engine):
         self.meta = meta
         self.outputs = [o.name for o in self.session.get_outputs()]
 
-    def _run(self, x, stats, mix):
+    def _run(self, x, stats, mix, collect=False):
         feed = {self.image.name: x.detach().cpu().numpy().astype(self.np_dtype), **self.consts}
         want = [self.outputs[0]]
         if self.stats_io:

@@ -171,7 +171,7 @@ class TensorRTEngine(Engine):
         self.dtypes = {n: _TORCH_DTYPES[self.engine.get_tensor_dtype(n).name] for n in self.names}
         self.dtype = self.dtypes["image"] if "image" in self.dtypes else torch.float32
 
-    def _run(self, x, stats, mix):
+    def _run(self, x, stats, mix, collect=False):
         x = x.to(self.device, self.dtypes.get("image", torch.float32)).contiguous()
         feed = {"image": x}
         if "norm_stats" in self.inputs:

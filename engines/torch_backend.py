@@ -66,14 +66,14 @@ class TorchEngine(Engine):
         self.probe_psnr = psnr(low, ref, hi - lo)
         return self.probe_psnr >= _BF16_MIN_PSNR
 
-    def _run(self, x, stats, mix):
+    def _run(self, x, stats, mix, collect=False):
         if self.device.type == "cpu":
             x = x.contiguous(memory_format=torch.channels_last)
-        with torch.inference_mode(), given_stats(self.module, stats, collect=stats is None) as layers:
+        with torch.inference_mode(), given_stats(self.module, stats, collect=collect) as layers:
             if self.autocast is not None:
                 with torch.autocast("cpu", dtype=self.autocast):
                     y = self.module(x)
             else:
                 y = self.module(x)
-            own = pack([m.collected for m in layers]) if stats is None and layers else None
+            own = pack([m.collected for m in layers]) if collect and layers else None
         return y.float() if self.autocast is not None else y, own

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# One GPU session: kernel tests natively on CUDA, then kernel, backend and end-to-end benchmarks.
+# Usage (on the GPU machine, repo root): OUT=dir bash bench/run_gpu.sh [tests|kernels|backends|e2e ...]
+set -uo pipefail
+OUT=${OUT:-bench/results}
+mkdir -p "$OUT"
+if [ -d .whl ]; then  # wheels the device lacks (PyAV)
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+    && export PYTHONPATH=/tmp/site:${PYTHONPATH:-}
+fi
+export PYTHONPATH=$PWD:${PYTHONPATH:-} PYTHONUNBUFFERED=1
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$OUT/gpu.txt"
+for step in "${@:-tests kernels backends e2e}"; do
+  case $step in
+    tests) python3 -m pytest -q tests/kernels -p no:cacheprovider 2>&1 | tail -5 | tee "$OUT/tests_kernels_cuda.txt" ;;
+    kernels) python3 bench/bench_kernels.py --out "$OUT" ;;
+    backends) python3 bench/bench_backends.py --out "$OUT" ;;
+    e2e) python3 bench/bench_e2e.py --out "$OUT" ;;
+  esac
+done
