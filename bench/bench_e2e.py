@@ -52,7 +52,7 @@ def main():
     ap.add_argument("--sizes", default="256x256,1280x720,1920x1080")
     ap.add_argument("--frames", type=int, default=120)
     ap.add_argument("--preset", default="veryfast")
-    ap.add_argument("--engines", default="naive,torch-fused,torch-eager16,aoti,tensorrt")
+    ap.add_argument("--engines", default="naive,torch-fused,torch-eager16,torch-compile,aoti,tensorrt")
     ap.add_argument("--live-frames", type=int, default=240)
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
@@ -68,6 +68,8 @@ def main():
         engines["torch-fused"] = TorchEngine(copy.deepcopy(model), copy.deepcopy(meta), device=dev)
     if "torch-eager16" in wanted and dev.type == "cuda":
         engines["torch-eager16"] = TorchEngine(copy.deepcopy(model), copy.deepcopy(meta), device=dev, fuse=False)
+    if "torch-compile" in wanted:
+        engines["torch-compile"] = TorchEngine(copy.deepcopy(model), copy.deepcopy(meta), device=dev, compile=True)
     if "aoti" in wanted:
         from engines.aoti_backend import AOTIEngine, build_pt2
         build_pt2(model, tmp / "g.pt2", copy.deepcopy(meta), dev)

@@ -12,9 +12,11 @@ from .export import export_program
 
 
 def build_pt2(module: nn.Module, path: Path, meta: EngineMeta, device: torch.device) -> Path:
-    """Export with dynamic batch/H/W and compile into ``path``; the metadata travels inside."""
-    program, width = export_program(module, meta.size_multiple, device)
-    meta.stats_width, meta.backend = width, "aotinductor"
+    """Export with dynamic batch/H/W and compile into ``path``; the metadata travels inside.
+    On CUDA the package is fp16 (fp32 statistics), on the CPU fp32."""
+    fp16 = device.type == "cuda"
+    program, width = export_program(module, meta.size_multiple, device, fp16=fp16)
+    meta.stats_width, meta.backend, meta.precision = width, "aotinductor", "fp16" if fp16 else "fp32"
     meta.extra = {**meta.extra, "device": str(device),
                   "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"}
     try:
@@ -50,6 +52,7 @@ class AOTIEngine(Engine):
         self.device = torch.device("cuda" if key.startswith("cuda") else "cpu")
         self.meta = EngineMeta.from_dict(json.loads(md.get("streamgan", "{}")))
         self.meta.backend = "aotinductor"
+        self.dtype = torch.float16 if self.meta.precision == "fp16" else torch.float32
 
     def _run(self, x, stats, mix, collect=False):
         with torch.inference_mode():

@@ -86,13 +86,15 @@ def sha256(data: bytes) -> str:
 
 
 def export_program(module: nn.Module, multiple: int, device: torch.device, max_side: int = 4096,
-                   max_batch: int = 64):
-    """torch.export with dynamic batch and H, W in multiples of ``multiple``."""
+                   max_batch: int = 64, fp16: bool = False):
+    """torch.export with dynamic batch and H, W in multiples of ``multiple`` (fp16: half weights
+    and image, statistics still fp32)."""
     from torch.export import Dim
-    m, width = exportable(module)
+    m, width = exportable(module, fp16)
     m = m.to(device)
     side = 2 * multiple
-    args = tuple(a.to(device) for a in example_inputs(width, (2, 3, side, side)))
+    args = tuple(a.to(device) for a in example_inputs(width, (2, 3, side, side),
+                                                      torch.float16 if fp16 else torch.float32))
     b = Dim("batch", min=1, max=max_batch)
     h = multiple * Dim("h_blocks", min=1, max=max_side // multiple)
     w = multiple * Dim("w_blocks", min=1, max=max_side // multiple)

@@ -32,7 +32,7 @@ class TorchEngine(Engine):
     "fp32", "fp16" (CUDA) or "bf16". ``fuse`` (default: on CUDA) swaps in the Triton kernels."""
 
     def __init__(self, module: nn.Module, meta: EngineMeta, device: str | torch.device | None = None,
-                 precision: str = "auto", fuse: bool | None = None):
+                 precision: str = "auto", fuse: bool | None = None, compile: bool = False):
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.module = module.to(self.device).eval()
         self.autocast: torch.dtype | None = None
@@ -41,7 +41,9 @@ class TorchEngine(Engine):
             precision = "fp16" if precision == "auto" else precision
             self.dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(precision, torch.float32)
             self.module = self.module.to(self.dtype)
-            if fuse is None or fuse:
+            if compile:  # Inductor fuses on its own (our Triton ops would be opaque to it)
+                self.module = self.module.to(memory_format=torch.channels_last)
+            elif fuse is None or fuse:
                 from .fuse import fuse_generator
                 self.module = fuse_generator(self.module)
                 fused = True
@@ -53,7 +55,9 @@ class TorchEngine(Engine):
                 self.autocast = torch.bfloat16
             elif precision != "fp32":
                 raise ValueError(f"precision {precision!r} is not supported on the CPU")
-        self.meta = dataclasses.replace(meta, backend="torch-fused" if fused else "torch",
+        self.forward = torch.compile(self.module, dynamic=False) if compile else self.module
+        backend = "torch-compile" if compile else "torch-fused" if fused else "torch"
+        self.meta = dataclasses.replace(meta, backend=backend,
                                         precision=precision, stats_width=stats_width(self.module))
 
     def _bf16_ok(self, meta: EngineMeta) -> bool:
@@ -72,8 +76,8 @@ class TorchEngine(Engine):
         with torch.inference_mode(), given_stats(self.module, stats, collect=collect) as layers:
             if self.autocast is not None:
                 with torch.autocast("cpu", dtype=self.autocast):
-                    y = self.module(x)
+                    y = self.forward(x)
             else:
-                y = self.module(x)
+                y = self.forward(x)
             own = pack([m.collected for m in layers]) if collect and layers else None
         return y.float() if self.autocast is not None else y, own

@@ -5,9 +5,11 @@
 
 Statistics are fp32 for fp16/bf16/fp32 inputs, centred two-pass (sum of (x - mean)^2, never
 E[x^2] - E[x]^2). Planes of at most SINGLE_READ_LIMIT elements are handled by one program per
-(n, c) that reads the plane once into registers (the apply reuses them when pad == 0). Larger
-planes use a split reduction: per-chunk (count, mean, M2) partials, merged with Chan's formula,
-then a parallel apply. ``mean``/``rstd`` given from outside skip the statistics.
+(n, c) that reads the plane once into registers (the apply reuses them when pad == 0). Mid-sized
+planes, when there are enough of them to fill the GPU, get one program each that loops over the
+plane (statistics of each chunk merged with Chan's formula, then the apply re-reads the plane
+from L2). Other large planes use a split reduction: per-chunk (count, mean, M2) partials read
+once, merged with Chan's formula, then a parallel apply. ``mean``/``rstd`` given from outside skip the statistics.
 
 Memory traffic: one read of x (+ one of the residual) and one write of the output, plus, on the
 split path, one more read of x per chunk (usually from L2).
@@ -19,6 +21,16 @@ import triton.language as tl
 
 SINGLE_READ_LIMIT = 16384
 SPLIT_CHUNK = 8192
+PLANE_LOOP_LIMIT = 1 << 18  # planes up to 256K elements: one looping program per plane
+
+
+def plane_loop(planes: int, plane_size: int, device: torch.device) -> bool:
+    """Loop over a plane in one program when there are enough planes to fill the GPU and the
+    planes in flight fit in L2 (the apply pass then re-reads from L2, not HBM)."""
+    if device.type != "cuda":
+        return plane_size <= PLANE_LOOP_LIMIT
+    sms = torch.cuda.get_device_properties(device).multi_processor_count
+    return planes >= sms and plane_size <= PLANE_LOOP_LIMIT
 
 
 @triton.jit
@@ -82,35 +94,76 @@ def _plane_kernel(x_ptr, out_ptr, w_ptr, b_ptr, res_ptr, mean_ptr, rstd_ptr,
 
 
 @triton.jit
-def _partial_stats_kernel(x_ptr, part_ptr, C, H, W, CHUNK, S, sxn, sxc, sxh, sxw, BLOCK: tl.constexpr):
-    """Grid (N*C, S): (count, mean, M2) of one chunk of one plane, centred two-pass."""
+def _partial_stats_kernel(x_ptr, part_ptr, C, H, W, S, sxn, sxc, sxh, sxw, CHUNK: tl.constexpr):
+    """Grid (N*C, S): (count, mean, M2) of one CHUNK-element piece of a plane, read once into
+    registers, centred two-pass on the registers."""
     pid = tl.program_id(0)
     sid = tl.program_id(1)
     n = pid // C
     c = pid % C
     HW = H * W
-    xb = x_ptr + n * sxn + c * sxc
-    start = sid * CHUNK
-    end = tl.minimum(start + CHUNK, HW)
-    idx = tl.arange(0, BLOCK)
-    acc = tl.zeros([BLOCK], dtype=tl.float32)
-    for off in range(start, end, BLOCK):
-        i = off + idx
-        m = i < end
-        acc += tl.load(xb + (i // W) * sxh + (i % W) * sxw, mask=m, other=0.0).to(tl.float32)
-    cnt = (end - start).to(tl.float32)
-    mean = tl.sum(acc, axis=0) / cnt
-    acc2 = tl.zeros([BLOCK], dtype=tl.float32)
-    for off in range(start, end, BLOCK):
-        i = off + idx
-        m = i < end
-        v = tl.load(xb + (i // W) * sxh + (i % W) * sxw, mask=m, other=0.0).to(tl.float32)
-        d = tl.where(m, v - mean, 0.0)
-        acc2 += d * d
+    i = sid * CHUNK + tl.arange(0, CHUNK)
+    m = i < HW
+    v = tl.load(x_ptr + n * sxn + c * sxc + (i // W) * sxh + (i % W) * sxw, mask=m, other=0.0).to(tl.float32)
+    cnt = tl.minimum(CHUNK, HW - sid * CHUNK).to(tl.float32)
+    mean = tl.sum(v, axis=0) / cnt
+    d = tl.where(m, v - mean, 0.0)
     pb = part_ptr + (pid * S + sid) * 3
     tl.store(pb, cnt)
     tl.store(pb + 1, mean)
-    tl.store(pb + 2, tl.sum(acc2, axis=0))
+    tl.store(pb + 2, tl.sum(d * d, axis=0))
+
+
+@triton.jit
+def _plane_loop_kernel(x_ptr, out_ptr, w_ptr, b_ptr, res_ptr, C, H, W, PAD, eps,
+                       sxn, sxc, sxh, sxw, srn, src, srh, srw,
+                       BLOCK: tl.constexpr, HAS_AFFINE: tl.constexpr, HAS_RES: tl.constexpr,
+                       RELU: tl.constexpr):
+    """One program per (n, c) for mid-sized planes: statistics over BLOCK chunks merged with Chan's
+    formula (each chunk read once), then the apply pass re-reads the plane while it is still in L2."""
+    pid = tl.program_id(0)
+    n = pid // C
+    c = pid % C
+    HW = H * W
+    xb = x_ptr + n * sxn + c * sxc
+    idx = tl.arange(0, BLOCK)
+    mean = 0.0
+    m2 = 0.0
+    count = 0.0
+    for start in range(0, HW, BLOCK):
+        i = start + idx
+        m = i < HW
+        v = tl.load(xb + (i // W) * sxh + (i % W) * sxw, mask=m, other=0.0).to(tl.float32)
+        nb = tl.minimum(BLOCK, HW - start).to(tl.float32)
+        mb = tl.sum(v, axis=0) / nb
+        d = tl.where(m, v - mb, 0.0)
+        m2b = tl.sum(d * d, axis=0)
+        tot = count + nb
+        delta = mb - mean
+        mean = mean + delta * nb / tot
+        m2 = m2 + m2b + delta * delta * count * nb / tot
+        count = tot
+    rstd = 1.0 / tl.sqrt(m2 / count + eps)
+    w_c = 1.0
+    b_c = 0.0
+    if HAS_AFFINE:
+        w_c = tl.load(w_ptr + c).to(tl.float32)
+        b_c = tl.load(b_ptr + c).to(tl.float32)
+    OH = H + 2 * PAD
+    OW = W + 2 * PAD
+    ob = out_ptr + pid * OH * OW
+    for start in range(0, OH * OW, BLOCK):
+        o = start + idx
+        mo = o < OH * OW
+        ih = _reflect(o // OW - PAD, H)
+        iw = _reflect(o % OW - PAD, W)
+        v = tl.load(xb + ih * sxh + iw * sxw, mask=mo, other=0.0).to(tl.float32)
+        y = (v - mean) * rstd * w_c + b_c
+        if RELU:
+            y = tl.maximum(y, 0.0)
+        if HAS_RES:
+            y += tl.load(res_ptr + n * srn + c * src + ih * srh + iw * srw, mask=mo, other=0.0).to(tl.float32)
+        tl.store(ob + o, y.to(out_ptr.dtype.element_ty), mask=mo)
 
 
 @triton.jit
@@ -172,7 +225,7 @@ def _split_stats(x: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tenso
     HW = H * W
     S = triton.cdiv(HW, SPLIT_CHUNK)
     part = torch.empty(N * C, S, 3, device=x.device, dtype=torch.float32)
-    _partial_stats_kernel[(N * C, S)](x, part, C, H, W, SPLIT_CHUNK, S, *x.stride(), BLOCK=1024, num_warps=4)
+    _partial_stats_kernel[(N * C, S)](x, part, C, H, W, S, *x.stride(), CHUNK=SPLIT_CHUNK, num_warps=8)
     mean = torch.empty(N, C, device=x.device, dtype=torch.float32)
     rstd = torch.empty_like(mean)
     _merge_stats_kernel[(N * C,)](part, mean, rstd, S, eps, BLOCK_S=max(triton.next_power_of_2(S), 2))
@@ -218,6 +271,10 @@ def instance_norm(x: torch.Tensor, weight: torch.Tensor | None = None, bias: tor
                                 rstd if rstd is not None else x, C, H, W, pad, eps,
                                 *x.stride(), *res.stride(), BLOCK=block, GIVEN=mean is not None,
                                 PADDED=pad > 0, num_warps=min(16, max(1, block // 512)), **flags)
+        return out
+    if mean is None and plane_loop(N * C, HW, x.device):
+        _plane_loop_kernel[(N * C,)](x, out, wt, bs, res, C, H, W, pad, eps, *x.stride(), *res.stride(),
+                                     BLOCK=4096, num_warps=8, **flags)
         return out
     if mean is None:
         mean, rstd = _split_stats(x, eps)

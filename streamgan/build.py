@@ -112,12 +112,10 @@ def _build_artifact(model, src: Path, tmp: Path, suffix: str, meta: EngineMeta, 
         export_onnx(model, tmp, meta, shape=shape, dynamic=not static, fp16=fp16)
         return "fp16" if fp16 else "fp32"
     if suffix == ".pt2":
-        if fp16:
-            raise EngineError("--fp16 is for .plan and .onnx; .pt2 packages are fp32")
         from engines.aoti_backend import build_pt2
         dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         build_pt2(model, tmp, meta, dev)
-        return "fp32"
+        return meta.precision  # fp16 on CUDA, fp32 on the CPU
     from engines.tensorrt_backend import build_plan, import_tensorrt, needs_fp16_graph, parse_shapes
     trt = import_tensorrt()
     fp16 = True if fp16 is None else fp16

@@ -60,6 +60,22 @@ def test_instance_norm_matches_reference(shape, dtype, affine, activation, use_r
         assert (out.float() - ref).abs().max().item() <= 2 * budget + 1e-6
 
 
+@pytest.mark.parametrize("large_path", ["plane_loop", "split"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+@pytest.mark.parametrize("activation,use_res,pad", [("relu", False, 1), (None, True, 0)])
+def test_both_large_plane_paths(large_path, dtype, activation, use_res, pad, device, monkeypatch):
+    import kernels.norm as norm
+    monkeypatch.setattr(norm, "plane_loop", lambda *a: large_path == "plane_loop")
+    shape = SHAPES[4]
+    x = _inputs(shape, dtype, device, True)
+    res = _inputs(shape, dtype, device, False, seed=2) if use_res else None
+    out = kernels.instance_norm(x, activation=activation, residual=res, pad=pad)
+    ref = reference.instance_norm(x.float(), activation=activation, residual=None if res is None else res.float(),
+                                  pad=pad)
+    tol = 1e-5 if dtype == torch.float32 else 2 * (ref.half().float() - ref).abs().max().item() + 1e-6
+    torch.testing.assert_close(out.float(), ref, rtol=tol if dtype == torch.float32 else 0, atol=tol)
+
+
 @pytest.mark.parametrize("shape", [SHAPES[1], SHAPES[3], SHAPES[4]])
 def test_given_statistics_and_stats_only(shape, device):
     x = _inputs(shape, torch.float32, device, False)
