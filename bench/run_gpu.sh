@@ -15,6 +15,6 @@ for step in "${@:-tests kernels backends e2e}"; do
     tests) python3 -m pytest -q tests/kernels -p no:cacheprovider 2>&1 | tail -5 | tee "$OUT/tests_kernels_cuda.txt" ;;
     kernels) python3 bench/bench_kernels.py --out "$OUT" ;;
     backends) python3 bench/bench_backends.py --out "$OUT" ;;
-    e2e) python3 bench/bench_e2e.py --out "$OUT" ;;
+    e2e) python3 -X faulthandler bench/bench_e2e.py --out "$OUT" ${E2E_ARGS:-} ;;
   esac
 done

@@ -21,7 +21,7 @@ import triton.language as tl
 
 SINGLE_READ_LIMIT = 16384
 SPLIT_CHUNK = 8192
-PLANE_LOOP_LIMIT = 1 << 18  # planes up to 256K elements: one looping program per plane
+PLANE_LOOP_LIMIT = 1 << 16  # planes up to 64K elements: one looping program per plane
 
 
 def plane_loop(planes: int, plane_size: int, device: torch.device) -> bool:
