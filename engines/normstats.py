@@ -67,9 +67,9 @@ class StatNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         stats = self.statistics(x)
-        if stats is None and x.dtype == torch.float32 and not torch.jit.is_tracing() \
-                and not torch.compiler.is_compiling():
-            return F.instance_norm(x, weight=self.weight, bias=self.bias, eps=self.eps)  # native fast path
+        if stats is None and x.device.type == "cpu" and not torch.jit.is_tracing() \
+                and not torch.compiler.is_compiling():  # native kernel (accumulates in fp32 for bf16)
+            return F.instance_norm(x, weight=self.weight, bias=self.bias, eps=self.eps)
         mean, rstd = stats or (None, None)
         return reference.instance_norm(x, self.weight, self.bias, eps=self.eps, mean=mean, rstd=rstd)
 

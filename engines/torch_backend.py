@@ -1,4 +1,4 @@
-"""The torch backend: eager on CPU (channels-last + bf16 autocast when accurate), Triton-fused on CUDA."""
+"""The torch backend: eager on CPU (bf16 where native and accurate), Triton-fused on CUDA."""
 
 import dataclasses
 
@@ -28,14 +28,15 @@ def _probe_input(channels: int, multiple: int) -> torch.Tensor:
 
 
 class TorchEngine(Engine):
-    """Runs an nn.Module. precision: "auto" (bf16 on CPUs that have it if >= 40 dB, fp16 on CUDA),
-    "fp32", "fp16" (CUDA) or "bf16". ``fuse`` (default: on CUDA) swaps in the Triton kernels."""
+    """Runs an nn.Module. precision: "auto" (CPU: bf16 weights and activations where the CPU has
+    native bf16 and the output stays >= 40 dB from fp32, else fp32; CUDA: fp16), "fp32", "fp16"
+    (CUDA) or "bf16". ``fuse`` (default: on CUDA) swaps in the Triton kernels; ``compile`` runs
+    the module through torch.compile instead. Normalisation statistics are always fp32."""
 
     def __init__(self, module: nn.Module, meta: EngineMeta, device: str | torch.device | None = None,
                  precision: str = "auto", fuse: bool | None = None, compile: bool = False):
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.module = module.to(self.device).eval()
-        self.autocast: torch.dtype | None = None
         fused = False
         if self.device.type == "cuda":
             precision = "fp16" if precision == "auto" else precision
@@ -48,11 +49,11 @@ class TorchEngine(Engine):
                 self.module = fuse_generator(self.module)
                 fused = True
         else:
-            self.module = self.module.to(memory_format=torch.channels_last)
             if precision == "auto":
                 precision = "bf16" if cpu_has_fast_bf16() and self._bf16_ok(meta) else "fp32"
-            if precision == "bf16":
-                self.autocast = torch.bfloat16
+            if precision == "bf16":  # bf16 weights and activations, fp32 statistics
+                self.dtype = torch.bfloat16
+                self.module = self.module.to(torch.bfloat16)
             elif precision != "fp32":
                 raise ValueError(f"precision {precision!r} is not supported on the CPU")
         self.forward = torch.compile(self.module, dynamic=False) if compile else self.module
@@ -61,23 +62,17 @@ class TorchEngine(Engine):
                                         precision=precision, stats_width=stats_width(self.module))
 
     def _bf16_ok(self, meta: EngineMeta) -> bool:
-        x = _probe_input(meta.in_channels, meta.size_multiple).to(memory_format=torch.channels_last)
+        import copy
+        x = _probe_input(meta.in_channels, meta.size_multiple)
         with torch.inference_mode():
             ref = self.module(x)
-            with torch.autocast("cpu", dtype=torch.bfloat16):
-                low = self.module(x)
+            low = copy.deepcopy(self.module).to(torch.bfloat16)(x.to(torch.bfloat16))
         lo, hi = meta.output_range
         self.probe_psnr = psnr(low, ref, hi - lo)
         return self.probe_psnr >= _BF16_MIN_PSNR
 
     def _run(self, x, stats, mix, collect=False):
-        if self.device.type == "cpu":
-            x = x.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode(), given_stats(self.module, stats, collect=collect) as layers:
-            if self.autocast is not None:
-                with torch.autocast("cpu", dtype=self.autocast):
-                    y = self.forward(x)
-            else:
-                y = self.forward(x)
+            y = self.forward(x)
             own = pack([m.collected for m in layers]) if collect and layers else None
-        return y.float() if self.autocast is not None else y, own
+        return (y.float() if y.dtype == torch.bfloat16 else y), own

@@ -217,6 +217,7 @@ def save_generator(model: nn.Module, path: str | Path, **meta) -> Path:
     tmp = path.with_name(path.name + ".tmp")
     tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     save_file(tensors, str(tmp), metadata={"streamgan": json.dumps(info_d)})
+    tmp.chmod(0o644)
     tmp.replace(path)
     return path
 

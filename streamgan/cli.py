@@ -17,6 +17,8 @@ def _engine_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     p.add_argument("--dropout", action="store_true", help="keep dropout active (stochastic output)")
     p.add_argument("--precision", choices=("auto", "fp32", "fp16", "bf16"), default="auto",
                    help="torch backend precision")
+    p.add_argument("--compile", action="store_true",
+                   help="torch backend: run through torch.compile (slow first frame, faster after)")
     p.add_argument("--range", dest="input_range", default=None,
                    help="value range LO,HI of a third-party ONNX model (default -1,1 or its metadata)")
     p.add_argument("--const", action="append", default=[], metavar="NAME=VALUES",
@@ -29,7 +31,8 @@ def _tile_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch", type=int, default=4, help="tiles per inference call")
     p.add_argument("--norm-stats", choices=("tile", "thumbnail"), default=None,
                    help="normalisation statistics when tiling (default: thumbnail)")
-    p.add_argument("--thumbnail", type=int, default=512, help="long side of the statistics thumbnail")
+    p.add_argument("--thumbnail", type=int, default=1024,
+                   help="long side of the statistics thumbnail (frames up to this size get exact statistics)")
     p.add_argument("--window", choices=("cosine", "linear"), default="cosine", help="blend window")
 
 
@@ -47,7 +50,7 @@ def open_engine_from_args(args):
             from .errors import OptionError
             raise OptionError(f"--const {item!r}: values must be numbers") from None
     return open_engine(args.engine, device=args.device, arch=args.arch, bn_stats=args.bn_stats,
-                       dropout=args.dropout, precision=args.precision,
+                       dropout=args.dropout, precision=args.precision, compile=args.compile,
                        input_range=parse_range(args.input_range), consts=consts)
 
 
@@ -88,10 +91,12 @@ def _commands() -> dict:
     """Subcommands defined next to the library code they call: name -> (handler, help)."""
     from .bench import cmd_bench
     from .build import cmd_build
+    from .demo import cmd_demo
     from .temporal_eval import cmd_eval_temporal
     from .train.cli import cmd_train
     from .webcam import cmd_webcam
-    return {"bench": (cmd_bench, "latency/throughput of engines through the pipeline stages"),
+    return {"demo": (cmd_demo, "turn a synthetic day clip into night with the bundled model (offline)"),
+            "bench": (cmd_bench, "latency/throughput of engines through the pipeline stages"),
             "webcam": (cmd_webcam, "live filter on a camera (or a file played in real time)"),
             "eval-temporal": (cmd_eval_temporal, "warping error (flicker) of translated videos"),
             "build": (cmd_build, "compile a checkpoint or ONNX model to .onnx, .pt2 or .plan"),

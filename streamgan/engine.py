@@ -44,7 +44,8 @@ def _open_checkpoint(path: Path, device, opts: dict) -> Engine:
     meta = generator_meta(model)
     if opts.get("input_range"):
         meta.input_range = meta.output_range = opts["input_range"]
-    return TorchEngine(model, meta, device=device, precision=opts.get("precision") or "auto")
+    return TorchEngine(model, meta, device=device, precision=opts.get("precision") or "auto",
+                       compile=opts.get("compile", False))
 
 
 def _open_onnx(path: Path, device, opts: dict) -> Engine:
@@ -71,7 +72,7 @@ BACKENDS: dict[str, Callable[[Path, object, dict], Engine]] = {
 def open_engine(path: str | Path, device: str | torch.device | None = None, **opts) -> Engine:
     """The engine for ``path``: .plan TensorRT, .onnx ONNX Runtime, .pt2 AOTInductor, .pth/.safetensors torch.
 
-    opts: arch, bn_stats, dropout, precision (torch), input_range, consts (ONNX).
+    opts: arch, bn_stats, dropout, precision and compile (torch), input_range, consts (ONNX).
     """
     path = Path(path)
     if not path.exists():

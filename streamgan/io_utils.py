@@ -32,6 +32,9 @@ def atomic_path(output: Path):
     tmp = Path(tmp)
     try:
         yield tmp
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; give the usual permissions
         os.replace(tmp, output)
     finally:
         if tmp.exists():

@@ -32,7 +32,7 @@ class TranslateOptions:
     overlap: int | None = None
     batch: int = 4
     norm_stats: str | None = None
-    thumbnail: int = 512
+    thumbnail: int = 1024
     stats_ema: float = 0.0
     window: str = "cosine"
 

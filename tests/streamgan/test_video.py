@@ -151,3 +151,15 @@ def test_ctrl_c_leaves_nothing(tmp_path, gen):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err
     assert not out.exists() and not list(tmp_path.glob(".o.*"))
+
+
+def test_memory_flat_on_long_video():
+    """Thousands of frames: peak memory does not grow with length (bounded queues)."""
+    import importlib.util
+    from pathlib import Path
+    spec = importlib.util.spec_from_file_location("bench_memory", Path(__file__).parents[2] / "bench" / "bench_memory.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    short, long = mod.measure(300, 48, 32), mod.measure(3000, 48, 32)
+    assert long["frames"] == 3000
+    assert long["peak_rss_mb"] - short["peak_rss_mb"] < 40, (short, long)
