@@ -81,7 +81,8 @@ def main():
                 base = timeit(lambda: [eager32(x[i:i + 1]) for i in range(b)], args.iters)  # one frame at a time
                 row = {"size": [w, h], "batch": b, "eager32_fps": b / base, "backends": {}}
                 fns = {name: (lambda e=e: e.infer(x)) for name, e in engines.items()
-                       if not (name == "onnx" and e.device.type != dev.type and h * w > 256 * 256)}  # CPU ORT on a GPU box
+                       # CPU-only ONNX Runtime on a GPU box: too slow above 256x256
+                       if not (name == "onnx" and e.device.type != dev.type and h * w > 256 * 256)}
                 if eager16 is not None and "eager16" in wanted:
                     fns["eager16"] = lambda: eager16(x.half())
                 if dev.type == "cuda" and "compile" in wanted and b == 1:
@@ -99,7 +100,8 @@ def main():
             print(size, b, f"eager32 {row['eager32_fps']:.2f} fps",
                   {k: (round(v["fps"], 1), round(v["speedup_vs_eager32"], 2), round(v["psnr_db"], 1))
                    for k, v in row["backends"].items()})
-    save({"model": f"resnet_{args.blocks}blocks ngf {args.ngf}", "engines": {k: e.describe() for k, e in engines.items()},
+    save({"model": f"resnet_{args.blocks}blocks ngf {args.ngf}",
+          "engines": {k: e.describe() for k, e in engines.items()},
           "build_seconds": build_s, "rows": rows}, "backends", args.out)
 
 

@@ -38,7 +38,8 @@ def naive(raw, src: Path, dst: Path, dev) -> float:
             ok, bgr = cap.read()
             if not ok:
                 break
-            x = torch.from_numpy(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)).permute(2, 0, 1)[None].float().to(dev) / 127.5 - 1
+            rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+            x = torch.from_numpy(rgb).permute(2, 0, 1)[None].float().to(dev) / 127.5 - 1
             y = raw(x)
             img = ((y[0].permute(1, 2, 0).cpu().numpy() + 1) * 127.5).astype(np.uint8)
             out.write(cv2.cvtColor(img, cv2.COLOR_RGB2BGR))

@@ -12,35 +12,16 @@ import tempfile
 import time
 from pathlib import Path
 
-import av
 import cv2
 import numpy as np
 
 from common import save  # noqa: F401  (puts the repo on sys.path)
 
 from streamgan import open_engine, translate_video  # noqa: E402
-from streamgan.data.synthetic import make_scene, render  # noqa: E402
+from streamgan.data.synthetic import write_clip  # noqa: E402
 from streamgan.demo import BUNDLED  # noqa: E402
 from streamgan.temporal_eval import evaluate_temporal  # noqa: E402
 from streamgan.video import VideoReader  # noqa: E402
-
-
-def noisy_clip(path: Path, seconds: float, noise: float, size=(256, 448), fps=24, seed=3) -> Path:
-    sc = make_scene(seed)
-    rs = np.random.RandomState(0)
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("libx264", rate=fps)
-        s.height, s.width = size
-        s.pix_fmt = "yuv444p"
-        s.options = {"crf": "4"}
-        for i in range(int(seconds * fps)):
-            f = render(sc, i / fps, "day", size).astype(np.float32)
-            f += rs.randn(*f.shape) * noise * 255
-            for p in s.encode(av.VideoFrame.from_ndarray(np.clip(f, 0, 255).astype(np.uint8), format="rgb24")):
-                c.mux(p)
-        for p in s.encode():
-            c.mux(p)
-    return path
 
 
 def main():
@@ -53,7 +34,7 @@ def main():
     eng = open_engine(BUNDLED, device="cpu", precision="fp32")
     table = {}
     for label, noise in (("noisy input (sigma 3%)", 0.03), ("clean input", 0.0)):
-        src = noisy_clip(tmp / f"in_{noise}.mp4", args.seconds, noise)
+        src = write_clip(tmp / f"in_{noise}.mp4", args.seconds, noise=noise, crf=4, pix_fmt="yuv444p", seed=3)
         outs = {}
         for mode in ("off", "ema", "motion", "flow"):
             outs[mode] = tmp / f"{mode}_{noise}.mp4"

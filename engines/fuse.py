@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 import kernels
+
 from .normstats import StatNorm
 
 

@@ -40,6 +40,35 @@ def _reflect(i, n):
 
 
 @triton.jit
+def _affine(w_ptr, b_ptr, c, HAS_AFFINE: tl.constexpr):
+    w_c = 1.0
+    b_c = 0.0
+    if HAS_AFFINE:
+        w_c = tl.load(w_ptr + c).to(tl.float32)
+        b_c = tl.load(b_ptr + c).to(tl.float32)
+    return w_c, b_c
+
+
+@triton.jit
+def _apply_plane(xb, rb, ob, mean, rstd, w_c, b_c, H, W, PAD, sxh, sxw, srh, srw,
+                 BLOCK: tl.constexpr, HAS_RES: tl.constexpr, RELU: tl.constexpr):
+    """Normalise one plane into its reflect-padded output, BLOCK output elements at a time."""
+    OH = H + 2 * PAD
+    OW = W + 2 * PAD
+    for start in range(0, OH * OW, BLOCK):
+        o = start + tl.arange(0, BLOCK)
+        mo = o < OH * OW
+        ih = _reflect(o // OW - PAD, H)
+        iw = _reflect(o % OW - PAD, W)
+        y = (tl.load(xb + ih * sxh + iw * sxw, mask=mo, other=0.0).to(tl.float32) - mean) * rstd * w_c + b_c
+        if RELU:
+            y = tl.maximum(y, 0.0)
+        if HAS_RES:
+            y += tl.load(rb + ih * srh + iw * srw, mask=mo, other=0.0).to(tl.float32)
+        tl.store(ob + o, y.to(ob.dtype.element_ty), mask=mo)
+
+
+@triton.jit
 def _plane_kernel(x_ptr, out_ptr, w_ptr, b_ptr, res_ptr, mean_ptr, rstd_ptr,
                   C, H, W, PAD, eps,
                   sxn, sxc, sxh, sxw, srn, src, srh, srw,
@@ -63,27 +92,11 @@ def _plane_kernel(x_ptr, out_ptr, w_ptr, b_ptr, res_ptr, mean_ptr, rstd_ptr,
         mean = tl.sum(x, axis=0) / HW
         d = tl.where(m, x - mean, 0.0)
         rstd = 1.0 / tl.sqrt(tl.sum(d * d, axis=0) / HW + eps)
-    w_c = 1.0
-    b_c = 0.0
-    if HAS_AFFINE:
-        w_c = tl.load(w_ptr + c).to(tl.float32)
-        b_c = tl.load(b_ptr + c).to(tl.float32)
-    OH = H + 2 * PAD
-    OW = W + 2 * PAD
-    ob = out_ptr + pid * OH * OW
+    w_c, b_c = _affine(w_ptr, b_ptr, c, HAS_AFFINE)
+    ob = out_ptr + pid * (H + 2 * PAD) * (W + 2 * PAD)
     if PADDED:
-        for start in range(0, OH * OW, BLOCK):
-            o = start + idx
-            mo = o < OH * OW
-            ih = _reflect(o // OW - PAD, H)
-            iw = _reflect(o % OW - PAD, W)
-            v = tl.load(xb + ih * sxh + iw * sxw, mask=mo, other=0.0).to(tl.float32)
-            y = (v - mean) * rstd * w_c + b_c
-            if RELU:
-                y = tl.maximum(y, 0.0)
-            if HAS_RES:
-                y += tl.load(res_ptr + n * srn + c * src + ih * srh + iw * srw, mask=mo, other=0.0).to(tl.float32)
-            tl.store(ob + o, y.to(out_ptr.dtype.element_ty), mask=mo)
+        _apply_plane(xb, res_ptr + n * srn + c * src, ob, mean, rstd, w_c, b_c, H, W, PAD, sxh, sxw, srh, srw,
+                     BLOCK, HAS_RES, RELU)
     else:
         y = (x - mean) * rstd * w_c + b_c
         if RELU:
@@ -144,26 +157,9 @@ def _plane_loop_kernel(x_ptr, out_ptr, w_ptr, b_ptr, res_ptr, C, H, W, PAD, eps,
         m2 = m2 + m2b + delta * delta * count * nb / tot
         count = tot
     rstd = 1.0 / tl.sqrt(m2 / count + eps)
-    w_c = 1.0
-    b_c = 0.0
-    if HAS_AFFINE:
-        w_c = tl.load(w_ptr + c).to(tl.float32)
-        b_c = tl.load(b_ptr + c).to(tl.float32)
-    OH = H + 2 * PAD
-    OW = W + 2 * PAD
-    ob = out_ptr + pid * OH * OW
-    for start in range(0, OH * OW, BLOCK):
-        o = start + idx
-        mo = o < OH * OW
-        ih = _reflect(o // OW - PAD, H)
-        iw = _reflect(o % OW - PAD, W)
-        v = tl.load(xb + ih * sxh + iw * sxw, mask=mo, other=0.0).to(tl.float32)
-        y = (v - mean) * rstd * w_c + b_c
-        if RELU:
-            y = tl.maximum(y, 0.0)
-        if HAS_RES:
-            y += tl.load(res_ptr + n * srn + c * src + ih * srh + iw * srw, mask=mo, other=0.0).to(tl.float32)
-        tl.store(ob + o, y.to(out_ptr.dtype.element_ty), mask=mo)
+    w_c, b_c = _affine(w_ptr, b_ptr, c, HAS_AFFINE)
+    _apply_plane(xb, res_ptr + n * srn + c * src, out_ptr + pid * (H + 2 * PAD) * (W + 2 * PAD), mean, rstd,
+                 w_c, b_c, H, W, PAD, sxh, sxw, srh, srw, BLOCK, HAS_RES, RELU)
 
 
 @triton.jit

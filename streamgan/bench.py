@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from engines.base import Engine
+
 from .latency import LatencyLog
 from .translate import TranslateOptions, Translator
 

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from engines.base import EngineMeta
 from engines.export import export_onnx, sha256
 from engines.metrics import max_error, psnr
+
 from .checkpoints import load_generator
 from .engine import CHECKPOINT_SUFFIXES, generator_meta, open_engine
 from .errors import EngineError, OptionError

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from engines.normstats import convert_norms
+
 from .errors import CheckpointError, InputError
 from .models import ResnetGenerator, UnetGenerator
 from .models.registry import ARCHS

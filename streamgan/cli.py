@@ -104,7 +104,8 @@ def _commands() -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import __doc__ as about, __version__
+    from . import __doc__ as about
+    from . import __version__
     parser = argparse.ArgumentParser(prog="streamgan", description=about)
     parser.add_argument("--version", action="version", version=f"streamgan {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)

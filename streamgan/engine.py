@@ -8,6 +8,7 @@ from torch import nn
 
 from engines.base import Engine, EngineMeta
 from engines.receptive import receptive_radius
+
 from .checkpoints import load_generator
 from .errors import EngineError, InputError, OptionError
 

@@ -5,6 +5,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from engines.base import Engine
+
 from .errors import OutputError
 from .images import expand_images, is_image, read_image, write_image
 from .io_utils import check_output

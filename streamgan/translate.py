@@ -14,8 +14,9 @@ import torch
 import torch.nn.functional as F
 
 import kernels
-from kernels import reference
 from engines.base import Engine
+from kernels import reference
+
 from .errors import OptionError
 from .tiling import TilePlan, default_overlap, round_up
 

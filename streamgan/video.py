@@ -229,7 +229,9 @@ class _Remuxer:
             if pt is not None and t is not None and pt > t:
                 self.pending = pkt
                 return
-            if pt is not None and ((self.start > 0 and pt < self.start - 1e-3) or (self.end is not None and pt >= self.end)):
+            before = self.start > 0 and pt is not None and pt < self.start - 1e-3
+            after = self.end is not None and pt is not None and pt >= self.end
+            if before or after:
                 continue
             shift = int(round(self.start / pkt.time_base)) if self.start else 0
             if pkt.pts is not None:

@@ -10,6 +10,7 @@ import numpy as np
 from tqdm import tqdm
 
 from engines.base import Engine
+
 from .errors import InputError, OptionError, PipelineError
 from .images import expand_images, is_image
 from .io_utils import atomic_path, check_output

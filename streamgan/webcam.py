@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 
 from engines.base import Engine
+
 from .errors import InputError, OutputError
 from .latency import LatencyLog
 from .temporal import make_smoother

@@ -115,18 +115,23 @@ def write_pairs(out: Path, n: int, size: int = 256, seed: int = 0, layout: str =
 
 
 def write_clip(path: Path, seconds: float = 4.0, fps: int = 24, size: tuple[int, int] = (256, 448),
-               mode: str = "day", seed: int = 7) -> Path:
-    """A panning street clip (H.264, yuv420p) in day or night lighting."""
+               mode: str = "day", seed: int = 7, noise: float = 0.0, crf: int = 18,
+               pix_fmt: str = "yuv420p") -> Path:
+    """A panning street clip (H.264) in day or night lighting, with optional Gaussian sensor noise
+    (``noise`` = sigma as a fraction of full scale, a fresh draw per frame)."""
     import av
     sc = make_scene(seed)
+    rs = np.random.RandomState(seed)
     with av.open(str(path), "w") as c:
         st = c.add_stream("libx264", rate=fps)
         st.height, st.width = size
-        st.pix_fmt = "yuv420p"
-        st.options = {"crf": "18"}
+        st.pix_fmt = pix_fmt
+        st.options = {"crf": str(crf)}
         for i in range(int(seconds * fps)):
-            frame = av.VideoFrame.from_ndarray(render(sc, i / fps, mode, size), format="rgb24")
-            for p in st.encode(frame):
+            img = render(sc, i / fps, mode, size)
+            if noise:
+                img = np.clip(img + rs.randn(*img.shape) * noise * 255, 0, 255).astype(np.uint8)
+            for p in st.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
                 c.mux(p)
         for p in st.encode():
             c.mux(p)

@@ -8,7 +8,8 @@ from .config import TrainConfig
 
 def add_train_args(p) -> None:
     p.add_argument("mode", choices=("cyclegan", "pix2pix"))
-    p.add_argument("--data", required=True, help="cyclegan: DIR/trainA, DIR/trainB; pix2pix: DIR/train (A|B) or DIR/A, DIR/B")
+    p.add_argument("--data", required=True,
+                   help="cyclegan: DIR/trainA, DIR/trainB; pix2pix: DIR/train (A|B) or DIR/A, DIR/B")
     p.add_argument("--out", default="runs/train", help="checkpoints, samples and logs")
     p.add_argument("--netG", default="", help="resnet_9blocks, resnet_6blocks, unet_256, unet_128")
     p.add_argument("--ngf", type=int, default=64)

@@ -55,7 +55,8 @@ class PairedDataset(torch.utils.data.Dataset):
         elif (root / "A").is_dir() and (root / "B").is_dir():
             a, b = _images(root / "A"), _images(root / "B")
             names_b = {p.name for p in b}
-            missing = [p.name for p in a if p.name not in names_b] + [p.name for p in b if p.name not in {q.name for q in a}]
+            names_a = {p.name for p in a}
+            missing = [p.name for p in a if p.name not in names_b] + [p.name for p in b if p.name not in names_a]
             if missing:
                 raise InputError(f"{root}: A/ and B/ do not match (e.g. {missing[0]} has no partner)")
             self.files = [(p, root / "B" / p.name) for p in a]
@@ -106,7 +107,8 @@ class UnpairedDataset(torch.utils.data.Dataset):
         rs = np.random.RandomState((self.seed * 1000003 + self.epoch * 7919 + i) % (1 << 31))
         a = _read(self.a[i % len(self.a)])
         b = _read(self.b[int(rs.randint(len(self.b)))])
-        return augment([a], self.load, self.crop, self.flip, rs)[0], augment([b], self.load, self.crop, self.flip, rs)[0]
+        a_t = augment([a], self.load, self.crop, self.flip, rs)[0]
+        return a_t, augment([b], self.load, self.crop, self.flip, rs)[0]
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> list[int]:

@@ -54,7 +54,8 @@ def test_aoti_matches_torch_dynamic_sizes(ckpts, tmp_path, kind):
             assert psnr(eng.infer(x), _ref(ckpts[kind], x)) >= 60
         if kind == "resnet":  # thumbnail statistics through the compiled package
             frame = textured_frames(1, 96, 128)[0]
-            torch_out = Translator(open_engine(ckpts[kind], precision="fp32"), TranslateOptions(tile=48, thumbnail=64))(frame)
+            opts = TranslateOptions(tile=48, thumbnail=64)
+            torch_out = Translator(open_engine(ckpts[kind], precision="fp32"), opts)(frame)
             eng_out = Translator(eng, TranslateOptions(tile=48, thumbnail=64))(frame)
             assert psnr(torch.from_numpy(eng_out), torch.from_numpy(torch_out), 255.0) >= 50
 

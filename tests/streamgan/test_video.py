@@ -157,7 +157,8 @@ def test_memory_flat_on_long_video():
     """Thousands of frames: peak memory does not grow with length (bounded queues)."""
     import importlib.util
     from pathlib import Path
-    spec = importlib.util.spec_from_file_location("bench_memory", Path(__file__).parents[2] / "bench" / "bench_memory.py")
+    path = Path(__file__).parents[2] / "bench" / "bench_memory.py"
+    spec = importlib.util.spec_from_file_location("bench_memory", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     short, long = mod.measure(300, 48, 32), mod.measure(3000, 48, 32)
