@@ -11,10 +11,13 @@ from .errors import EngineError
 from .export import export_program
 
 
-def build_pt2(module: nn.Module, path: Path, meta: EngineMeta, device: torch.device) -> Path:
+def build_pt2(module: nn.Module, path: Path, meta: EngineMeta, device: torch.device, fp16: bool = False) -> Path:
     """Export with dynamic batch/H/W and compile into ``path``; the metadata travels inside.
-    On CUDA the package is fp16 (fp32 statistics), on the CPU fp32."""
-    fp16 = device.type == "cuda"
+
+    fp16 (CUDA only) halves weights and activations, statistics stay fp32. It is off by default:
+    with torch 2.11 on an H100 loading such a package crashed (segfault in aoti_load_package).
+    """
+    fp16 = fp16 and device.type == "cuda"
     program, width = export_program(module, meta.size_multiple, device, fp16=fp16)
     meta.stats_width, meta.backend, meta.precision = width, "aotinductor", "fp16" if fp16 else "fp32"
     meta.extra = {**meta.extra, "device": str(device),

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from .base import Engine, EngineMeta
+from .errors import EngineError
 from .metrics import psnr
 from .normstats import given_stats, pack, stats_width
 
@@ -55,7 +56,7 @@ class TorchEngine(Engine):
                 self.dtype = torch.bfloat16
                 self.module = self.module.to(torch.bfloat16)
             elif precision != "fp32":
-                raise ValueError(f"precision {precision!r} is not supported on the CPU")
+                raise EngineError(f"precision {precision!r} is not supported on the CPU", hint="use auto, fp32 or bf16")
         self.forward = torch.compile(self.module, dynamic=False) if compile else self.module
         backend = "torch-compile" if compile else "torch-fused" if fused else "torch"
         self.meta = dataclasses.replace(meta, backend=backend,

@@ -1,5 +1,6 @@
 """``streamgan build``: checkpoint or ONNX -> .onnx / .pt2 / .plan, validated against fp32 torch."""
 
+import argparse
 import json
 import sys
 import tempfile
@@ -52,11 +53,15 @@ def validate(artifact: Path, reference, multiple: int, channels: int, value_rang
     return result
 
 
-def build(src: str | Path, out: str | Path, *, fp16: bool = False, shapes: str | None = None, tile: int | None = None,
+def build(src: str | Path, out: str | Path, *, fp16: bool | None = None, shapes: str | None = None,
+          tile: int | None = None,
           batch: int = 1, input_range: tuple[float, float] | None = None, do_validate: bool = True,
           overwrite: bool = False, device: str | None = None, bn_stats: str = "batch", arch: str | None = None,
           static: bool = False) -> dict:
-    """Build one artifact; returns a report (sizes, timings, validation numbers)."""
+    """Build one artifact; returns a report (sizes, timings, validation numbers).
+
+    fp16 None: FP16 for TensorRT plans, fp32 for ONNX and AOTInductor.
+    """
     src, out = Path(src), Path(out)
     suffix = out.suffix.lower()
     if suffix not in ARTIFACTS:
@@ -106,6 +111,8 @@ def build(src: str | Path, out: str | Path, *, fp16: bool = False, shapes: str |
 
 def _build_artifact(model, src: Path, tmp: Path, suffix: str, meta: EngineMeta, *, fp16, shapes, tile, batch,
                     device, static) -> str:
+    if suffix != ".plan":
+        fp16 = bool(fp16)
     if suffix == ".onnx":
         if model is None:
             raise EngineError("the source is already ONNX", hint="use it directly with --engine")
@@ -115,8 +122,8 @@ def _build_artifact(model, src: Path, tmp: Path, suffix: str, meta: EngineMeta, 
     if suffix == ".pt2":
         from engines.aoti_backend import build_pt2
         dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        build_pt2(model, tmp, meta, dev)
-        return meta.precision  # fp16 on CUDA, fp32 on the CPU
+        build_pt2(model, tmp, meta, dev, fp16=fp16)
+        return meta.precision
     from engines.tensorrt_backend import build_plan, import_tensorrt, needs_fp16_graph, parse_shapes
     trt = import_tensorrt()
     fp16 = True if fp16 is None else fp16
@@ -139,7 +146,8 @@ def _build_artifact(model, src: Path, tmp: Path, suffix: str, meta: EngineMeta, 
 def add_build_args(p) -> None:
     p.add_argument("src", help="checkpoint (.pth/.safetensors) or ONNX model")
     p.add_argument("--out", required=True, help="artifact: .onnx, .pt2 or .plan (TensorRT)")
-    p.add_argument("--fp16", action="store_true", help="half precision (.plan: FP16 engine; .onnx: fp16 graph)")
+    p.add_argument("--fp16", action=argparse.BooleanOptionalAction, default=None,
+                   help="half precision (default: on for .plan, off for .onnx and .pt2)")
     p.add_argument("--shapes", default=None, help="TensorRT profile MIN:OPT:MAX, each HxW")
     p.add_argument("--tile", type=int, default=None, help="build for tiles of this size")
     p.add_argument("--batch", type=int, default=1, help="batch size at the profile's opt/max")

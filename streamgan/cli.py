@@ -5,7 +5,7 @@ import json
 import sys
 from pathlib import Path
 
-from .errors import EngineError, StreamganError
+from .errors import EngineError, OptionError, StreamganError
 
 
 def _engine_args(p: argparse.ArgumentParser, required: bool = True) -> None:
@@ -42,12 +42,10 @@ def open_engine_from_args(args):
     for item in args.const:
         name, sep, values = item.partition("=")
         if not sep:
-            from .errors import OptionError
             raise OptionError(f"--const {item!r}: expected NAME=VALUES")
         try:
             consts[name] = [float(v) for v in values.split(",")]
         except ValueError:
-            from .errors import OptionError
             raise OptionError(f"--const {item!r}: values must be numbers") from None
     return open_engine(args.engine, device=args.device, arch=args.arch, bn_stats=args.bn_stats,
                        dropout=args.dropout, precision=args.precision, compile=args.compile,
@@ -63,7 +61,8 @@ def translate_options(args, **extra):
 
 def cmd_info(args) -> int:
     from .info import info
-    print(json.dumps(info(args.path), indent=2, default=str) if args.json else _fmt(info(args.path)))
+    facts = info(args.path)
+    print(json.dumps(facts, indent=2, default=str) if args.json else _fmt(facts))
     return 0
 
 
@@ -80,8 +79,10 @@ def _fmt(d: dict, indent: str = "") -> str:
 
 def cmd_run(args) -> int:
     from .video_run import run_any
+    ema = args.stats_ema if args.stats_ema is not None else (0.8 if args.temporal != "off" else 0.0)
+    options = translate_options(args, stats_ema=ema)
     with open_engine_from_args(args) as engine:
-        report = run_any(args, engine)
+        report = run_any(args, engine, options)
     if args.report:
         Path(args.report).write_text(json.dumps(report, indent=2, default=str))
     return 0

@@ -8,6 +8,8 @@ frame always passes through.
 import cv2
 import numpy as np
 
+from .errors import OptionError
+
 TEMPORAL_MODES = ("off", "ema", "motion", "flow")
 CUT_THRESHOLD = 0.12  # mean |I_t - I_t-1| on [0, 1] gray at 1/4 resolution
 
@@ -30,7 +32,6 @@ class Smoother:
 
     def __init__(self, strength: float):
         if not 0.0 <= strength < 1.0:
-            from .errors import OptionError
             raise OptionError("--temporal-strength must be in [0, 1)")
         self.strength = strength
         self.prev_in: np.ndarray | None = None
@@ -136,6 +137,5 @@ SMOOTHERS = {"ema": EmaSmoother, "motion": MotionSmoother, "flow": FlowSmoother}
 def make_smoother(mode: str, strength: float = 0.6, device=None) -> Smoother | None:
     """The smoother for ``--temporal MODE`` (None for off)."""
     if mode not in TEMPORAL_MODES:
-        from .errors import OptionError
         raise OptionError(f"--temporal must be one of {', '.join(TEMPORAL_MODES)}")
     return None if mode == "off" else SMOOTHERS[mode](strength)

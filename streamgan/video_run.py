@@ -185,12 +185,9 @@ def _print_report(r: dict) -> None:
         print(f"note: {note}", file=sys.stderr)
 
 
-def run_any(args, engine: Engine) -> dict:
+def run_any(args, engine: Engine, options: TranslateOptions) -> dict:
     """Dispatch ``streamgan run``: a video file, a folder of videos, or images."""
-    from .cli import translate_options
     from .image_run import translate_images
-    ema = args.stats_ema if args.stats_ema is not None else (0.8 if args.temporal != "off" else 0.0)
-    options = translate_options(args, stats_ema=ema)
     inp = Path(args.input)
     progress = not args.no_progress
     video_kw = dict(options=options, codec=args.codec, crf=args.crf, preset=args.preset, pix_fmt=args.pix_fmt,

@@ -13,7 +13,7 @@ import numpy as np
 
 from engines.base import Engine
 
-from .errors import InputError, OutputError
+from .errors import InputError, OptionError, OutputError
 from .latency import LatencyLog
 from .temporal import make_smoother
 from .translate import TranslateOptions, Translator
@@ -247,7 +247,6 @@ def parse_size(text: str | None) -> tuple[int, int] | None:
     try:
         w, h = (int(v) for v in text.lower().split("x"))
     except ValueError:
-        from .errors import OptionError
         raise OptionError(f"--size {text!r}: expected WxH such as 1280x720") from None
     return w, h
 

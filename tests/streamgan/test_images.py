@@ -1,0 +1,57 @@
+"""``streamgan run`` and ``info`` on images: native size, folders, globs, bad input."""
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from streamgan.cli import main
+from tests.streamgan.helpers import textured_frames, tiny_resnet, tiny_unet
+
+
+@pytest.fixture
+def images(tmp_path):
+    d = tmp_path / "imgs"
+    d.mkdir()
+    for i, (h, w) in enumerate([(257, 301), (64, 64), (33, 17)]):
+        cv2.imwrite(str(d / f"{i}.png"), textured_frames(1, h, w, seed=i)[0])
+    return d
+
+
+@pytest.mark.parametrize("kind", ["resnet", "unet"])
+def test_odd_sizes_come_back_same_size(tmp_path, images, kind):
+    gen = tiny_resnet(tmp_path / "g.pth") if kind == "resnet" else tiny_unet(tmp_path / "g.pth", num_downs=6)
+    out = tmp_path / "o.png"
+    assert main(["run", "--engine", str(gen), "--input", str(images / "0.png"), "--output", str(out),
+                 "--no-progress"]) == 0
+    img = cv2.imread(str(out))
+    assert img.shape == (257, 301, 3) and img.std() > 1
+
+
+def test_folder_and_glob(tmp_path, images, capsys):
+    gen = tiny_resnet(tmp_path / "g.pth")
+    assert main(["run", "--engine", str(gen), "--input", str(images), "--output", str(tmp_path / "out"),
+                 "--no-progress"]) == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["0.png", "1.png", "2.png"]
+    assert cv2.imread(str(tmp_path / "out" / "2.png")).shape == (33, 17, 3)
+    assert main(["run", "--engine", str(gen), "--input", str(images / "[12].png"), "--output",
+                 str(tmp_path / "g"), "--no-progress"]) == 0
+    assert len(list((tmp_path / "g").iterdir())) == 2
+    assert main(["run", "--engine", str(gen), "--input", str(images / "*.jpg"), "--output", str(tmp_path / "h")]) == 2
+    assert "matches no images" in capsys.readouterr().err
+
+
+def test_unreadable_image_and_info(tmp_path, images, capsys):
+    gen = tiny_resnet(tmp_path / "g.pth")
+    (tmp_path / "bad.png").write_bytes(b"\x89PNG broken")
+    assert main(["run", "--engine", str(gen), "--input", str(tmp_path / "bad.png"), "--output",
+                 str(tmp_path / "o.png")]) == 2
+    err = capsys.readouterr().err
+    assert "not a readable image" in err and not (tmp_path / "o.png").exists()
+    assert main(["info", str(gen), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["arch"] == "resnet_2blocks" and info["size_multiple"] == 4 and info["parameters"] > 0
+    assert main(["run", "--engine", str(gen), "--input", str(images / "0.png"), "--output",
+                 str(tmp_path / "x.png"), "--tile", "-3"]) == 2
+    assert np.isfinite(info["parameters"])
