@@ -183,26 +183,28 @@ def _merge_stats_kernel(part_ptr, mean_ptr, rstd_ptr, S, eps, BLOCK_S: tl.conste
 @triton.jit
 def _apply_kernel(x_ptr, out_ptr, w_ptr, b_ptr, res_ptr, mean_ptr, rstd_ptr,
                   C, H, W, PAD, sxn, sxc, sxh, sxw, srn, src, srh, srw,
-                  BLOCK: tl.constexpr, HAS_AFFINE: tl.constexpr, HAS_RES: tl.constexpr, RELU: tl.constexpr):
-    """Grid (N*C, cdiv(OH*OW, BLOCK)): normalise, activate, add, reflect-pad, store."""
+                  BH: tl.constexpr, BW: tl.constexpr, HAS_AFFINE: tl.constexpr, HAS_RES: tl.constexpr,
+                  RELU: tl.constexpr):
+    """Grid (N*C, cdiv(OH, BH)): BH whole output rows per program; the reflected source row and
+    column indices are computed once per row / column, and each row is stored contiguously."""
     pid = tl.program_id(0)
     n = pid // C
     c = pid % C
     OH = H + 2 * PAD
     OW = W + 2 * PAD
-    o = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
-    mo = o < OH * OW
-    ih = _reflect(o // OW - PAD, H)
-    iw = _reflect(o % OW - PAD, W)
-    v = tl.load(x_ptr + n * sxn + c * sxc + ih * sxh + iw * sxw, mask=mo, other=0.0).to(tl.float32)
-    y = (v - tl.load(mean_ptr + pid)) * tl.load(rstd_ptr + pid)
-    if HAS_AFFINE:
-        y = y * tl.load(w_ptr + c).to(tl.float32) + tl.load(b_ptr + c).to(tl.float32)
+    rows = tl.program_id(1) * BH + tl.arange(0, BH)
+    cols = tl.arange(0, BW)
+    m = (rows < OH)[:, None] & (cols < OW)[None, :]
+    ih = _reflect(rows - PAD, H)[:, None]
+    iw = _reflect(cols - PAD, W)[None, :]
+    v = tl.load(x_ptr + n * sxn + c * sxc + ih * sxh + iw * sxw, mask=m, other=0.0).to(tl.float32)
+    w_c, b_c = _affine(w_ptr, b_ptr, c, HAS_AFFINE)
+    y = (v - tl.load(mean_ptr + pid)) * tl.load(rstd_ptr + pid) * w_c + b_c
     if RELU:
         y = tl.maximum(y, 0.0)
     if HAS_RES:
-        y += tl.load(res_ptr + n * srn + c * src + ih * srh + iw * srw, mask=mo, other=0.0).to(tl.float32)
-    tl.store(out_ptr + pid * OH * OW + o, y.to(out_ptr.dtype.element_ty), mask=mo)
+        y += tl.load(res_ptr + n * srn + c * src + ih * srh + iw * srw, mask=m, other=0.0).to(tl.float32)
+    tl.store(out_ptr + pid * OH * OW + rows[:, None] * OW + cols[None, :], y.to(out_ptr.dtype.element_ty), mask=m)
 
 
 def _check(x: torch.Tensor, pad: int) -> None:
@@ -274,8 +276,9 @@ def instance_norm(x: torch.Tensor, weight: torch.Tensor | None = None, bias: tor
         return out
     if mean is None:
         mean, rstd = _split_stats(x, eps)
-    block = 1024
-    grid = (N * C, triton.cdiv((H + 2 * pad) * (W + 2 * pad), block))
+    bw = max(triton.next_power_of_2(W + 2 * pad), 16)
+    bh = max(1, 4096 // bw)
+    grid = (N * C, triton.cdiv(H + 2 * pad, bh))
     _apply_kernel[grid](x, out, wt, bs, res, mean, rstd, C, H, W, pad, *x.stride(), *res.stride(),
-                        BLOCK=block, num_warps=4, **flags)
+                        BH=bh, BW=bw, num_warps=8 if bh * bw >= 4096 else 4, **flags)
     return out
