@@ -107,9 +107,11 @@ def _plane_kernel(x_ptr, out_ptr, w_ptr, b_ptr, res_ptr, mean_ptr, rstd_ptr,
 
 
 @triton.jit
-def _partial_stats_kernel(x_ptr, part_ptr, C, H, W, S, sxn, sxc, sxh, sxw, CHUNK: tl.constexpr):
+def _partial_stats_kernel(x_ptr, part_ptr, C, H, W, S, sxn, sxc, sxh, sxw, CHUNK: tl.constexpr,
+                          CONTIG: tl.constexpr):
     """Grid (N*C, S): (count, mean, M2) of one CHUNK-element piece of a plane, read once into
-    registers, centred two-pass on the registers."""
+    registers, centred two-pass on the registers. CONTIG: the plane is dense, so addresses are
+    linear (vectorised loads)."""
     pid = tl.program_id(0)
     sid = tl.program_id(1)
     n = pid // C
@@ -117,7 +119,11 @@ def _partial_stats_kernel(x_ptr, part_ptr, C, H, W, S, sxn, sxc, sxh, sxw, CHUNK
     HW = H * W
     i = sid * CHUNK + tl.arange(0, CHUNK)
     m = i < HW
-    v = tl.load(x_ptr + n * sxn + c * sxc + (i // W) * sxh + (i % W) * sxw, mask=m, other=0.0).to(tl.float32)
+    if CONTIG:
+        src = x_ptr + n * sxn + c * sxc + i
+    else:
+        src = x_ptr + n * sxn + c * sxc + (i // W) * sxh + (i % W) * sxw
+    v = tl.load(src, mask=m, other=0.0).to(tl.float32)
     cnt = tl.minimum(CHUNK, HW - sid * CHUNK).to(tl.float32)
     mean = tl.sum(v, axis=0) / cnt
     d = tl.where(m, v - mean, 0.0)
@@ -223,7 +229,9 @@ def _split_stats(x: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tenso
     HW = H * W
     S = triton.cdiv(HW, SPLIT_CHUNK)
     part = torch.empty(N * C, S, 3, device=x.device, dtype=torch.float32)
-    _partial_stats_kernel[(N * C, S)](x, part, C, H, W, S, *x.stride(), CHUNK=SPLIT_CHUNK, num_warps=8)
+    contig = x.stride(3) == 1 and x.stride(2) == W
+    _partial_stats_kernel[(N * C, S)](x, part, C, H, W, S, *x.stride(), CHUNK=SPLIT_CHUNK, CONTIG=contig,
+                                      num_warps=8)
     mean = torch.empty(N, C, device=x.device, dtype=torch.float32)
     rstd = torch.empty_like(mean)
     _merge_stats_kernel[(N * C,)](part, mean, rstd, S, eps, BLOCK_S=max(triton.next_power_of_2(S), 2))

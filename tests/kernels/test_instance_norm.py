@@ -90,6 +90,14 @@ def test_given_statistics_and_stats_only(shape, device):
     torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
 
 
+def test_stats_of_sliced_large_plane(device):
+    x = _inputs(SHAPES[4], torch.float32, device, sliced=True)
+    mean, rstd = kernels.instance_norm_stats(x)
+    rm, rr = reference.instance_norm_stats(x)
+    torch.testing.assert_close(mean, rm, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(rstd, rr, rtol=1e-5, atol=1e-5)
+
+
 def test_stats_are_centred_not_moment_based(device):
     x = (torch.randn(1, 1, 64, 64) * 1e-2 + 1e4).to(device)  # |mean| >> std
     _, rstd = kernels.instance_norm_stats(x)
