@@ -132,7 +132,8 @@ class Translator:
         lo, hi = self.meta.input_range
         frame = torch.from_numpy(np.ascontiguousarray(rgb)).to(self.engine.device)
         ph, pw = plan.padded
-        x = self.ops.preprocess(frame, dtype=self.engine.dtype, lo=lo, hi=hi)
+        wire = self.engine.dtype if self.engine.dtype in (torch.float16, torch.float32) else torch.float32
+        x = self.ops.preprocess(frame, dtype=wire, lo=lo, hi=hi).to(self.engine.dtype)
         if (ph, pw) != (h, w):
             mode = "reflect" if ph - h < h and pw - w < w else "replicate"
             x = F.pad(x.float(), (0, pw - w, 0, ph - h), mode=mode).to(self.engine.dtype)
