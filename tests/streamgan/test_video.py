@@ -164,3 +164,21 @@ def test_memory_flat_on_long_video():
     short, long = mod.measure(300, 48, 32), mod.measure(3000, 48, 32)
     assert long["frames"] == 3000
     assert long["peak_rss_mb"] - short["peak_rss_mb"] < 40, (short, long)
+
+
+def test_rotation_metadata_kept(tmp_path, engine):
+    src = tmp_path / "rot.mp4"
+    with av.open(str(src), "w") as c:
+        s = c.add_stream("libx264", rate=12)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        s.set_display_rotation(90)
+        for f in textured_frames(6, 48, 64):
+            for p in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    out = tmp_path / "out.mp4"
+    translate_video(src, out, engine, progress=False)
+    with av.open(str(out)) as c:
+        frame = next(c.decode(video=0))
+        assert frame.rotation == 90 and (frame.width, frame.height) == (64, 48)
