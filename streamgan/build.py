@@ -71,7 +71,6 @@ def build(src: str | Path, out: str | Path, *, fp16: bool | None = None, shapes:
     if src.suffix.lower() in CHECKPOINT_SUFFIXES:
         model = load_generator(src, arch=arch, bn_stats=bn_stats)
         meta = generator_meta(model)
-        meta.source_hash = sha256(src.read_bytes())[:16]
         if input_range:
             meta.input_range = meta.output_range = input_range
 
@@ -85,12 +84,12 @@ def build(src: str | Path, out: str | Path, *, fp16: bool | None = None, shapes:
         model = None
         src_engine = open_engine(src, device="cpu", input_range=input_range)
         meta = src_engine.meta
-        meta.source_hash = sha256(src.read_bytes())[:16]
 
         def reference(x):
             return src_engine.infer(x).float()
     else:
         raise OptionError(f"{src}: build takes a checkpoint ({', '.join(CHECKPOINT_SUFFIXES)}) or an .onnx")
+    meta.source_hash = sha256(src.read_bytes())[:16]
     report = {"source": str(src), "output": str(out), "artifact": suffix[1:]}
     with atomic_path(out) as tmp:
         precision = _build_artifact(model, src, tmp, suffix, meta, fp16=fp16, shapes=shapes, tile=tile,

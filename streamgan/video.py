@@ -1,6 +1,6 @@
 """PyAV video sources and sinks: RGB frames with their timestamps; audio/subtitles remuxed untouched."""
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
@@ -23,10 +23,6 @@ class Frame:
     index: int
     duration: int | None = None
 
-    @property
-    def time(self) -> float | None:
-        return None if self.pts is None or self.time_base is None else float(self.pts * self.time_base)
-
 
 @dataclass
 class VideoInfo:
@@ -37,8 +33,6 @@ class VideoInfo:
     frames: int  # from the container header; 0 when unknown
     duration: float | None
     rotation: int = 0
-    codec: str = ""
-    other_streams: list[str] = field(default_factory=list)
 
 
 def is_video(path: Path) -> bool:
@@ -67,8 +61,6 @@ def probe(path: Path) -> VideoInfo:
         cc = s.codec_context
         dur = float(s.duration * s.time_base) if s.duration else (
             c.duration / av.time_base if c.duration else None)
-        others = [f"{o.type}:{o.codec_context.name if o.codec_context else '?'}"
-                  for o in c.streams if o.type in ("audio", "subtitle")]
         rotation = 0
         try:
             for fr in c.decode(s):
@@ -77,7 +69,7 @@ def probe(path: Path) -> VideoInfo:
         except av.error.FFmpegError:
             pass
         return VideoInfo(cc.width, cc.height, s.average_rate or s.guessed_rate, s.time_base, s.frames or 0,
-                         dur, rotation, cc.name, others)
+                         dur, rotation)
 
 
 class VideoReader:
