@@ -10,7 +10,9 @@ if [ -d .whl ]; then  # wheels the device lacks (PyAV)
 fi
 export PYTHONPATH=$PWD:${PYTHONPATH:-} PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$OUT/gpu.txt"
-for step in "${@:-tests kernels backends e2e}"; do
+steps=("$@")
+[ ${#steps[@]} -eq 0 ] && steps=(tests kernels backends e2e)
+for step in "${steps[@]}"; do
   case $step in
     tests) python3 -m pytest -q tests/kernels -p no:cacheprovider 2>&1 | tail -5 | tee "$OUT/tests_kernels_cuda.txt" ;;
     kernels) python3 bench/bench_kernels.py --out "$OUT" ;;
