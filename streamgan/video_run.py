@@ -149,32 +149,42 @@ def translate_video(input: str | Path, output: str | Path, engine: Engine, *,
         if errors:
             writer.abort()
             raise errors[0]
-        expected = reader.expected_frames()
-        lost = max(0, expected - reader.decoded) if expected else 0
-        if reader.error or lost:
-            why = reader.error or f"the header promises {expected} frames, {reader.decoded} decoded"
-            if not keep_partial:
-                writer.abort()
-                raise PipelineError(f"{input}: truncated or corrupt ({why}); nothing written",
-                                    hint="pass --keep-partial to keep the frames that decoded")
+        lost = _lost_frames(reader, keep_partial, writer)
         writer.close()
         if writer.frames != frames_in:
             raise PipelineError(f"{frames_in} frames in but {writer.frames} out; nothing written")
-    elapsed = time.perf_counter() - t_start
-    stages = {**dict(translator.times), **times}
-    report = {
-        "input": str(input), "output": str(output), "frames_in": frames_in, "frames_out": writer.frames,
-        "lost": lost if (reader.error or lost) else 0, "decode_error": reader.error,
-        "seconds": elapsed, "fps": frames_in / elapsed if elapsed > 0 else 0.0,
-        "ms_per_frame": {k: 1000 * v / max(frames_in, 1) for k, v in stages.items()},
-        "notes": writer.notes, "engine": engine.describe(),
-    }
+    report = _report(input, output, engine, reader, writer, frames_in, lost, time.perf_counter() - t_start,
+                     {**dict(translator.times), **times})
     if progress:
         _print_report(report)
     if report["lost"] or report["decode_error"]:  # never silent, progress bar or not
         print(f"warning: input truncated, {report['lost']} frames lost "
               f"({report['decode_error'] or 'header count'}); partial output kept", file=sys.stderr)
     return report
+
+
+def _lost_frames(reader: VideoReader, keep_partial: bool, writer: VideoWriter) -> int:
+    """Frames the input promised but did not deliver; refuses a partial result unless asked."""
+    expected = reader.expected_frames()
+    lost = max(0, expected - reader.decoded) if expected else 0
+    if reader.error or lost:
+        why = reader.error or f"the header promises {expected} frames, {reader.decoded} decoded"
+        if not keep_partial:
+            writer.abort()
+            raise PipelineError(f"{reader.path}: truncated or corrupt ({why}); nothing written",
+                                hint="pass --keep-partial to keep the frames that decoded")
+    return lost
+
+
+def _report(input: Path, output: Path, engine: Engine, reader: VideoReader, writer: VideoWriter, frames_in: int,
+            lost: int, elapsed: float, stages: dict[str, float]) -> dict:
+    return {
+        "input": str(input), "output": str(output), "frames_in": frames_in, "frames_out": writer.frames,
+        "lost": lost, "decode_error": reader.error,
+        "seconds": elapsed, "fps": frames_in / elapsed if elapsed > 0 else 0.0,
+        "ms_per_frame": {k: 1000 * v / max(frames_in, 1) for k, v in stages.items()},
+        "notes": writer.notes, "engine": engine.describe(),
+    }
 
 
 def _print_report(r: dict) -> None:
