@@ -7,7 +7,7 @@ from torch import nn
 
 from .base import Engine, EngineMeta
 from .errors import EngineError
-from .metrics import psnr
+from .metrics import psnr, smooth_image
 from .normstats import given_stats, pack, stats_width
 
 _BF16_MIN_PSNR = 40.0
@@ -19,13 +19,6 @@ def cpu_has_fast_bf16() -> bool:
     except OSError:
         return False
     return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def _probe_input(channels: int, multiple: int) -> torch.Tensor:
-    side = max(64, multiple)
-    g = torch.Generator().manual_seed(0)
-    coarse = torch.rand(1, channels, 8, 8, generator=g) * 2 - 1
-    return nn.functional.interpolate(coarse, size=(side, side), mode="bilinear", align_corners=False)
 
 
 class TorchEngine(Engine):
@@ -64,7 +57,8 @@ class TorchEngine(Engine):
 
     def _bf16_ok(self, meta: EngineMeta) -> bool:
         import copy
-        x = _probe_input(meta.in_channels, meta.size_multiple)
+        side = max(64, meta.size_multiple)
+        x = smooth_image(meta.in_channels, side, side, torch.Generator().manual_seed(0))
         with torch.inference_mode():
             ref = self.module(x)
             low = copy.deepcopy(self.module).to(torch.bfloat16)(x.to(torch.bfloat16))

@@ -8,11 +8,10 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from engines.base import EngineMeta
 from engines.export import export_onnx, sha256
-from engines.metrics import max_error, psnr
+from engines.metrics import max_error, psnr, smooth_image
 
 from .checkpoints import load_generator
 from .engine import CHECKPOINT_SUFFIXES, generator_meta, open_engine
@@ -28,12 +27,7 @@ def sample_inputs(multiple: int, channels: int = 3, seed: int = 0) -> list[torch
     g = torch.Generator().manual_seed(seed)
     base = max(multiple, 32)
     sizes = [(base, base), (base * 2, base)] if base >= 128 else [(base * 2, base * 3), (base * 3, base * 2)]
-    out = []
-    for h, w in sizes:
-        coarse = torch.rand(1, channels, 6, 6, generator=g) * 2 - 1
-        fine = torch.rand(1, channels, h, w, generator=g) * 0.2 - 0.1
-        out.append((F.interpolate(coarse, size=(h, w), mode="bicubic", align_corners=False) + fine).clamp(-1, 1))
-    return out
+    return [smooth_image(channels, h, w, g) for h, w in sizes]
 
 
 def validate(artifact: Path, reference, multiple: int, channels: int, value_range: float, precision: str,

@@ -31,7 +31,7 @@ def translate_images(spec: str, output: str | Path, engine: Engine,
     """Translate every image ``spec`` names into ``output``; returns a small report."""
     inputs = expand_images(spec)
     outputs = image_outputs(inputs, Path(output))
-    for src, dst in zip(inputs, outputs):
+    for dst in outputs:
         check_output(dst, inputs, overwrite)
     translator = Translator(engine, options)
     for src, dst in tqdm(list(zip(inputs, outputs)), desc="images", unit="img", disable=not progress):
