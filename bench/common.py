@@ -62,3 +62,30 @@ def save(results: dict, name: str, out_dir: str | None) -> Path:
     path.write_text(json.dumps(results, indent=2))
     print(f"wrote {path}")
     return path
+
+
+def photo_pan_clip(path: Path, width: int = 640, height: int = 360, frames: int = 60, fps: int = 30,
+                   crf: int = 20, noise: float = 0.0, seed: int = 0, pix_fmt: str = "yuv420p") -> Path:
+    """A clip of a real photograph (matplotlib's grace_hopper.jpg) panned with subpixel steps,
+    x264 at ``crf`` with AAC audio: the content users film rather than flat synthetic frames.
+    ``noise``: sensor-like Gaussian noise (fraction of 255) added per frame."""
+    import cv2
+    import matplotlib.cbook
+    import numpy as np
+
+    from tests.streamgan.helpers import write_clip
+    photo = cv2.imread(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))[:, :, ::-1]
+    scale = 1.35 * max(width / photo.shape[1], height / photo.shape[0])
+    big = cv2.resize(photo, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
+    rs = np.random.RandomState(seed)
+    out = []
+    for i in range(frames):
+        t = i / max(frames - 1, 1)
+        x0 = (big.shape[1] - width) * t
+        y0 = (big.shape[0] - height) * (0.5 + 0.1 * np.sin(2 * np.pi * t))
+        f = cv2.warpAffine(big, np.float32([[1, 0, -x0], [0, 1, -y0]]), (width, height), flags=cv2.INTER_CUBIC,
+                           borderMode=cv2.BORDER_REFLECT).astype(np.float32)
+        if noise:
+            f += rs.randn(*f.shape) * noise * 255
+        out.append(np.clip(f, 0, 255).astype(np.uint8))
+    return write_clip(path, out, fps=fps, audio_streams=1, crf=crf, pix_fmt=pix_fmt)

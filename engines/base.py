@@ -2,7 +2,9 @@
 
 import dataclasses
 import json
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 
@@ -13,6 +15,8 @@ class EngineMeta:
 
     ``stats_width`` > 0 means the engine takes packed normalisation statistics (see
     ``engines.normstats``) and can collect them, so tiles can share one frame's statistics.
+    ``max_batch`` > 0: the graph's batch dimension is fixed at that size (tiles go in that many
+    at a time); 0: any batch.
     """
 
     arch: str = "unknown"
@@ -24,6 +28,7 @@ class EngineMeta:
     precision: str = "fp32"
     stats_width: int = 0
     receptive_radius: int = 0
+    max_batch: int = 0
     source_hash: str = ""
     backend: str = ""
     shapes: dict = field(default_factory=dict)
@@ -41,6 +46,11 @@ class EngineMeta:
             if k in kw:
                 kw[k] = tuple(float(v) for v in kw[k])
         return cls(**kw)
+
+
+def cache_dir(kind: str) -> Path:
+    """Where compiled artifacts and measured choices of one kind are kept ($STREAMGAN_CACHE)."""
+    return Path(os.environ.get("STREAMGAN_CACHE", Path.home() / ".cache" / "streamgan")) / kind
 
 
 class Engine:

@@ -2,6 +2,7 @@
 
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +31,70 @@ def read_onnx_meta(path: Path) -> dict:
     return d
 
 
+@dataclass
+class GraphInput:
+    """One graph input as either runtime reports it: ``shape`` has None for dynamic dimensions."""
+
+    name: str
+    shape: list
+    dtype: type
+
+
+@dataclass
+class Binding:
+    """How to feed a graph: its image input, whether it exchanges statistics, constant extras."""
+
+    image: GraphInput
+    stats_io: bool
+    consts: dict[str, np.ndarray]
+
+
+def bind_inputs(path: Path, inputs: list[GraphInput], consts: dict | None) -> Binding:
+    """The 4-D image input, the statistics inputs when present, the rest from ``consts`` (--const)."""
+    images = [i for i in inputs if len(i.shape) == 4]
+    if not images:
+        raise EngineError(f"{path}: no 4-D image input among {[i.name for i in inputs]}")
+    names = {i.name for i in inputs}
+    stats_io = "norm_stats" in names and "stats_mix" in names
+    fed = {}
+    for i in inputs:
+        if i.name == images[0].name or (stats_io and i.name in ("norm_stats", "stats_mix")):
+            continue
+        if not consts or i.name not in consts:
+            raise EngineError(f"{path}: the model has an extra input {i.name!r} {i.shape}",
+                              hint=f"pass --const {i.name}=VALUES")
+        fed[i.name] = np.asarray(consts[i.name], dtype=i.dtype).reshape([d or 1 for d in i.shape] or [-1])
+    return Binding(images[0], stats_io, fed)
+
+
+def graph_meta(path: Path, info: dict, binding: Binding, input_range, backend: str) -> EngineMeta:
+    """EngineMeta of an ONNX/IR graph: its streamgan metadata, else what its image input says."""
+    meta = EngineMeta.from_dict(info)
+    if input_range:
+        meta.input_range = meta.output_range = tuple(input_range)
+    elif "streamgan" not in info and "input_range" in info:
+        meta.output_range = meta.input_range
+    n, c, h, w = binding.image.shape
+    if c:
+        meta.in_channels = c
+    if n:
+        meta.max_batch = n
+    if h and w:  # static spatial shape: tile at exactly that size
+        if h != w:
+            raise EngineError(f"{path}: static non-square input {h}x{w} is not supported")
+        meta.size_multiple = h
+        meta.shapes = {"min": [h, w], "opt": [h, w], "max": [h, w]}
+    meta.backend = backend
+    meta.stats_width = meta.stats_width if binding.stats_io else 0
+    return meta
+
+
+def stats_feed(x: torch.Tensor, stats: torch.Tensor | None, mix: float, width: int) -> dict:
+    """The statistics inputs of an exported generator (zeros when the sample's own are used)."""
+    return {"norm_stats": stats.cpu().numpy() if stats is not None else np.zeros((x.shape[0], width), np.float32),
+            "stats_mix": np.array([mix], np.float32)}
+
+
 class OnnxEngine(Engine):
     """Feeds ``image`` (and the statistics inputs when present); extra inputs come from ``consts``."""
 
@@ -55,52 +120,21 @@ class OnnxEngine(Engine):
             what = f"unsupported operator {next(g for g in op.groups() if g)}" if op else msg.splitlines()[0][:200]
             raise EngineError(f"{path}: ONNX Runtime cannot run this model ({what})") from None
         self.device = torch.device("cuda" if providers[0].startswith("CUDA") else "cpu")
-        ins = self.session.get_inputs()
-        images = [i for i in ins if len(i.shape) == 4]
-        if not images:
-            raise EngineError(f"{path}: no 4-D image input among {[i.name for i in ins]}")
-        self.image = images[0]
-        names = {i.name for i in ins}
-        self.stats_io = "norm_stats" in names and "stats_mix" in names
-        self.consts = {}
-        for i in ins:
-            if i.name == self.image.name or (self.stats_io and i.name in ("norm_stats", "stats_mix")):
-                continue
-            if not consts or i.name not in consts:
-                raise EngineError(f"{path}: the model has an extra input {i.name!r} {i.shape}",
-                                  hint=f"pass --const {i.name}=VALUES")
-            self.consts[i.name] = np.asarray(consts[i.name], dtype=_NP.get(i.type, np.float32)).reshape(
-                [d if isinstance(d, int) else 1 for d in i.shape] or [-1])
-        self.np_dtype = _NP.get(self.image.type, np.float32)
+        inputs = [GraphInput(i.name, [d if isinstance(d, int) else None for d in i.shape],
+                             _NP.get(i.type, np.float32)) for i in self.session.get_inputs()]
+        self.binding = bind_inputs(path, inputs, consts)
+        self.np_dtype = self.binding.image.dtype
         self.dtype = torch.float16 if self.np_dtype == np.float16 else torch.float32
-        meta = EngineMeta.from_dict(info)
-        if input_range:
-            meta.input_range = meta.output_range = tuple(input_range)
-        elif "streamgan" not in info and "input_range" in info:
-            meta.output_range = meta.input_range
-        c, h, w = self.image.shape[1:]
-        if isinstance(c, int):
-            meta.in_channels = c
-        if isinstance(h, int) and isinstance(w, int):  # static spatial shape: tile at exactly that size
-            if h != w:
-                raise EngineError(f"{path}: static non-square input {h}x{w} is not supported")
-            meta.size_multiple = h
-            meta.shapes = {"min": [h, w], "opt": [h, w], "max": [h, w]}
-        meta.backend = "onnxruntime"
-        meta.stats_width = meta.stats_width if self.stats_io else 0
-        self.meta = meta
+        self.meta = graph_meta(path, info, self.binding, input_range, "onnxruntime")
         self.outputs = [o.name for o in self.session.get_outputs()]
 
     def _run(self, x, stats, mix, collect=False):
-        feed = {self.image.name: x.detach().cpu().numpy().astype(self.np_dtype), **self.consts}
+        feed = {self.binding.image.name: x.detach().cpu().numpy().astype(self.np_dtype), **self.binding.consts}
         want = [self.outputs[0]]
-        if self.stats_io:
-            n = x.shape[0]
-            feed["norm_stats"] = (stats.cpu().numpy() if stats is not None
-                                  else np.zeros((n, self.meta.stats_width), np.float32))
-            feed["stats_mix"] = np.array([mix], np.float32)
+        if self.binding.stats_io:
+            feed.update(stats_feed(x, stats, mix, self.meta.stats_width))
             want.append("own_stats")
         res = self.session.run(want, feed)
         y = torch.from_numpy(res[0]).float()
-        own = torch.from_numpy(res[1]) if self.stats_io else None
+        own = torch.from_numpy(res[1]) if self.binding.stats_io else None
         return y, own

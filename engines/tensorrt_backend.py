@@ -11,14 +11,13 @@ cached under a key of (ONNX hash, shapes, precision, TensorRT version, GPU name)
 
 import hashlib
 import json
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from .base import Engine, EngineMeta
+from .base import Engine, EngineMeta, cache_dir
 from .errors import EngineError
 
 
@@ -81,10 +80,6 @@ def cache_key(onnx_bytes: bytes, profile: Profile, precision: str, trt_version: 
     return f"{h}-{tag}"
 
 
-def cache_dir() -> Path:
-    return Path(os.environ.get("STREAMGAN_CACHE", Path.home() / ".cache" / "streamgan")) / "tensorrt"
-
-
 def build_plan(onnx_bytes: bytes, plan: Path, meta: EngineMeta, profile: Profile, *, fp16: bool = True,
                workspace_gb: float = 8.0) -> Path:
     """ONNX bytes + profile -> serialized engine at ``plan`` (+ .json metadata, + .timing cache)."""
@@ -94,7 +89,7 @@ def build_plan(onnx_bytes: bytes, plan: Path, meta: EngineMeta, profile: Profile
     gpu = torch.cuda.get_device_name()
     precision = "fp16" if fp16 else "fp32"
     key = cache_key(onnx_bytes, profile, precision, trt.__version__, gpu)
-    cached = cache_dir() / f"{key}.plan"
+    cached = cache_dir("tensorrt") / f"{key}.plan"
     meta.backend, meta.precision = "tensorrt", precision
     meta.shapes = {"min": list(profile.min), "opt": list(profile.opt), "max": list(profile.max)}
     meta.extra = {**meta.extra, "tensorrt_version": trt.__version__, "device_name": gpu, "cache_key": key}

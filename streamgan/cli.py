@@ -9,14 +9,16 @@ from .errors import EngineError, OptionError, StreamganError
 
 
 def _engine_args(p: argparse.ArgumentParser, required: bool = True) -> None:
-    p.add_argument("--engine", required=required, help=".pth/.safetensors checkpoint, .onnx, .pt2 or .plan")
+    p.add_argument("--engine", required=required, help=".pth/.safetensors checkpoint, .onnx, .xml, .pt2 or .plan")
+    p.add_argument("--backend", choices=("auto", "torch", "openvino", "onnxruntime"), default="auto",
+                   help="runtime for checkpoints and .onnx (auto: on a CPU the one measured fastest, remembered)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda when present)")
     p.add_argument("--arch", default=None, help="override the architecture read off a checkpoint")
     p.add_argument("--bn-stats", choices=("batch", "running"), default="batch",
                    help="batch-norm statistics: per image (official test.py) or stored running ones")
     p.add_argument("--dropout", action="store_true", help="keep dropout active (stochastic output)")
     p.add_argument("--precision", choices=("auto", "fp32", "fp16", "bf16"), default="auto",
-                   help="torch backend precision")
+                   help="torch / OpenVINO precision (auto: bf16 where the CPU has it and it stays >= 40 dB)")
     p.add_argument("--compile", action="store_true",
                    help="torch backend: run through torch.compile (slow first frame, faster after)")
     p.add_argument("--range", dest="input_range", default=None,
@@ -47,7 +49,7 @@ def open_engine_from_args(args):
             consts[name] = [float(v) for v in values.split(",")]
         except ValueError:
             raise OptionError(f"--const {item!r}: values must be numbers") from None
-    return open_engine(args.engine, device=args.device, arch=args.arch, bn_stats=args.bn_stats,
+    return open_engine(args.engine, device=args.device, backend=args.backend, arch=args.arch, bn_stats=args.bn_stats,
                        dropout=args.dropout, precision=args.precision, compile=args.compile,
                        input_range=parse_range(args.input_range), consts=consts)
 

@@ -1,5 +1,6 @@
-"""Open any engine file by its suffix; generator checkpoints become torch engines."""
+"""Open any engine file by its suffix; generator checkpoints become torch (or OpenVINO) engines."""
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
@@ -38,6 +39,27 @@ def parse_range(text: str | None) -> tuple[float, float] | None:
     return lo, hi
 
 
+BACKEND_CHOICES = ("auto", "torch", "openvino", "onnxruntime")
+
+
+def _on_cpu(device) -> bool:
+    return (torch.device(device).type == "cpu") if device is not None else not torch.cuda.is_available()
+
+
+def _checkpoint_onnx(path: Path, model: nn.Module, meta: EngineMeta, opts: dict) -> Path:
+    """The checkpoint exported to ONNX once, kept in the cache (keyed by its bytes and load options)."""
+    from engines.base import cache_dir
+    from engines.export import export_onnx, sha256
+    tag = sha256(f"{sha256(path.read_bytes())}|{opts.get('arch')}|{opts.get('bn_stats', 'batch')}".encode())[:20]
+    onnx_path = cache_dir("onnx") / f"{tag}.onnx"
+    if not onnx_path.exists():
+        onnx_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = onnx_path.with_suffix(f".{id(model)}.tmp")
+        export_onnx(model, tmp, dataclasses.replace(meta))
+        tmp.replace(onnx_path)
+    return onnx_path
+
+
 def _open_checkpoint(path: Path, device, opts: dict) -> Engine:
     from engines.torch_backend import TorchEngine
     model = load_generator(path, arch=opts.get("arch"), bn_stats=opts.get("bn_stats", "batch"),
@@ -45,13 +67,66 @@ def _open_checkpoint(path: Path, device, opts: dict) -> Engine:
     meta = generator_meta(model)
     if opts.get("input_range"):
         meta.input_range = meta.output_range = opts["input_range"]
-    return TorchEngine(model, meta, device=device, precision=opts.get("precision") or "auto",
-                       compile=opts.get("compile", False))
+    backend = opts.get("backend") or "auto"
+    if backend == "onnxruntime":
+        raise OptionError("--backend onnxruntime takes an .onnx engine", hint="streamgan build CKPT --out G.onnx")
+    # OpenVINO runs the exported graph: deterministic, fp32 or bf16; not for dropout or a forced precision
+    can_ov = _on_cpu(device) and not opts.get("dropout") and not opts.get("compile") \
+        and (opts.get("precision") or "auto") in ("auto", "fp32", "bf16")
+    if backend == "openvino" and not can_ov:
+        raise OptionError("--backend openvino runs on the CPU without --dropout or --compile")
+
+    def torch_engine() -> Engine:
+        return TorchEngine(model, meta, device=device, precision=opts.get("precision") or "auto",
+                           compile=opts.get("compile", False))
+
+    def openvino_engine() -> Engine:
+        from engines.openvino_backend import OpenVINOEngine
+        eng = OpenVINOEngine(_checkpoint_onnx(path, model, meta, opts), device="cpu",
+                             precision=opts.get("precision") or "auto")
+        eng.meta = dataclasses.replace(meta, backend=eng.meta.backend, precision=eng.meta.precision,
+                                       stats_width=eng.meta.stats_width)
+        return eng
+
+    if backend == "openvino":
+        return openvino_engine()
+    if backend == "auto" and can_ov:
+        from engines.fastest import FastestEngine
+        return FastestEngine({"openvino": openvino_engine, "torch": torch_engine},  # torch's bf16 converts `model`
+                             key=f"{path.resolve()}:{path.stat().st_mtime_ns}|{opts.get('precision')}")
+    return torch_engine()
 
 
 def _open_onnx(path: Path, device, opts: dict) -> Engine:
     from engines.onnx_backend import OnnxEngine
-    return OnnxEngine(path, device=device, input_range=opts.get("input_range"), consts=opts.get("consts"))
+    backend = opts.get("backend") or "auto"
+    if backend == "torch":
+        raise OptionError("--backend torch takes a checkpoint (.pth/.safetensors), not an .onnx")
+    kw = dict(input_range=opts.get("input_range"), consts=opts.get("consts"))
+
+    def ort_engine() -> Engine:
+        return OnnxEngine(path, device=device, **kw)
+
+    def openvino_engine() -> Engine:
+        from engines.openvino_backend import OpenVINOEngine
+        precision = opts.get("precision") or "auto"
+        return OpenVINOEngine(path, device=device, precision="auto" if precision == "fp16" else precision, **kw)
+
+    if backend == "openvino":
+        return openvino_engine()
+    if backend == "auto" and _on_cpu(device):
+        from engines.fastest import FastestEngine
+        return FastestEngine({"openvino": openvino_engine, "onnxruntime": ort_engine},
+                             key=f"{path.resolve()}:{path.stat().st_mtime_ns}|{opts.get('precision')}")
+    return ort_engine()
+
+
+def _open_xml(path: Path, device, opts: dict) -> Engine:
+    from engines.openvino_backend import OpenVINOEngine
+    if (opts.get("backend") or "auto") not in ("auto", "openvino"):
+        raise OptionError(f"{path}: an OpenVINO IR runs only with --backend openvino")
+    return OpenVINOEngine(path, device=device, input_range=opts.get("input_range"), consts=opts.get("consts"),
+                          precision=opts.get("precision") or "auto")
 
 
 def _open_pt2(path: Path, device, opts: dict) -> Engine:
@@ -66,14 +141,17 @@ def _open_plan(path: Path, device, opts: dict) -> Engine:
 
 BACKENDS: dict[str, Callable[[Path, object, dict], Engine]] = {
     **{s: _open_checkpoint for s in CHECKPOINT_SUFFIXES},
-    ".onnx": _open_onnx, ".pt2": _open_pt2, ".plan": _open_plan, ".engine": _open_plan,
+    ".onnx": _open_onnx, ".xml": _open_xml, ".pt2": _open_pt2, ".plan": _open_plan, ".engine": _open_plan,
 }
 
 
 def open_engine(path: str | Path, device: str | torch.device | None = None, **opts) -> Engine:
-    """The engine for ``path``: .plan TensorRT, .onnx ONNX Runtime, .pt2 AOTInductor, .pth/.safetensors torch.
+    """The engine for ``path``: .plan TensorRT, .onnx ONNX Runtime or OpenVINO, .xml OpenVINO,
+    .pt2 AOTInductor, .pth/.safetensors torch (or OpenVINO on the exported graph).
 
-    opts: arch, bn_stats, dropout, precision and compile (torch), input_range, consts (ONNX).
+    opts: backend (auto: on the CPU the measured fastest of torch/OpenVINO for checkpoints and of
+    OpenVINO/ONNX Runtime for .onnx), arch, bn_stats, dropout, precision and compile (torch),
+    input_range, consts (ONNX).
     """
     path = Path(path)
     if not path.exists():

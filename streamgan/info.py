@@ -19,6 +19,9 @@ def info(path: str | Path) -> dict:
     if suffix == ".onnx":
         from engines.onnx_backend import read_onnx_meta
         return {"file": str(path), "kind": "onnx", **read_onnx_meta(path)}
+    if suffix == ".xml":
+        from engines.openvino_backend import read_ir_meta
+        return {"file": str(path), "kind": "openvino-ir", **read_ir_meta(path)}
     sidecar = Path(str(path) + ".json")
     if suffix in (".plan", ".engine", ".pt2") and sidecar.exists():
         return {"file": str(path), "kind": suffix[1:], **json.loads(sidecar.read_text())}

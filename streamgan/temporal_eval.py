@@ -16,20 +16,47 @@ from .temporal import dis_flow, fb_consistent, remap
 from .video import VideoReader
 
 
-def frame_warping_errors(inputs: list[np.ndarray], outputs: list[np.ndarray]) -> list[float]:
-    """E_warp of every consecutive pair (len(inputs) - 1 values)."""
-    errs = []
+def input_flows(inputs: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(forward t-1 -> t, backward t -> t-1) DIS flow (medium preset) of each consecutive input pair."""
     preset = cv2.DISOPTICAL_FLOW_PRESET_MEDIUM
+    flows = []
     for t in range(1, len(inputs)):
         a = cv2.cvtColor(inputs[t - 1], cv2.COLOR_RGB2GRAY)
         b = cv2.cvtColor(inputs[t], cv2.COLOR_RGB2GRAY)
-        fw, bw = dis_flow(a, b, preset), dis_flow(b, a, preset)
-        valid = fb_consistent(fw, bw)
-        warped = remap(outputs[t], fw).astype(np.float32) / 255.0
-        diff = (warped - outputs[t - 1].astype(np.float32) / 255.0) ** 2
-        n = valid.sum() * 3
-        errs.append(float(diff[valid].sum() / n) if n else float(diff.mean()))
-    return errs
+        flows.append((dis_flow(a, b, preset), dis_flow(b, a, preset)))
+    return flows
+
+
+def _masked_mse(a: np.ndarray, b: np.ndarray, valid: np.ndarray) -> float:
+    diff = ((a.astype(np.float32) - b.astype(np.float32)) / 255.0) ** 2
+    n = valid.sum() * diff.shape[-1]
+    return float(diff[valid].sum() / n) if n else float(diff.mean())
+
+
+def frame_warping_errors(inputs: list[np.ndarray], outputs: list[np.ndarray],
+                         flows: list | None = None) -> list[float]:
+    """E_warp of every consecutive pair (len(inputs) - 1 values)."""
+    flows = flows or input_flows(inputs)
+    return [_masked_mse(remap(outputs[t], fw), outputs[t - 1], fb_consistent(fw, bw))
+            for t, (fw, bw) in enumerate(flows, start=1)]
+
+
+def detail_ratio(outputs: list[np.ndarray], reference: list[np.ndarray]) -> float:
+    """Detail kept: mean variance of the Laplacian of ``outputs`` over that of ``reference`` (1 = all)."""
+    def energy(frames):
+        return np.mean([cv2.Laplacian(cv2.cvtColor(f, cv2.COLOR_RGB2GRAY), cv2.CV_32F).var() for f in frames])
+    return float(energy(outputs) / max(energy(reference), 1e-12))
+
+
+def lag_ratio(outputs: list[np.ndarray], reference: list[np.ndarray], flows: list) -> float:
+    """Distance of each smoothed frame to the current per-frame output, over the distance of the
+    previous per-frame output (warped onto the current frame) to it; < 1: no lag."""
+    near = far = 0.0
+    for t, (fw, bw) in enumerate(flows, start=1):
+        valid = fb_consistent(bw, fw)
+        near += _masked_mse(outputs[t], reference[t], valid)
+        far += _masked_mse(remap(reference[t - 1], bw), reference[t], valid)
+    return near / far if far else 0.0
 
 
 def _frames(path: Path) -> list[np.ndarray]:
@@ -42,9 +69,11 @@ def _psnr(a: list[np.ndarray], b: list[np.ndarray]) -> float:
 
 
 def evaluate_temporal(input: str | Path, outputs: dict[str, str | Path], reference: str | Path | None = None) -> dict:
-    """E_warp for each named output video (flow of ``input``), and PSNR to ``reference`` if given."""
+    """E_warp for each named output video (flow of ``input``); with ``reference`` (the per-frame
+    output) also PSNR to it, detail kept (Laplacian energy ratio) and the lag ratio."""
     inp = _frames(Path(input))
     ref = _frames(Path(reference)) if reference else None
+    flows = input_flows(inp)
     table = {}
     for name, path in outputs.items():
         out = _frames(Path(path))
@@ -52,9 +81,11 @@ def evaluate_temporal(input: str | Path, outputs: dict[str, str | Path], referen
             raise InputError(f"{path}: {len(out)} frames, the input has {len(inp)}")
         if out[0].shape != inp[0].shape:
             raise InputError(f"{path}: frame size {out[0].shape[:2]} differs from the input's {inp[0].shape[:2]}")
-        per_frame = frame_warping_errors(inp, out)
+        per_frame = frame_warping_errors(inp, out, flows)
         table[name] = {"e_warp": float(np.mean(per_frame)), "per_frame": per_frame,
-                       "psnr_to_reference": _psnr(out, ref) if ref else None}
+                       "psnr_to_reference": _psnr(out, ref) if ref else None,
+                       "detail": detail_ratio(out, ref) if ref else None,
+                       "lag": lag_ratio(out, ref, flows) if ref else None}
     return table
 
 
@@ -77,7 +108,8 @@ def plot_warping_errors(table: dict, path: Path) -> None:
 def add_eval_args(p) -> None:
     p.add_argument("--input", required=True, help="the untranslated video (flow is computed on it)")
     p.add_argument("--output", required=True, action="append", help="translated video(s); NAME=PATH to label")
-    p.add_argument("--reference", default=None, help="per-frame output to compute PSNR against")
+    p.add_argument("--reference", default=None,
+                   help="per-frame output: PSNR to it, detail kept (Laplacian energy) and lag (< 1: none)")
     p.add_argument("--plot", default=None, help="write E_warp per frame as a PNG")
     p.add_argument("--json", default=None)
 
@@ -89,10 +121,11 @@ def cmd_eval_temporal(args) -> int:
         name, sep, path = item.partition("=")
         outputs[name if sep else Path(item).stem] = path if sep else item
     table = evaluate_temporal(args.input, outputs, args.reference)
-    print(f"{'output':<20} {'E_warp':>10} {'PSNR to ref':>12}")
+    print(f"{'output':<20} {'E_warp':>10} {'PSNR to ref':>12} {'detail':>7} {'lag':>6}")
     for name, row in table.items():
-        p = row["psnr_to_reference"]
-        print(f"{name:<20} {row['e_warp']:>10.6f} {('%.2f dB' % p) if p is not None else '-':>12}")
+        p, d, lag = row["psnr_to_reference"], row["detail"], row["lag"]
+        print(f"{name:<20} {row['e_warp']:>10.6f} {('%.2f dB' % p) if p is not None else '-':>12} "
+              f"{('%.2fx' % d) if d is not None else '-':>7} {('%.2f' % lag) if lag is not None else '-':>6}")
     if args.plot:
         plot_warping_errors(table, Path(args.plot))
         print(f"plot: {args.plot}", file=sys.stderr)

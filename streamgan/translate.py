@@ -148,8 +148,9 @@ class Translator:
         else:
             th, tw = plan.tile
             outs = []
-            for i in range(0, len(plan.boxes), self.opt.batch):
-                boxes = plan.boxes[i:i + self.opt.batch]
+            step = min(self.opt.batch, self.meta.max_batch or self.opt.batch)  # a fixed-batch graph
+            for i in range(0, len(plan.boxes), step):
+                boxes = plan.boxes[i:i + step]
                 batch = torch.stack([x[0, :, y0:y0 + th, x0:x0 + tw] for y0, x0 in boxes])
                 outs.append(self.engine.infer(batch, stats))
             tiles = torch.cat(outs)

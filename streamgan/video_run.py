@@ -1,5 +1,6 @@
 """``streamgan run``: the streaming pipeline (decode | translate | encode), for videos and images."""
 
+import os
 import queue
 import sys
 import threading
@@ -124,6 +125,8 @@ def translate_video(input: str | Path, output: str | Path, engine: Engine, *,
                     break
                 frames_in += 1
                 out = translator(frame.rgb)
+                if frames_in == 1:
+                    times["first_frame_after_launch_s"] = since_launch()
                 if smoother is not None:
                     t0 = time.perf_counter()
                     out, cut = smoother(frame.rgb, out)
@@ -153,14 +156,27 @@ def translate_video(input: str | Path, output: str | Path, engine: Engine, *,
         writer.close()
         if writer.frames != frames_in:
             raise PipelineError(f"{frames_in} frames in but {writer.frames} out; nothing written")
+    first = times.pop("first_frame_after_launch_s", None)
     report = _report(input, output, engine, reader, writer, frames_in, lost, time.perf_counter() - t_start,
                      {**dict(translator.times), **times})
+    report["first_frame_after_launch_s"] = first
     if progress:
         _print_report(report)
     if report["lost"] or report["decode_error"]:  # never silent, progress bar or not
         print(f"warning: input truncated, {report['lost']} frames lost "
               f"({report['decode_error'] or 'header count'}); partial output kept", file=sys.stderr)
     return report
+
+
+def since_launch() -> float | None:
+    """Seconds since this process started (Linux /proc; None elsewhere): the start-up a user waits."""
+    try:
+        with open("/proc/self/stat") as f:
+            started = int(f.read().rsplit(")", 1)[1].split()[19]) / os.sysconf("SC_CLK_TCK")
+        with open("/proc/uptime") as f:
+            return float(f.read().split()[0]) - started
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def _lost_frames(reader: VideoReader, keep_partial: bool, writer: VideoWriter) -> int:
@@ -189,8 +205,10 @@ def _report(input: Path, output: Path, engine: Engine, reader: VideoReader, writ
 
 def _print_report(r: dict) -> None:
     stages = ", ".join(f"{k} {v:.1f}" for k, v in r["ms_per_frame"].items())
+    first = r.get("first_frame_after_launch_s")
+    start = f"first frame {first:.2f} s after launch, " if first is not None else ""
     print(f"frames in {r['frames_in']}, out {r['frames_out']}, {r['fps']:.1f} fps ({r['engine']}); "
-          f"ms/frame: {stages}", file=sys.stderr)
+          f"{start}ms/frame: {stages}", file=sys.stderr)
     for note in r["notes"]:
         print(f"note: {note}", file=sys.stderr)
 

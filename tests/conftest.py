@@ -1,6 +1,7 @@
 """Shared fixtures: tiny generators with official layouts, synthetic clips made with PyAV."""
 
 import os
+import tempfile
 
 import torch
 
@@ -10,6 +11,8 @@ if not torch.cuda.is_available():
 import pytest  # noqa: E402
 
 torch.set_num_threads(2)
+# compiled models, exported graphs and measured backend choices go to a cache of this test session
+os.environ["STREAMGAN_CACHE"] = tempfile.mkdtemp(prefix="streamgan_test_cache_")
 
 
 @pytest.fixture

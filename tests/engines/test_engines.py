@@ -11,22 +11,11 @@ from torch import nn
 from engines.errors import EngineError
 from engines.metrics import psnr
 from engines.tensorrt_backend import Profile, cache_key, needs_fp16_graph, parse_shapes
-from streamgan import load_generator, open_engine
+from streamgan import open_engine
 from streamgan.build import build
 from streamgan.cli import main
 from streamgan.translate import TranslateOptions, Translator
-from tests.streamgan.helpers import textured_frames, tiny_resnet, tiny_unet
-
-
-@pytest.fixture(scope="module")
-def ckpts(tmp_path_factory):
-    d = tmp_path_factory.mktemp("ck")
-    return {"resnet": tiny_resnet(d / "r.pth"), "unet": tiny_unet(d / "u.pth", num_downs=5)}
-
-
-def _ref(path, x):
-    with torch.no_grad():
-        return load_generator(path)(x)
+from tests.streamgan.helpers import reference_output, textured_frames
 
 
 @pytest.mark.parametrize("kind", ["resnet", "unet"])
@@ -36,11 +25,11 @@ def test_onnx_matches_torch_dynamic_sizes(ckpts, tmp_path, kind):
     assert report["validation"]["psnr_db"] >= 60
     model = onnx.load(str(out))
     assert max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) >= 17
-    with open_engine(out) as eng:
+    with open_engine(out, backend="onnxruntime") as eng:
         assert eng.meta.stats_width > 0 and eng.meta.arch.startswith(kind)
         for h, w in ((32, 64), (96, 32)):
             x = torch.rand(2, 3, h, w) * 2 - 1
-            assert psnr(eng.infer(x), _ref(ckpts[kind], x)) >= 60
+            assert psnr(eng.infer(x), reference_output(ckpts[kind], x)) >= 60
 
 
 @pytest.mark.parametrize("kind", ["resnet", "unet"])
@@ -51,7 +40,7 @@ def test_aoti_matches_torch_dynamic_sizes(ckpts, tmp_path, kind):
         assert eng.meta.backend == "aotinductor" and eng.meta.size_multiple == (4 if kind == "resnet" else 32)
         for h, w in ((32, 64), (64, 32)):
             x = torch.rand(1, 3, h, w) * 2 - 1
-            assert psnr(eng.infer(x), _ref(ckpts[kind], x)) >= 60
+            assert psnr(eng.infer(x), reference_output(ckpts[kind], x)) >= 60
         if kind == "resnet":  # thumbnail statistics through the compiled package
             frame = textured_frames(1, 96, 128)[0]
             opts = TranslateOptions(tile=48, thumbnail=64)
@@ -66,7 +55,7 @@ def test_onnx_thumbnail_tiles_match_torch(ckpts, tmp_path):
     frame = textured_frames(1, 96, 128)[0]
     opts = TranslateOptions(tile=48, thumbnail=64)
     a = Translator(open_engine(ckpts["resnet"], precision="fp32"), opts)(frame)
-    b = Translator(open_engine(out), opts)(frame)
+    b = Translator(open_engine(out, backend="onnxruntime"), opts)(frame)
     assert psnr(torch.from_numpy(b), torch.from_numpy(a), 255.0) >= 50
 
 
@@ -149,13 +138,14 @@ def test_unsupported_onnx_op_is_named(tmp_path):
     model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17),
                                                           onnx.helper.make_opsetid("custom.domain", 1)])
     onnx.save(model, str(tmp_path / "f.onnx"))
-    with pytest.raises(EngineError, match="FancyOp"):
-        open_engine(tmp_path / "f.onnx")
+    for backend in ("onnxruntime", "openvino"):
+        with pytest.raises(EngineError, match="FancyOp"):
+            open_engine(tmp_path / "f.onnx", backend=backend)
 
 
 def test_cpu_torch_engine_precision_choice(ckpts):
-    eng = open_engine(ckpts["resnet"], device="cpu")
+    eng = open_engine(ckpts["resnet"], device="cpu", backend="torch")
     assert eng.meta.precision in ("bf16", "fp32")
     x = torch.rand(1, 3, 64, 64) * 2 - 1
-    assert psnr(eng.infer(x), _ref(ckpts["resnet"], x)) >= 40
+    assert psnr(eng.infer(x), reference_output(ckpts["resnet"], x)) >= 40
     assert np.isfinite(eng.infer(x).numpy()).all()

@@ -69,14 +69,16 @@ def textured_frames(n: int, h: int = 64, w: int = 64, shift: int = 2, noise: flo
 
 
 def write_clip(path: Path, frames: list[np.ndarray], fps: int = 12, audio_streams: int = 0,
-               vfr: bool = False, codec: str = "libx264", faststart: bool = True, crf: int | None = None) -> Path:
-    """Encode ``frames`` with PyAV (yuv420p or yuv444p for odd sizes) plus AAC sine audio streams."""
+               vfr: bool = False, codec: str = "libx264", faststart: bool = True, crf: int | None = None,
+               pix_fmt: str | None = None) -> Path:
+    """Encode ``frames`` with PyAV (``pix_fmt``, default yuv420p or yuv444p for odd sizes) plus AAC
+    sine audio streams."""
     h, w = frames[0].shape[:2]
     opts = {"movflags": "faststart"} if faststart and path.suffix == ".mp4" else {}
     with av.open(str(path), "w", options=opts) as c:
         vs = c.add_stream(codec, rate=fps)
         vs.width, vs.height = w, h
-        vs.pix_fmt = "yuv420p" if w % 2 == 0 and h % 2 == 0 else "yuv444p"
+        vs.pix_fmt = pix_fmt or ("yuv420p" if w % 2 == 0 and h % 2 == 0 else "yuv444p")
         tb = Fraction(1, 1000 if vfr else fps)
         vs.codec_context.time_base = tb
         if crf is not None:
@@ -111,3 +113,10 @@ def write_clip(path: Path, frames: list[np.ndarray], fps: int = 12, audio_stream
             for p in a.encode():
                 c.mux(p)
     return path
+
+
+def reference_output(checkpoint: Path, x: torch.Tensor) -> torch.Tensor:
+    """The loaded generator's fp32 eager output: what every engine is compared with."""
+    from streamgan import load_generator
+    with torch.no_grad():
+        return load_generator(checkpoint)(x)

@@ -31,7 +31,7 @@ def test_demo_turns_day_into_night(tmp_path):
 
 def tiling_numbers(height: int = 512, width: int = 896, tile: int = 256) -> dict:
     """PSNR to the full frame of tiles with per-tile, thumbnail (half size) and frame statistics."""
-    eng = open_engine(BUNDLED, device="cpu", precision="fp32")
+    eng = open_engine(BUNDLED, device="cpu", backend="torch", precision="fp32")
     frame = render(make_scene(11), 3.0, "day", (height, width))
     full = torch.from_numpy(Translator(eng, TranslateOptions(tile=0))(frame))
     runs = {"per-tile": dict(norm_stats="tile"), "thumbnail 1/2": dict(thumbnail=max(height, width) // 2),

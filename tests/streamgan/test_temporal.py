@@ -16,8 +16,8 @@ def setup(tmp_path_factory):
     gen = tiny_resnet(d / "g.pth", seed=1, norm="none")  # per-frame output is stable on clean input
     clean = textured_frames(16, 96, 128, shift=4, vshift=0, seed=2)
     noisy = textured_frames(16, 96, 128, shift=4, vshift=0, seed=2, noise=0.04)
-    return d, open_engine(gen, device="cpu", precision="fp32"), write_clip(d / "clean.mp4", clean, crf=0), \
-        write_clip(d / "noisy.mp4", noisy, crf=0)
+    engine = open_engine(gen, device="cpu", backend="torch", precision="fp32")
+    return d, engine, write_clip(d / "clean.mp4", clean, crf=0), write_clip(d / "noisy.mp4", noisy, crf=0)
 
 
 def _translate(engine, src, out, mode):

@@ -33,7 +33,7 @@ def _frame():
 
 def test_tiles_equal_full_frame_without_instance_norm(tmp_path):
     path = tiny_resnet(tmp_path / "n.pth", norm="none", seed=2)
-    eng = open_engine(path, device="cpu", precision="fp32")
+    eng = open_engine(path, device="cpu", backend="torch", precision="fp32")
     radius = eng.meta.receptive_radius
     frame = _frame()
     full = Translator(eng, TranslateOptions(tile=0))(frame)
@@ -44,7 +44,7 @@ def test_tiles_equal_full_frame_without_instance_norm(tmp_path):
 
 def test_batchnorm_running_stats_tiles_equal_full(tmp_path):
     path = tiny_resnet(tmp_path / "b.pth", norm="batch", seed=4)
-    eng = open_engine(path, device="cpu", precision="fp32", bn_stats="running")
+    eng = open_engine(path, device="cpu", backend="torch", precision="fp32", bn_stats="running")
     assert eng.meta.stats_width == 0
     frame = _frame()
     r = eng.meta.receptive_radius
@@ -55,7 +55,7 @@ def test_batchnorm_running_stats_tiles_equal_full(tmp_path):
 
 def tiling_psnrs(path, frame: np.ndarray, tile: int, thumbnail: int) -> dict:
     """PSNR of thumbnail-statistics and per-tile-statistics tiling against the full frame."""
-    eng = open_engine(path, device="cpu", precision="fp32")
+    eng = open_engine(path, device="cpu", backend="torch", precision="fp32")
     full = torch.from_numpy(Translator(eng, TranslateOptions(tile=0))(frame))
     out = {}
     for mode in ("thumbnail", "tile"):
@@ -73,7 +73,7 @@ def test_frame_statistics_make_tiles_seamless(tmp_path):
 
 
 def test_default_uses_thumbnail_when_tiling(tmp_path):
-    eng = open_engine(tiny_resnet(tmp_path / "i.pth"), device="cpu")
+    eng = open_engine(tiny_resnet(tmp_path / "i.pth"), device="cpu", backend="torch")
     tr = Translator(eng, TranslateOptions(tile=64))
     assert tr.uses_thumbnail(tr.plan(200, 264))
     full = Translator(eng, TranslateOptions())

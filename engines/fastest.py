@@ -1,0 +1,106 @@
+"""A measured choice between backends: the fastest on the first batch it sees, remembered.
+
+The first call times every candidate on that batch (one warm-up, then the best of two runs),
+keeps the winner and closes the others. The verdict is stored under
+``$STREAMGAN_CACHE/choices/fastest.json``, keyed by the model, the batch shape, this CPU and the
+library versions, so later runs open only the winner.
+"""
+
+import dataclasses
+import json
+import os
+import platform
+import time
+from collections.abc import Callable
+
+import torch
+
+from .base import Engine, cache_dir
+
+
+def machine_tag() -> str:
+    """This CPU (model name, threads available) for cache keys of measured choices."""
+    name = platform.processor() or platform.machine()
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{name} x{len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()}"
+
+
+def _time(engine: Engine, x: torch.Tensor, repeats: int = 2) -> float:
+    x = x.to(engine.device, engine.dtype)
+    engine._run(x, None, 0.0)
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        engine._run(x, None, 0.0)
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+class FastestEngine(Engine):
+    """Delegates to whichever of ``candidates`` (name -> factory) is measured fastest.
+
+    The first factory is opened at once and gives the metadata (all candidates run the same
+    model, so input/output ranges and statistics layout agree); ``meta.backend`` and
+    ``meta.precision`` become the winner's once it is chosen.
+    """
+
+    def __init__(self, candidates: dict[str, Callable[[], Engine]], key: str):
+        self.candidates = candidates
+        self.key = f"{key}|{machine_tag()}"
+        first = next(iter(candidates))
+        self.opened: dict[str, Engine] = {first: candidates[first]()}
+        self.meta = dataclasses.replace(self.opened[first].meta)
+        self.meta.backend = f"auto({'|'.join(candidates)})"
+        self.device = torch.device("cpu")
+        self.dtype = torch.float32
+        self.chosen: Engine | None = None
+        self.choice: dict = {}
+
+    def _open(self, name: str) -> Engine:
+        if name not in self.opened:
+            self.opened[name] = self.candidates[name]()
+        return self.opened[name]
+
+    def choose(self, x: torch.Tensor) -> Engine:
+        """Pick (or recall) the fastest candidate for batches shaped like ``x``."""
+        store = cache_dir("choices") / "fastest.json"
+        known = json.loads(store.read_text()) if store.exists() else {}
+        key = f"{self.key}|{'x'.join(map(str, x.shape))}"
+        if key in known and known[key]["backend"] in self.candidates:
+            self.choice = {**known[key], "cached": True}
+        else:
+            ms = {name: 1000 * _time(self._open(name), x) for name in self.candidates}
+            self.choice = {"backend": min(ms, key=ms.get), "ms": ms}
+            known[key] = self.choice
+            store.parent.mkdir(parents=True, exist_ok=True)
+            tmp = store.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(known, indent=1))
+            tmp.replace(store)
+            self.choice = {**self.choice, "cached": False}
+        self.chosen = self._open(self.choice["backend"])
+        for name in [n for n in self.opened if n != self.choice["backend"]]:
+            self.opened.pop(name).close()
+        self.meta.backend, self.meta.precision = self.chosen.meta.backend, self.chosen.meta.precision
+        return self.chosen
+
+    def _run(self, x, stats, mix, collect=False):
+        engine = self.chosen or self.choose(x)
+        return engine._run(x.to(engine.device, engine.dtype), stats, mix, collect)
+
+    def describe(self) -> str:
+        if self.chosen is None:
+            return f"{self.meta.backend} (not yet measured)"
+        how = "cached choice" if self.choice.get("cached") else \
+            "measured " + ", ".join(f"{k} {v:.0f} ms" for k, v in self.choice["ms"].items())
+        return f"{self.chosen.describe()} (fastest: {how})"
+
+    def close(self) -> None:
+        for engine in self.opened.values():
+            engine.close()
+        self.opened.clear()

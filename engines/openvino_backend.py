@@ -1,0 +1,171 @@
+"""OpenVINO engine: ONNX models and OpenVINO IR (.xml + .bin) on the CPU.
+
+The graph is compiled once per input shape (a static shape lets the CPU plugin pick its fastest
+convolution kernels), with OpenVINO's own compiled-model cache under ``$STREAMGAN_CACHE/openvino``.
+Precision "auto" runs bf16 where the CPU has native bf16 and a probe on an image-like input stays
+>= 40 dB from f32, else f32; the probe's verdict is cached per model and OpenVINO version.
+"""
+
+import json
+import re
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .base import Engine, cache_dir
+from .errors import EngineError
+from .export import sha256
+from .metrics import psnr, smooth_image
+from .onnx_backend import GraphInput, bind_inputs, graph_meta, read_onnx_meta, stats_feed
+
+PRECISIONS = {"fp32": "f32", "bf16": "bf16"}
+_BF16_MIN_PSNR = 40.0
+_PROBE_SIDE = 128
+
+
+def _core():
+    import openvino as ov
+    return ov, ov.Core()
+
+
+def _check_ir(path: Path) -> None:
+    """A clear error for a corrupt or incomplete IR before OpenVINO tries every frontend on it."""
+    try:
+        root = ET.parse(path).getroot()
+    except (ET.ParseError, OSError) as exc:
+        raise EngineError(f"{path}: not a readable OpenVINO IR ({exc.__class__.__name__}: {exc})") from None
+    if root.tag != "net":
+        raise EngineError(f"{path}: not an OpenVINO IR (root element <{root.tag}>, expected <net>)")
+    if not path.with_suffix(".bin").exists():
+        raise EngineError(f"{path}: its weights {path.with_suffix('.bin').name} are missing")
+
+
+def read_ir_meta(path: Path) -> dict:
+    """The streamgan metadata stored in an IR's rt_info (or a description of its inputs)."""
+    _check_ir(path)
+    _, core = _core()
+    model = _read(core, path)
+    d = json.loads(model.get_rt_info("streamgan").astype(str)) if model.has_rt_info("streamgan") \
+        else {"arch": "third-party openvino"}
+    d["inputs"] = [i.get_any_name() for i in model.inputs]
+    d["outputs"] = [o.get_any_name() for o in model.outputs]
+    return d
+
+
+def _read(core, path: Path):
+    try:
+        return core.read_model(str(path))
+    except Exception as exc:
+        msg = str(exc)
+        ops = re.search(r"No conversion rule found for operations: ([^\n]+)", msg)
+        lines = [ln for ln in msg.splitlines() if ln.strip() and not ln.startswith(("Exception from", "Check '"))]
+        what = f"unsupported operator {ops.group(1).strip()}" if ops else (lines or ["?"])[0][:200]
+        raise EngineError(f"{path}: OpenVINO cannot read this model ({what})") from None
+
+
+def save_ir(onnx_path: Path, xml_path: Path, meta_json: str) -> None:
+    """ONNX -> OpenVINO IR at ``xml_path`` (+ .bin), fp32 weights, streamgan metadata in rt_info."""
+    ov, _ = _core()
+    model = ov.convert_model(str(onnx_path))
+    model.set_rt_info(meta_json, "streamgan")
+    ov.save_model(model, str(xml_path), compress_to_fp16=False)
+
+
+def _static(dims, fill) -> list[int]:
+    return [d if d is not None else f for d, f in zip(dims, fill)]
+
+
+class OpenVINOEngine(Engine):
+    """Runs an ONNX or IR graph with OpenVINO on the CPU. precision: auto, fp32 or bf16."""
+
+    def __init__(self, path: str | Path, device=None, input_range: tuple[float, float] | None = None,
+                 consts: dict | None = None, precision: str = "auto", threads: int = 0):
+        path = Path(path)
+        if device is not None and torch.device(device).type != "cpu":
+            raise EngineError(f"the OpenVINO backend runs on the CPU, not {device}",
+                              hint="use --backend onnxruntime or a .plan for a GPU")
+        if precision not in ("auto", *PRECISIONS):
+            raise EngineError(f"precision {precision!r} is not supported by OpenVINO", hint="use auto, fp32 or bf16")
+        self.ov, self.core = _core()
+        if path.suffix.lower() == ".xml":
+            info = read_ir_meta(path)
+        else:
+            info = read_onnx_meta(path)
+        self.model = _read(self.core, path)
+        inputs = [GraphInput(i.get_any_name(),
+                             [d.get_length() if d.is_static else None for d in i.get_partial_shape()],
+                             np.float16 if i.get_element_type() == self.ov.Type.f16 else np.float32)
+                  for i in self.model.inputs]
+        self.binding = bind_inputs(path, inputs, consts)
+        self.meta = graph_meta(path, info, self.binding, input_range, "openvino")
+        self.outputs = [o.get_any_name() for o in self.model.outputs]
+        self.config = {"PERFORMANCE_HINT": "LATENCY", "CACHE_DIR": str(cache_dir("openvino"))}
+        if threads:
+            self.config["INFERENCE_NUM_THREADS"] = threads
+        self.key = f"{sha256(path.read_bytes())[:16]}-{self.ov.get_version()}"
+        if precision == "auto":
+            precision = self._auto_precision()
+        self.meta.precision = precision
+        self._compiled: dict[tuple, object] = {}
+
+    def _compile(self, shapes: dict[str, list[int]], precision: str):
+        model = self.model.clone()
+        model.reshape(shapes)
+        try:
+            compiled = self.core.compile_model(model, "CPU",
+                                               {**self.config, "INFERENCE_PRECISION_HINT": PRECISIONS[precision]})
+        except Exception as exc:
+            raise EngineError(f"OpenVINO cannot compile this model for {shapes} "
+                              f"({str(exc).splitlines()[-1][:160]})") from None
+        return compiled.create_infer_request()
+
+    def _shapes(self, x_shape) -> dict[str, list[int]]:
+        image = self.binding.image
+        shapes = {image.name: _static(image.shape, x_shape)}
+        if self.binding.stats_io:
+            shapes.update(norm_stats=[x_shape[0], self.meta.stats_width], stats_mix=[1])
+        return shapes
+
+    def _auto_precision(self) -> str:
+        """bf16 if the CPU has it natively and the probe stays >= 40 dB from f32; cached."""
+        if "BF16" not in self.core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+            return "fp32"
+        verdicts = cache_dir("openvino") / "precision.json"
+        known = json.loads(verdicts.read_text()) if verdicts.exists() else {}
+        if self.key not in known:
+            side = max(_PROBE_SIDE, self.meta.size_multiple)
+            lo, hi = self.meta.input_range
+            x = (smooth_image(self.meta.in_channels, side, side, torch.Generator().manual_seed(0)) + 1) / 2
+            x = x * (hi - lo) + lo
+            outs = [self._request_run(self._compile(self._shapes(x.shape), p), x, None, 0.0)[0]
+                    for p in ("fp32", "bf16")]
+            olo, ohi = self.meta.output_range
+            db = psnr(outs[1], outs[0], ohi - olo)
+            known[self.key] = {"bf16_psnr_db": db, "precision": "bf16" if db >= _BF16_MIN_PSNR else "fp32"}
+            verdicts.parent.mkdir(parents=True, exist_ok=True)
+            tmp = verdicts.with_suffix(f".{id(self)}.tmp")
+            tmp.write_text(json.dumps(known, indent=1))
+            tmp.replace(verdicts)
+        self.probe = known[self.key]
+        return self.probe["precision"]
+
+    def _request_run(self, request, x, stats, mix):
+        feed = {self.binding.image.name: x.detach().cpu().numpy().astype(self.binding.image.dtype),
+                **self.binding.consts}
+        if self.binding.stats_io:
+            feed.update(stats_feed(x, stats, mix, self.meta.stats_width))
+        res = request.infer(feed)
+        by_name = {port.get_any_name(): value for port, value in res.items()}
+        y = torch.from_numpy(np.array(by_name[self.outputs[0]], dtype=np.float32))
+        own = torch.from_numpy(np.array(by_name["own_stats"])) if self.binding.stats_io else None
+        return y, own
+
+    def _run(self, x, stats, mix, collect=False):
+        key = tuple(x.shape)
+        if key not in self._compiled:
+            if len(self._compiled) >= 4:  # frame sizes change rarely; keep the newest few
+                self._compiled.pop(next(iter(self._compiled)))
+            self._compiled[key] = self._compile(self._shapes(x.shape), self.meta.precision)
+        return self._request_run(self._compiled[key], x, stats, mix)

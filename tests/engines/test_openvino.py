@@ -1,0 +1,107 @@
+"""OpenVINO engine (.onnx and .xml IR) against the fp32 torch reference, and the measured backend choice."""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from engines.errors import EngineError
+from engines.fastest import FastestEngine
+from engines.metrics import psnr
+from engines.openvino_backend import OpenVINOEngine
+from streamgan import open_engine
+from streamgan.build import build
+from streamgan.cli import main
+from streamgan.translate import TranslateOptions, Translator
+from tests.streamgan.helpers import reference_output, textured_frames
+
+pytest.importorskip("openvino")
+
+
+@pytest.mark.parametrize("kind", ["resnet", "unet"])
+def test_ir_fp32_and_bf16_match_torch_on_two_sizes(ckpts, tmp_path, kind):
+    xml = tmp_path / f"{kind}.xml"
+    report = build(ckpts[kind], xml)
+    assert xml.exists() and xml.with_suffix(".bin").exists()
+    assert report["validation"]["psnr_db"] >= report["validation"]["required_db"]
+    assert not [p for p in tmp_path.iterdir() if ".partial" in p.name]  # no temp files left
+    for precision, need in (("fp32", 60), ("bf16", 40)):
+        with open_engine(xml, precision=precision) as eng:
+            assert isinstance(eng, OpenVINOEngine) and eng.meta.precision == precision
+            assert eng.meta.stats_width > 0 and eng.meta.arch.startswith(kind)
+            for h, w in ((32, 64), (96, 32)):
+                x = torch.rand(2, 3, h, w) * 2 - 1
+                assert psnr(eng.infer(x), reference_output(ckpts[kind], x)) >= need
+
+
+def test_onnx_through_openvino_thumbnail_tiles_match_torch(ckpts, tmp_path):
+    onnx_path = tmp_path / "r.onnx"
+    build(ckpts["resnet"], onnx_path, do_validate=False)
+    frame = textured_frames(1, 96, 128)[0]
+    opts = TranslateOptions(tile=48, thumbnail=64)
+    a = Translator(open_engine(ckpts["resnet"], backend="torch", precision="fp32"), opts)(frame)
+    eng = open_engine(onnx_path, backend="openvino", precision="fp32")
+    b = Translator(eng, TranslateOptions(tile=48, thumbnail=64))(frame)
+    assert psnr(torch.from_numpy(b), torch.from_numpy(a), 255.0) >= 50
+    # statistics collected by OpenVINO equal torch's
+    x = torch.rand(1, 3, 64, 64) * 2 - 1
+    ref = open_engine(ckpts["resnet"], backend="torch", precision="fp32").collect_stats(x)
+    assert torch.allclose(eng.collect_stats(x), ref, atol=1e-4, rtol=1e-4)
+
+
+def test_auto_backend_measures_once_and_remembers(ckpts):
+    x = torch.rand(1, 3, 32, 48) * 2 - 1
+    with open_engine(ckpts["resnet"], device="cpu") as eng:
+        assert isinstance(eng, FastestEngine)
+        y = eng.infer(x)
+        assert eng.choice["backend"] in ("torch", "openvino") and not eng.choice["cached"]
+        assert set(eng.choice["ms"]) == {"torch", "openvino"} and eng.meta.backend in ("torch", "openvino")
+        assert eng.choice["backend"] in eng.describe() or eng.meta.backend in eng.describe()
+        assert psnr(y, reference_output(ckpts["resnet"], x)) >= 40
+    store = Path(os.environ["STREAMGAN_CACHE"]) / "choices" / "fastest.json"
+    assert any("1x3x32x48" in k for k in json.loads(store.read_text()))
+    with open_engine(ckpts["resnet"], device="cpu") as again:
+        again.infer(x)
+        assert again.choice["cached"] and again.choice["backend"] == eng.choice["backend"]
+        assert list(again.opened) == [again.choice["backend"]]  # the loser is not even opened
+
+
+def test_fixed_batch_graph_gets_tiles_one_at_a_time(ckpts, tmp_path):
+    onnx_path = tmp_path / "b1.onnx"
+    build(ckpts["resnet"], onnx_path, static=True, tile=48, do_validate=False)  # batch 1, 48x48 fixed
+    frame = textured_frames(1, 96, 128)[0]
+    for backend in ("onnxruntime", "openvino"):
+        with open_engine(onnx_path, backend=backend, precision="fp32") as eng:
+            assert eng.meta.max_batch == 1 and eng.meta.size_multiple == 48
+            out = Translator(eng, TranslateOptions(batch=4, norm_stats="tile"))(frame)
+            assert out.shape == frame.shape
+
+
+def test_corrupt_or_incomplete_ir_is_one_line(ckpts, tmp_path, capsys):
+    (tmp_path / "in.png").write_bytes(b"")
+    (tmp_path / "bad.xml").write_text("<net name='x'><layers><layer")
+    good = tmp_path / "g.xml"
+    build(ckpts["resnet"], good, do_validate=False)
+    (tmp_path / "nobin.xml").write_text(good.read_text())
+    (tmp_path / "notir.xml").write_text("<svg></svg>")
+    (tmp_path / "notir.bin").write_bytes(b"")
+    for name in ("bad.xml", "nobin.xml", "notir.xml"):
+        rc = main(["run", "--engine", str(tmp_path / name), "--input", str(tmp_path / "in.png"),
+                   "--output", str(tmp_path / "o.png")])
+        err = capsys.readouterr().err
+        assert rc == 2 and err.startswith("streamgan: error:") and "Traceback" not in err
+        assert len(err.strip().splitlines()) == 1
+    with pytest.raises(EngineError, match="CPU"):
+        OpenVINOEngine(good, device="cuda")
+    assert main(["info", str(good)]) == 0
+    assert "openvino" in capsys.readouterr().out
+
+
+def test_backend_option_mismatches_are_refused(ckpts, tmp_path, capsys):
+    base = ["run", "--input", str(tmp_path / "none.png"), "--output", str(tmp_path / "o.png")]
+    assert main(base + ["--engine", str(ckpts["resnet"]), "--backend", "onnxruntime"]) == 2
+    assert "onnx" in capsys.readouterr().err
+    assert main(base + ["--engine", str(ckpts["resnet"]), "--backend", "openvino", "--dropout"]) == 2
+    assert "openvino" in capsys.readouterr().err
