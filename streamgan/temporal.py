@@ -28,26 +28,33 @@ def is_cut(prev_rgb: np.ndarray, rgb: np.ndarray) -> bool:
 
 
 class Smoother:
-    """Shared state: previous input/output; subclasses implement ``blend``."""
+    """Shared state: previous input/output; subclasses implement ``blend``.
 
-    def __init__(self, strength: float):
+    ``prev_exact`` is the previous result before rounding to uint8, for smoothers whose recursion
+    should not accumulate rounding (None after a pass-through)."""
+
+    default_strength = 0.6
+
+    def __init__(self, strength: float | None = None):
+        strength = self.default_strength if strength is None else strength
         if not 0.0 <= strength < 1.0:
             raise OptionError("--temporal-strength must be in [0, 1)")
         self.strength = strength
         self.prev_in: np.ndarray | None = None
         self.prev_out: np.ndarray | None = None
+        self.prev_exact: np.ndarray | None = None
         self.cuts = 0
 
     def reset(self) -> None:
-        self.prev_in = self.prev_out = None
+        self.prev_in = self.prev_out = self.prev_exact = None
 
     def __call__(self, rgb: np.ndarray, out: np.ndarray) -> tuple[np.ndarray, bool]:
         cut = False
         if self.prev_in is None or self.prev_in.shape != rgb.shape:
-            result = out
+            result, self.prev_exact = out, None
         elif is_cut(self.prev_in, rgb):
             self.cuts += 1
-            cut, result = True, out
+            cut, result, self.prev_exact = True, out, None
         else:
             result = self.blend(rgb, out)
         self.prev_in, self.prev_out = rgb, result
@@ -89,12 +96,11 @@ def dis_flow(a: np.ndarray, b: np.ndarray, preset: int = cv2.DISOPTICAL_FLOW_PRE
     return cv2.DISOpticalFlow_create(preset).calc(a, b, None)
 
 
-def remap(img: np.ndarray, flow: np.ndarray) -> np.ndarray:
-    """img sampled at x + flow(x) (bilinear, border replicated)."""
+def remap(img: np.ndarray, flow: np.ndarray, interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
+    """img sampled at x + flow(x) (border replicated)."""
     h, w = flow.shape[:2]
     gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    return cv2.remap(img, gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_LINEAR,
-                     borderMode=cv2.BORDER_REPLICATE)
+    return cv2.remap(img, gx + flow[..., 0], gy + flow[..., 1], interpolation, borderMode=cv2.BORDER_REPLICATE)
 
 
 def fb_consistent(fw: np.ndarray, bw: np.ndarray) -> np.ndarray:
@@ -106,36 +112,100 @@ def fb_consistent(fw: np.ndarray, bw: np.ndarray) -> np.ndarray:
     return lhs <= rhs
 
 
-class FlowSmoother(Smoother):
-    """Warp O_t-1 to frame t with DIS flow of the inputs (at ``scale`` resolution), blend where
-    the flow is trusted (forward-backward check, small input warp residual), else keep P_t."""
+def _half(x: np.ndarray) -> np.ndarray:
+    return cv2.resize(x, ((x.shape[1] + 1) // 2, (x.shape[0] + 1) // 2), interpolation=cv2.INTER_AREA)
 
-    def __init__(self, strength: float, scale: float = 0.5, residual_k: float = 30.0):
+
+def _full(x: np.ndarray, like: np.ndarray) -> np.ndarray:
+    return cv2.resize(x, (like.shape[1], like.shape[0]), interpolation=cv2.INTER_LINEAR)
+
+
+def _bands(x: np.ndarray, sigmas: tuple[float, ...]) -> list[np.ndarray]:
+    """Detail bands fine -> coarse (differences of Gaussian levels), then the base; they sum to x.
+    Levels with sigma >= 2 are blurred at half resolution (4x fewer pixels, same passband)."""
+    levels = [x]
+    for s in sigmas:
+        levels.append(_full(cv2.GaussianBlur(_half(x), (0, 0), s / 2), x) if s >= 2 else
+                      cv2.GaussianBlur(x, (0, 0), s))
+    return [levels[i] - levels[i + 1] for i in range(len(sigmas))] + [levels[-1]]
+
+
+def _local_energy(x: np.ndarray, window: int) -> np.ndarray:
+    """Mean of x^2 over channels and a window, computed at half resolution (it is smooth)."""
+    e = _half(x * x)
+    return cv2.blur(e.mean(axis=2) if e.ndim == 3 else e, (window // 2 + 1, window // 2 + 1))
+
+
+class FlowSmoother(Smoother):
+    """Flicker removal that keeps the current frame's detail.
+
+    1. Flow of the *inputs* (DIS, medium preset, at ``scale`` resolution, area-downscaled so sensor
+       noise averages out), backward t -> t-1 and forward; a pixel is trusted where the
+       forward-backward check passes and the downscaled input, warped, matches (``residual_k``).
+    2. The previous smoothed output (kept unrounded) is warped onto frame t with bicubic sampling.
+    3. Both it and the fresh output P_t are split into detail bands (differences of Gaussians,
+       ``sigmas``) and a base. Each band is blended towards the warped one with weight
+       strength x trust x ``band_weights[b]``: the base (colour, shading, where GAN flicker lives)
+       fully, the finest band least, since subpixel misregistration there only blurs.
+    4. Blending two partly uncorrelated textures lowers their energy (the softening a plain
+       blend shows). Each blended detail band is rescaled to the local energy P_t has in that band
+       (gain >= 1, <= ``max_gain``, ``window`` px windows): texture stays as crisp as per-frame
+       output, only its frame-to-frame change is damped (variance-preserving blending).
+
+    Measured with bench/bench_temporal.py (README): E_warp 0.33-0.45x of per-frame output with
+    0.84-0.93x of its detail (Laplacian energy) and no lag on clean and noisy photo pans.
+    """
+
+    default_strength = 0.7
+    sigmas = (0.6, 1.2, 2.5)
+    band_weights = (0.4, 0.9, 1.0)
+    max_gain = 3.0
+    window = 9
+    max_flow_side = 640
+
+    def __init__(self, strength: float | None = None, scale: float = 0.5, residual_k: float = 30.0):
         super().__init__(strength)
         self.scale, self.residual_k = scale, residual_k
-        self.dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
+        self.dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+
+    def flow_and_trust(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Full-resolution backward flow (t -> t-1) and trust in [0, 1] per pixel; the flow is
+        computed at ``scale``, and at most ``max_flow_side`` px on the long side."""
+        h, w = rgb.shape[:2]
+        f = min(self.scale, self.max_flow_side / max(h, w))
+        size = (max(8, round(w * f)), max(8, round(h * f)))
+        a_rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+        b_rgb = cv2.resize(self.prev_in, size, interpolation=cv2.INTER_AREA)
+        a, b = cv2.cvtColor(a_rgb, cv2.COLOR_RGB2GRAY), cv2.cvtColor(b_rgb, cv2.COLOR_RGB2GRAY)
+        bw = self.dis.calc(a, b, None)
+        fw = self.dis.calc(b, a, None)
+        res = (remap(b_rgb, bw).astype(np.float32) - a_rgb.astype(np.float32)) / 255.0
+        trust = fb_consistent(bw, fw) * np.exp(-10 * self.residual_k * (res * res).mean(axis=2))
+        if a.shape[:2] != (h, w):
+            bw = cv2.resize(bw, (w, h), interpolation=cv2.INTER_LINEAR) * (w / a.shape[1])
+            trust = cv2.resize(trust.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+        return bw, trust.astype(np.float32)
 
     def blend(self, rgb, out):
-        h, w = rgb.shape[:2]
-        a, b = _gray(rgb, self.scale), _gray(self.prev_in, self.scale)
-        bw = self.dis.calc(a, b, None)  # t -> t-1
-        fw = self.dis.calc(b, a, None)  # t-1 -> t
-        ok = fb_consistent(bw, fw).astype(np.float32)
-        s = w / a.shape[1]
-        if a.shape[:2] != (h, w):
-            bw = cv2.resize(bw, (w, h), interpolation=cv2.INTER_LINEAR) * s
-            ok = cv2.resize(ok, (w, h), interpolation=cv2.INTER_LINEAR)
-        warped_in = remap(self.prev_in, bw)
-        res = (warped_in.astype(np.float32) - rgb.astype(np.float32)) / 255.0
-        conf = ok * np.exp(-self.residual_k * (res * res).mean(axis=2) * 10)
-        return _mix(remap(self.prev_out, bw), out, self.strength * conf)
+        bw, trust = self.flow_and_trust(rgb)
+        alpha = (self.strength * trust)[..., None]
+        prev = self.prev_exact if self.prev_exact is not None else self.prev_out.astype(np.float32)
+        warped = _bands(remap(prev, bw, cv2.INTER_CUBIC), self.sigmas)
+        fresh = _bands(out.astype(np.float32), self.sigmas)
+        result = fresh[-1] + alpha * (warped[-1] - fresh[-1])
+        for p, q, k in zip(fresh, warped, self.band_weights):
+            mixed = p + (k * alpha) * (q - p)
+            gain = np.sqrt((_local_energy(p, self.window) + 1e-3) / (_local_energy(mixed, self.window) + 1e-3))
+            result += mixed * _full(np.clip(gain, 1.0, self.max_gain), p)[..., None]
+        self.prev_exact = np.clip(result, 0, 255)
+        return (self.prev_exact + 0.5).astype(np.uint8)
 
 
 SMOOTHERS = {"ema": EmaSmoother, "motion": MotionSmoother, "flow": FlowSmoother}
 
 
-def make_smoother(mode: str, strength: float = 0.6, device=None) -> Smoother | None:
-    """The smoother for ``--temporal MODE`` (None for off)."""
+def make_smoother(mode: str, strength: float | None = None, device=None) -> Smoother | None:
+    """The smoother for ``--temporal MODE`` (None for off); strength None: the mode's default."""
     if mode not in TEMPORAL_MODES:
         raise OptionError(f"--temporal must be one of {', '.join(TEMPORAL_MODES)}")
     return None if mode == "off" else SMOOTHERS[mode](strength)

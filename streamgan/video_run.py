@@ -34,7 +34,8 @@ def add_video_args(p) -> None:
                    help="on a truncated input, write the frames that decoded (and say how many were lost)")
     p.add_argument("--side-by-side", action="store_true", help="write input | output side by side")
     p.add_argument("--temporal", choices=TEMPORAL_MODES, default="off", help="temporal smoothing")
-    p.add_argument("--temporal-strength", type=float, default=0.6, help="0 (none) .. 1 (strongest)")
+    p.add_argument("--temporal-strength", type=float, default=None,
+                   help="0 (none) .. 1 (strongest); default 0.7 for flow, 0.6 for ema and motion")
     p.add_argument("--stats-ema", type=float, default=None,
                    help="EMA weight of previous frames' normalisation statistics (default: 0.8 with "
                         "--temporal, else 0)")
@@ -59,7 +60,7 @@ def translate_video(input: str | Path, output: str | Path, engine: Engine, *,
                     options: TranslateOptions | None = None, codec: str = "libx264", crf: int = 18,
                     preset: str = "medium", pix_fmt: str | None = None, start: float = 0.0,
                     duration: float | None = None, keep_partial: bool = False, side_by_side: bool = False,
-                    overwrite: bool = False, temporal: str = "off", temporal_strength: float = 0.6,
+                    overwrite: bool = False, temporal: str = "off", temporal_strength: float | None = None,
                     progress: bool = True) -> dict:
     """Translate a video file; audio and subtitle streams are copied. Returns a report dict.
 

@@ -117,7 +117,8 @@ def _overlay(img: np.ndarray, log: LatencyLog, fps: float, dropped: int) -> np.n
 def run_webcam(engine: Engine, camera: str = "0", *, size: tuple[int, int] | None = None, fps: float | None = None,
                window: bool = True, virtual_cam: bool = False, record: str | None = None,
                side_by_side: bool = False, frames: int | None = None, stats_json: str | None = None,
-               options: TranslateOptions | None = None, temporal: str = "off", temporal_strength: float = 0.6) -> dict:
+               options: TranslateOptions | None = None, temporal: str = "off",
+               temporal_strength: float | None = None) -> dict:
     """Run the live filter until q, the end of a file source, or ``frames`` shown; returns the stats."""
     translator = Translator(engine, options)
     smoother = make_smoother(temporal, temporal_strength)
@@ -238,7 +239,7 @@ def add_webcam_args(p) -> None:
     p.add_argument("--frames", type=int, default=None, help="stop after this many frames")
     p.add_argument("--stats-json", default=None)
     p.add_argument("--temporal", choices=TEMPORAL_MODES, default="off")
-    p.add_argument("--temporal-strength", type=float, default=0.6)
+    p.add_argument("--temporal-strength", type=float, default=None, help="default: the mode's own")
 
 
 def parse_size(text: str | None) -> tuple[int, int] | None:
