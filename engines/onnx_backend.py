@@ -47,6 +47,7 @@ class Binding:
     image: GraphInput
     stats_io: bool
     consts: dict[str, np.ndarray]
+    stats_width: int = 0  # from the norm_stats input's shape, when static
 
 
 def bind_inputs(path: Path, inputs: list[GraphInput], consts: dict | None) -> Binding:
@@ -64,7 +65,8 @@ def bind_inputs(path: Path, inputs: list[GraphInput], consts: dict | None) -> Bi
             raise EngineError(f"{path}: the model has an extra input {i.name!r} {i.shape}",
                               hint=f"pass --const {i.name}=VALUES")
         fed[i.name] = np.asarray(consts[i.name], dtype=i.dtype).reshape([d or 1 for d in i.shape] or [-1])
-    return Binding(images[0], stats_io, fed)
+    width = next((i.shape[1] or 0 for i in inputs if i.name == "norm_stats" and len(i.shape) == 2), 0)
+    return Binding(images[0], stats_io, fed, width if stats_io else 0)
 
 
 def graph_meta(path: Path, info: dict, binding: Binding, input_range, backend: str) -> EngineMeta:
@@ -85,7 +87,7 @@ def graph_meta(path: Path, info: dict, binding: Binding, input_range, backend: s
         meta.size_multiple = h
         meta.shapes = {"min": [h, w], "opt": [h, w], "max": [h, w]}
     meta.backend = backend
-    meta.stats_width = meta.stats_width if binding.stats_io else 0
+    meta.stats_width = (meta.stats_width or binding.stats_width) if binding.stats_io else 0
     return meta
 
 

@@ -99,7 +99,10 @@ def _open_checkpoint(path: Path, device, opts: dict) -> Engine:
 
 def _open_onnx(path: Path, device, opts: dict) -> Engine:
     from engines.onnx_backend import OnnxEngine
+    from engines.onnx_stats import with_norm_stats
     backend = opts.get("backend") or "auto"
+    given = path
+    path, layers = with_norm_stats(path)  # third-party instance norm: statistics exposed
     if backend == "torch":
         raise OptionError("--backend torch takes a checkpoint (.pth/.safetensors), not an .onnx")
     kw = dict(input_range=opts.get("input_range"), consts=opts.get("consts"))
@@ -113,12 +116,16 @@ def _open_onnx(path: Path, device, opts: dict) -> Engine:
         return OpenVINOEngine(path, device=device, precision="auto" if precision == "fp16" else precision, **kw)
 
     if backend == "openvino":
-        return openvino_engine()
-    if backend == "auto" and _on_cpu(device):
+        engine = openvino_engine()
+    elif backend == "auto" and _on_cpu(device):
         from engines.fastest import FastestEngine
-        return FastestEngine({"openvino": openvino_engine, "onnxruntime": ort_engine},
-                             key=f"{path.resolve()}:{path.stat().st_mtime_ns}|{opts.get('precision')}")
-    return ort_engine()
+        engine = FastestEngine({"openvino": openvino_engine, "onnxruntime": ort_engine},
+                               key=f"{given.resolve()}:{given.stat().st_mtime_ns}|{opts.get('precision')}")
+    else:
+        engine = ort_engine()
+    if layers:
+        engine.meta.extra = {**engine.meta.extra, "instance_norm_layers": layers, "statistics": "exposed"}
+    return engine
 
 
 def _open_xml(path: Path, device, opts: dict) -> Engine:

@@ -18,7 +18,12 @@ def info(path: str | Path) -> dict:
         return {"file": str(path), "kind": "checkpoint", **describe(load_generator(path))}
     if suffix == ".onnx":
         from engines.onnx_backend import read_onnx_meta
-        return {"file": str(path), "kind": "onnx", **read_onnx_meta(path)}
+        from engines.onnx_stats import with_norm_stats
+        facts = {"file": str(path), "kind": "onnx", **read_onnx_meta(path)}
+        layers = with_norm_stats(path)[1]
+        if layers:
+            facts["normalisation"] = f"{layers} instance-norm layers, statistics exposed (thumbnail tiles, EMA)"
+        return facts
     if suffix == ".xml":
         from engines.openvino_backend import read_ir_meta
         return {"file": str(path), "kind": "openvino-ir", **read_ir_meta(path)}

@@ -1,0 +1,119 @@
+"""Third-party ONNX graphs: instance norm found (op and decomposed forms), statistics exposed."""
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+from torch import nn
+
+from engines.onnx_stats import expose_norm_stats, find_instance_norms, with_norm_stats
+from streamgan import open_engine
+from streamgan.cli import main
+from streamgan.translate import TranslateOptions, Translator
+from tests.streamgan.helpers import textured_frames
+
+
+class DecomposedIN(nn.Module):
+    """Instance norm written out as exporters of hand-made models produce it."""
+
+    def __init__(self, c: int, affine: bool, reciprocal: bool):
+        super().__init__()
+        self.reciprocal = reciprocal
+        self.w = nn.Parameter(torch.rand(c) + 0.5) if affine else None
+        self.b = nn.Parameter(torch.rand(c) - 0.5) if affine else None
+
+    def forward(self, x):
+        m = x.mean(dim=(2, 3), keepdim=True)
+        d = x - m
+        s = torch.sqrt((d ** 2).mean(dim=(2, 3), keepdim=True) + 1e-5)
+        y = d * (1.0 / s) if self.reciprocal else d / s
+        return y * self.w[:, None, None] + self.b[:, None, None] if self.w is not None else y
+
+
+class StyleNet(nn.Module):
+    """conv -> IN op -> relu -> conv (stride 2) -> decomposed IN (two forms) -> upsample -> conv -> sigmoid."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.c1, self.c2 = nn.Conv2d(3, 8, 3, padding=1, padding_mode="reflect"), nn.Conv2d(8, 8, 3, 2, 1)
+        self.n1 = nn.InstanceNorm2d(8, affine=True)
+        self.n2, self.n3 = DecomposedIN(8, True, True), DecomposedIN(8, False, False)
+        self.c3 = nn.Conv2d(8, 3, 3, padding=1)
+
+    def forward(self, image):
+        h = torch.relu(self.n1(self.c1(image)))
+        h = torch.relu(self.n3(self.n2(self.c2(h))))
+        return torch.sigmoid(self.c3(nn.functional.interpolate(h, scale_factor=2.0)))
+
+
+def _export(module, path):
+    axes = {0: "n", 2: "h", 3: "w"}
+    torch.onnx.export(module.eval(), (torch.rand(1, 3, 32, 32),), str(path), dynamo=False,
+                      input_names=["image"], output_names=["out"], dynamic_axes={"image": axes, "out": axes},
+                      opset_version=17)
+    return path
+
+
+@pytest.fixture(scope="module")
+def style_onnx(tmp_path_factory):
+    return _export(StyleNet(), tmp_path_factory.mktemp("tp") / "style.onnx")
+
+
+def _session(model_or_path):
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # the graph's own arithmetic
+    src = model_or_path.SerializeToString() if isinstance(model_or_path, onnx.ModelProto) else str(model_or_path)
+    return ort.InferenceSession(src, so, providers=["CPUExecutionProvider"])
+
+
+def test_finds_op_and_decomposed_forms(style_onnx):
+    sites = find_instance_norms(onnx.load(str(style_onnx)))
+    assert [s.op for s in sites] == [True, False, False] and all(s.channels == 8 for s in sites)
+    assert {s.divides for s in sites[1:]} == {True, False}
+
+
+def test_rewritten_graph_is_bit_exact_without_stats_and_reports_its_own(style_onnx):
+    model = onnx.load(str(style_onnx))
+    new, sites = expose_norm_stats(model)
+    x = np.random.RandomState(0).rand(2, 3, 40, 56).astype(np.float32)
+    ref = _session(model).run(None, {"image": x})[0]
+    width = 2 * sum(s.channels for s in sites)
+    for fill in (0.0, np.nan):  # whatever is fed, mix 0 selects the graph's own statistics
+        out, own = _session(new).run(None, {"image": x, "norm_stats": np.full((2, width), fill, np.float32),
+                                            "stats_mix": np.zeros(1, np.float32)})
+        assert np.array_equal(out, ref)
+    # own statistics of the first layer = mean and rstd of its input, per sample
+    with torch.no_grad():
+        net = StyleNet()
+        h = net.c1(torch.from_numpy(x))
+    mean, var = h.mean(dim=(2, 3)), h.var(dim=(2, 3), unbiased=False)
+    assert np.allclose(own[:, :8], mean.numpy(), atol=1e-5)
+    assert np.allclose(own[:, 8:16], (1 / torch.sqrt(var + 1e-5)).numpy(), rtol=1e-4)
+    # feeding its own statistics back with mix 1 reproduces the output
+    again, _ = _session(new).run(None, {"image": x, "norm_stats": own, "stats_mix": np.ones(1, np.float32)})
+    assert np.abs(again - ref).max() < 1e-5
+
+
+def test_thumbnail_tiles_through_a_third_party_graph(style_onnx, capsys):
+    frame = textured_frames(1, 96, 160, seed=3)[0]
+    for backend in ("onnxruntime", "openvino"):
+        with open_engine(style_onnx, backend=backend, input_range=(0.0, 1.0), precision="fp32") as eng:
+            assert eng.meta.stats_width == 48 and eng.meta.extra["instance_norm_layers"] == 3
+            full = Translator(eng, TranslateOptions(tile=0))(frame).astype(np.float32)
+            per_tile = Translator(eng, TranslateOptions(tile=64, norm_stats="tile"))(frame).astype(np.float32)
+            thumb = Translator(eng, TranslateOptions(tile=64, thumbnail=160))(frame).astype(np.float32)
+
+            def db(a):
+                return 10 * np.log10(255 ** 2 / max(np.mean((a - full) ** 2), 1e-12))
+            assert db(thumb) >= 50 and db(thumb) >= db(per_tile) + 6, (db(thumb), db(per_tile))
+    assert main(["info", str(style_onnx)]) == 0
+    assert "3 instance-norm layers, statistics exposed" in capsys.readouterr().out
+
+
+def test_graph_without_normalisation_is_left_alone(tmp_path):
+    plain = _export(nn.Sequential(nn.Conv2d(3, 3, 3, padding=1), nn.Sigmoid()), tmp_path / "plain.onnx")
+    assert with_norm_stats(plain) == (plain, 0)
+    with open_engine(plain, backend="onnxruntime", input_range=(0.0, 1.0)) as eng:
+        assert eng.meta.stats_width == 0
