@@ -1,5 +1,6 @@
 """The torch backend: eager on CPU (bf16 where native and accurate), Triton-fused on CUDA."""
 
+import copy
 import dataclasses
 
 import torch
@@ -40,6 +41,7 @@ class TorchEngine(Engine):
                 self.module = self.module.to(memory_format=torch.channels_last)
             elif fuse is None or fuse:
                 from .fuse import fuse_generator
+                self.plain_module = copy.deepcopy(self.module)  # for exact tiling (host activations)
                 self.module = fuse_generator(self.module)
                 fused = True
         else:
@@ -50,13 +52,14 @@ class TorchEngine(Engine):
                 self.module = self.module.to(torch.bfloat16)
             elif precision != "fp32":
                 raise EngineError(f"precision {precision!r} is not supported on the CPU", hint="use auto, fp32 or bf16")
+        if not fused:
+            self.plain_module = self.module
         self.forward = torch.compile(self.module, dynamic=False) if compile else self.module
         backend = "torch-compile" if compile else "torch-fused" if fused else "torch"
         self.meta = dataclasses.replace(meta, backend=backend,
                                         precision=precision, stats_width=stats_width(self.module))
 
     def _bf16_ok(self, meta: EngineMeta) -> bool:
-        import copy
         side = max(64, meta.size_multiple)
         x = smooth_image(meta.in_channels, side, side, torch.Generator().manual_seed(0))
         with torch.inference_mode():

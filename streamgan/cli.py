@@ -31,8 +31,9 @@ def _tile_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tile", type=int, default=None, help="tile size in px; 0 = full frame (default: auto)")
     p.add_argument("--overlap", type=int, default=None, help="tile overlap in px (default: from receptive field)")
     p.add_argument("--batch", type=int, default=4, help="tiles per inference call")
-    p.add_argument("--norm-stats", choices=("tile", "thumbnail"), default=None,
-                   help="normalisation statistics when tiling (default: thumbnail)")
+    p.add_argument("--norm-stats", choices=("tile", "thumbnail", "exact"), default=None,
+                   help="normalisation statistics when tiling: per tile, from a thumbnail (default), or exact "
+                        "(full-frame result, layer by layer; checkpoints with --backend torch)")
     p.add_argument("--thumbnail", type=int, default=1024,
                    help="long side of the statistics thumbnail (frames up to this size get exact statistics)")
     p.add_argument("--window", choices=("cosine", "linear"), default="cosine", help="blend window")
@@ -49,7 +50,10 @@ def open_engine_from_args(args):
             consts[name] = [float(v) for v in values.split(",")]
         except ValueError:
             raise OptionError(f"--const {item!r}: values must be numbers") from None
-    return open_engine(args.engine, device=args.device, backend=args.backend, arch=args.arch, bn_stats=args.bn_stats,
+    backend = args.backend
+    if getattr(args, "norm_stats", None) == "exact" and backend == "auto":
+        backend = "torch"  # exact tiles run the torch module layer by layer
+    return open_engine(args.engine, device=args.device, backend=backend, arch=args.arch, bn_stats=args.bn_stats,
                        dropout=args.dropout, precision=args.precision, compile=args.compile,
                        input_range=parse_range(args.input_range), consts=consts)
 

@@ -15,19 +15,22 @@ import torch.nn.functional as F
 
 import kernels
 from engines.base import Engine
+from engines.streamed import exact_tiled
 from kernels import reference
 
 from .errors import OptionError
 from .tiling import TilePlan, default_overlap, round_up
 
-NORM_STATS = ("tile", "thumbnail")
+NORM_STATS = ("tile", "thumbnail", "exact")
 
 
 @dataclass
 class TranslateOptions:
     """tile: None picks (full frame if it fits), 0 full frame, N tiles of N px; overlap: None derives
     it from the receptive radius; norm_stats: None = thumbnail when tiling a model with per-image
-    statistics; stats_ema: weight of the previous frame's statistics (video)."""
+    statistics, "tile" each tile its own, "exact" the full-frame result computed layer by layer with
+    convolutions in tile-sized blocks (torch engines); stats_ema: weight of the previous frame's
+    statistics (video)."""
 
     tile: int | None = None
     overlap: int | None = None
@@ -93,6 +96,15 @@ class Translator:
                                              radius=self.meta.receptive_radius, window=self.opt.window)
         return self._plans[key]
 
+    def exact(self, plan: TilePlan) -> bool:
+        """--norm-stats exact on a frame that is tiled (needs the torch module of a checkpoint)."""
+        if self.opt.norm_stats != "exact" or plan.full_frame:
+            return False
+        if getattr(self.engine, "plain_module", None) is None:
+            raise OptionError("--norm-stats exact runs the generator layer by layer and needs a checkpoint "
+                              "(.pth/.safetensors) with --backend torch")
+        return True
+
     def uses_thumbnail(self, plan: TilePlan) -> bool:
         if not self.meta.stats_width:
             return False
@@ -141,10 +153,13 @@ class Translator:
         stats = self._thumbnail_stats(x) if self.uses_thumbnail(plan) else None
         t = self._tick("stats", t)
         olo, ohi = self.meta.output_range
-        if plan.full_frame:
-            y = self.engine.infer(x, stats)
+        if plan.full_frame or self.exact(plan):
+            if plan.full_frame:
+                y = self.engine.infer(x, stats)
+            else:  # layer by layer on host activations, convolutions in tile-sized blocks
+                y = exact_tiled(self.engine.plain_module, x, max(plan.tile), self.engine.device)
             t = self._tick("infer", t)
-            out = self.ops.postprocess(y[..., :h, :w], lo=olo, hi=ohi)
+            out = self.ops.postprocess(y[..., :h, :w].to(self.engine.device).float(), lo=olo, hi=ohi)
         else:
             th, tw = plan.tile
             outs = []

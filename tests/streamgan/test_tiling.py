@@ -79,3 +79,29 @@ def test_default_uses_thumbnail_when_tiling(tmp_path):
     full = Translator(eng, TranslateOptions())
     assert not full.uses_thumbnail(full.plan(200, 264))
     assert np.array_equal(full(_frame()).shape, (200, 264, 3))
+
+
+@pytest.mark.parametrize("kind,norm", [("resnet", "instance"), ("unet", "instance"), ("unet", "batch")])
+def test_exact_tiles_give_the_full_frame(tmp_path, kind, norm):
+    """Layer-by-layer tiles reproduce the full frame even where the receptive field spans it (U-Net)."""
+    from tests.streamgan.helpers import tiny_unet
+    path = tiny_resnet(tmp_path / "g.pth", norm=norm, seed=6) if kind == "resnet" else \
+        tiny_unet(tmp_path / "g.pth", num_downs=5, norm=norm, seed=6)
+    eng = open_engine(path, device="cpu", backend="torch", precision="fp32")
+    frame = textured_frames(1, 192, 256, seed=7)[0]
+    full = torch.from_numpy(Translator(eng, TranslateOptions(tile=0))(frame)).float()
+    exact = Translator(eng, TranslateOptions(tile=64, norm_stats="exact"))
+    assert len(exact.plan(192, 256).boxes) > 4  # really tiled
+    assert psnr(torch.from_numpy(exact(frame)).float(), full, 255.0) >= 50
+    per_tile = Translator(eng, TranslateOptions(tile=64, norm_stats="tile"))(frame)
+    assert psnr(torch.from_numpy(per_tile).float(), full, 255.0) < 40
+
+
+def test_exact_needs_a_torch_engine(tmp_path):
+    from streamgan.build import build
+    from streamgan.errors import OptionError
+    onnx_path = tmp_path / "g.onnx"
+    build(tiny_resnet(tmp_path / "g.pth"), onnx_path, do_validate=False)
+    with open_engine(onnx_path, backend="onnxruntime") as eng:
+        with pytest.raises(OptionError, match="exact"):
+            Translator(eng, TranslateOptions(tile=64, norm_stats="exact"))(_frame())
