@@ -19,6 +19,7 @@ from engines.streamed import exact_tiled
 from kernels import reference
 
 from .errors import OptionError
+from .memory import full_frame_decision
 from .tiling import TilePlan, default_overlap, round_up
 
 NORM_STATS = ("tile", "thumbnail", "exact")
@@ -55,14 +56,6 @@ class TranslateOptions:
             raise OptionError("--window must be cosine or linear")
 
 
-def _full_frame_limit(device: torch.device) -> int:
-    """Pixels above which the automatic choice tiles: generous on GPUs, 1440p on CPUs."""
-    if device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
-        return int(min(free / 2000, 4096 * 4096))
-    return 2560 * 1440
-
-
 class Translator:
     """Callable: RGB uint8 (H, W, 3) numpy array -> translated RGB uint8 array of the same size."""
 
@@ -76,6 +69,7 @@ class Translator:
         self._stats: torch.Tensor | None = None
         self.times: dict[str, float] = defaultdict(float)
         self.last: dict[str, float] = {}  # the latest frame's seconds per stage
+        self.decision = ""  # why the latest plan is full frame or tiles
         self.frames = 0
 
     def plan(self, height: int, width: int) -> TilePlan:
@@ -85,10 +79,13 @@ class Translator:
             ph, pw = round_up(height, m), round_up(width, m)
             max_shape = self.meta.shapes.get("max")
             if tile is None:
-                fits = ph * pw <= _full_frame_limit(self.engine.device)
                 if max_shape and (ph > max_shape[-2] or pw > max_shape[-1]):
-                    fits = False
+                    fits, self.decision = False, f"tiles: {ph}x{pw} exceeds the engine's largest shape {max_shape}"
+                else:
+                    fits, self.decision = full_frame_decision(self.engine, ph, pw)
                 tile = 0 if fits else min(512, *(max_shape[-2:] if max_shape else (512,)))
+            else:
+                self.decision = f"tiles of {tile} px (--tile)" if tile else "full frame (--tile 0)"
             overlap = self.opt.overlap
             if overlap is None:
                 overlap = default_overlap(tile, self.meta.receptive_radius, m) if tile else 0

@@ -161,6 +161,7 @@ def translate_video(input: str | Path, output: str | Path, engine: Engine, *,
     report = _report(input, output, engine, reader, writer, frames_in, lost, time.perf_counter() - t_start,
                      {**dict(translator.times), **times})
     report["first_frame_after_launch_s"] = first
+    report["plan"] = translator.decision
     if progress:
         _print_report(report)
     if report["lost"] or report["decode_error"]:  # never silent, progress bar or not
@@ -210,6 +211,8 @@ def _print_report(r: dict) -> None:
     start = f"first frame {first:.2f} s after launch, " if first is not None else ""
     print(f"frames in {r['frames_in']}, out {r['frames_out']}, {r['fps']:.1f} fps ({r['engine']}); "
           f"{start}ms/frame: {stages}", file=sys.stderr)
+    if r.get("plan"):
+        print(f"plan: {r['plan']}", file=sys.stderr)
     for note in r["notes"]:
         print(f"note: {note}", file=sys.stderr)
 

@@ -105,3 +105,16 @@ def test_exact_needs_a_torch_engine(tmp_path):
     with open_engine(onnx_path, backend="onnxruntime") as eng:
         with pytest.raises(OptionError, match="exact"):
             Translator(eng, TranslateOptions(tile=64, norm_stats="exact"))(_frame())
+
+
+def test_auto_plan_from_measured_footprint(tmp_path, monkeypatch):
+    import streamgan.memory as memory
+    eng = open_engine(tiny_resnet(tmp_path / "g.pth"), device="cpu", backend="torch", precision="fp32")
+    per_px = memory.bytes_per_pixel(eng)
+    # the largest activation: ngf 8 fp32 channels at full resolution, reflect-padded by 3 for the last 7x7 conv
+    assert per_px == pytest.approx(3 * 8 * 4 * (70 / 64) ** 2)
+    tr = Translator(eng, TranslateOptions())
+    assert tr.plan(200, 264).full_frame and "full frame" in tr.decision and "kB/px" in tr.decision
+    monkeypatch.setattr(memory, "available_bytes", lambda device: int(per_px * 600 * 800))  # half of it is budget
+    tr = Translator(eng, TranslateOptions())
+    assert not tr.plan(600, 800).full_frame and tr.decision.startswith("tiles")

@@ -1,0 +1,77 @@
+"""How much memory a frame needs: the automatic choice between full frame and tiles.
+
+The model's activation footprint is measured once per engine on a small probe: on CUDA the
+allocator's peak during one inference; on the CPU, for torch engines, from the size of every
+layer's output (peak ~ input + output + workspace of the largest layer, 3x its output). Engines
+whose memory torch cannot see fall back to a fixed pixel limit.
+"""
+
+import torch
+from torch import nn
+
+from engines.base import Engine
+
+_CPU_SHARE = 0.5  # of the memory the system reports available
+_GPU_SHARE = 0.8  # of the device's free memory
+_FALLBACK_PIXELS = 2560 * 1440
+
+
+def available_bytes(device: torch.device) -> int:
+    """Free device memory (CUDA) or MemAvailable (host), 0 if unknown."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def _largest_output_bytes(module: nn.Module, x: torch.Tensor) -> int:
+    sizes = []
+    hooks = [m.register_forward_hook(lambda _m, _i, out: sizes.append(out.numel() * out.element_size())
+                                     if isinstance(out, torch.Tensor) else None)
+             for m in module.modules() if not list(m.children())]
+    try:
+        with torch.inference_mode():
+            module(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    return max(sizes, default=0)
+
+
+def bytes_per_pixel(engine: Engine) -> float | None:
+    """Measured activation bytes per input pixel of ``engine`` (None: cannot be measured here)."""
+    side = max(64, 2 * engine.meta.size_multiple)
+    x = torch.zeros(1, engine.meta.in_channels, side, side)
+    if engine.device.type == "cuda":
+        torch.cuda.synchronize(engine.device)
+        base = torch.cuda.memory_allocated(engine.device)
+        torch.cuda.reset_peak_memory_stats(engine.device)
+        engine.infer(x)
+        torch.cuda.synchronize(engine.device)
+        return (torch.cuda.max_memory_allocated(engine.device) - base) / side ** 2
+    module = getattr(engine, "plain_module", None)
+    if module is None:
+        return None
+    return 3 * _largest_output_bytes(module, x.to(engine.device, engine.dtype)) / side ** 2
+
+
+def full_frame_decision(engine: Engine, height: int, width: int) -> tuple[bool, str]:
+    """(whether the padded frame fits whole, the reason in words for the run report)."""
+    per_px = bytes_per_pixel(engine)
+    if per_px is None:
+        fits = height * width <= _FALLBACK_PIXELS
+        return fits, (f"{'full frame' if fits else 'tiles'}: {height}x{width} against the "
+                      f"{_FALLBACK_PIXELS / 1e6:.1f} Mpx limit (this engine's memory use cannot be measured)")
+    need = per_px * height * width
+    share = _GPU_SHARE if engine.device.type == "cuda" else _CPU_SHARE
+    budget = available_bytes(engine.device) * share
+    fits = need <= budget
+    where = "free on the GPU" if engine.device.type == "cuda" else "of available RAM"
+    return fits, f"{'full frame' if fits else 'tiles'}: activations ~{need / 1e9:.2f} GB at {height}x{width} " \
+                 f"({per_px / 1e3:.1f} kB/px measured), budget {budget / 1e9:.1f} GB ({share:.0%} {where})"
