@@ -12,7 +12,7 @@ from tqdm import tqdm
 
 from engines.base import Engine
 
-from .errors import InputError, OptionError, PipelineError
+from .errors import InputError, OptionError, OutputError, PipelineError
 from .images import expand_images, is_image
 from .io_utils import atomic_path, check_output
 from .temporal import TEMPORAL_MODES, make_smoother
@@ -217,6 +217,37 @@ def _print_report(r: dict) -> None:
         print(f"note: {note}", file=sys.stderr)
 
 
+def folder_output(output: Path) -> bool:
+    """Check a folder run's output is (or can be) a folder; True when the run creates it."""
+    if is_video(output) or is_image(output) or (output.exists() and not output.is_dir()):
+        raise OutputError(f"{output}: a folder of videos needs an output folder, not a file name",
+                          hint="pass a folder name such as out/")
+    return not output.exists()
+
+
+def translate_folder(videos: list[Path], output: Path, engine: Engine, **video_kw) -> dict:
+    """Translate every video into ``output``/NAME. A video that fails is reported and the rest go on;
+    the run then fails (non-zero exit) naming them. Finished videos are complete files; a folder
+    the run created is removed again if nothing was written into it."""
+    created = folder_output(output)
+    output.mkdir(parents=True, exist_ok=True)
+    reports, failed = [], []
+    try:
+        for v in videos:
+            try:
+                reports.append(translate_video(v, output / v.name, engine, **video_kw))
+            except (InputError, PipelineError) as exc:  # a bad video; the others still go
+                failed.append(v.name)
+                print(f"streamgan: error: {exc}", file=sys.stderr)
+    finally:
+        if created and not any(output.iterdir()):
+            output.rmdir()
+    if failed:
+        raise PipelineError(f"{len(failed)} of {len(videos)} videos failed ({', '.join(failed)}); "
+                            f"{len(reports)} written to {output}")
+    return {"videos": reports}
+
+
 def run_any(args, engine: Engine, options: TranslateOptions) -> dict:
     """Dispatch ``streamgan run``: a video file, a folder of videos, or images."""
     from .image_run import translate_images
@@ -231,9 +262,7 @@ def run_any(args, engine: Engine, options: TranslateOptions) -> dict:
     if inp.is_dir():
         videos = sorted(p for p in inp.iterdir() if p.is_file() and is_video(p))
         if videos and not any(is_image(p) for p in inp.iterdir()):
-            out = Path(args.output)
-            out.mkdir(parents=True, exist_ok=True)
-            return {"videos": [translate_video(v, out / v.name, engine, **video_kw) for v in videos]}
+            return translate_folder(videos, Path(args.output), engine, **video_kw)
     if not inp.exists() and not any(c in args.input for c in "*?["):
         raise InputError(f"{inp}: no such file")
     expand_images(args.input)  # clear error for empty folders and patterns

@@ -182,3 +182,23 @@ def test_rotation_metadata_kept(tmp_path, engine):
     with av.open(str(out)) as c:
         frame = next(c.decode(video=0))
         assert frame.rotation == 90 and (frame.width, frame.height) == (64, 48)
+
+
+def test_folder_runs_refuse_file_outputs_and_report_bad_videos(tmp_path, gen, capsys):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    write_clip(folder / "a.mp4", textured_frames(6, 32, 32))
+    write_clip(folder / "b.mp4", textured_frames(6, 32, 32, seed=2))
+    base = ["run", "--engine", str(gen), "--no-progress", "--input", str(folder)]
+    rc, err = _run(base + ["--output", str(tmp_path / "out.mp4")], capsys)
+    assert rc == 2 and "needs an output folder" in err and not (tmp_path / "out.mp4").exists()
+    (folder / "broken.mp4").write_text("not a video\n")
+    rc, err = _run(base + ["--output", str(tmp_path / "out")], capsys)
+    assert rc == 3 and "1 of 3 videos failed (broken.mp4)" in err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.mp4", "b.mp4"]  # the good ones, whole
+    only_bad = tmp_path / "bad"
+    only_bad.mkdir()
+    (only_bad / "x.mp4").write_text("nope")
+    rc, err = _run(["run", "--engine", str(gen), "--no-progress", "--input", str(only_bad), "--output",
+                    str(tmp_path / "none")], capsys)
+    assert rc == 3 and not (tmp_path / "none").exists()  # a failed run leaves no new folder
