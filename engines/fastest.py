@@ -89,6 +89,11 @@ class FastestEngine(Engine):
         self.meta.backend, self.meta.precision = self.chosen.meta.backend, self.chosen.meta.precision
         return self.chosen
 
+    @property
+    def plain_module(self):
+        """The torch candidate's module (exact tiles run it layer by layer), None without one."""
+        return getattr(self._open("torch"), "plain_module", None) if "torch" in self.candidates else None
+
     def _run(self, x, stats, mix, collect=False):
         engine = self.chosen or self.choose(x)
         return engine._run(x.to(engine.device, engine.dtype), stats, mix, collect)

@@ -92,7 +92,7 @@ def blockwise_convolutions(module: nn.Module, block: int, device: torch.device):
 def exact_tiled(module: nn.Module, x: torch.Tensor, block: int, device: torch.device) -> torch.Tensor:
     """``module(x)`` with activations on the host and convolutions in ``block``-pixel pieces on
     ``device``: the full-frame output, whatever the frame size."""
-    host = x.detach().to("cpu")
+    host = x.detach().to("cpu", next(module.parameters()).dtype)
     params = {p.device for p in module.parameters()}
     with torch.inference_mode(), blockwise_convolutions(module, block, device):
         if params != {torch.device("cpu")}:  # the remaining layers (norm affine, ...) run on the host

@@ -58,7 +58,8 @@ def bytes_per_pixel(engine: Engine) -> float | None:
     module = getattr(engine, "plain_module", None)
     if module is None:
         return None
-    return 3 * _largest_output_bytes(module, x.to(engine.device, engine.dtype)) / side ** 2
+    param = next(module.parameters())
+    return 3 * _largest_output_bytes(module, x.to(param.device, param.dtype)) / side ** 2
 
 
 def full_frame_decision(engine: Engine, height: int, width: int) -> tuple[bool, str]:

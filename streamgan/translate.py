@@ -93,9 +93,21 @@ class Translator:
                                              radius=self.meta.receptive_radius, window=self.opt.window)
         return self._plans[key]
 
+    def norm_mode(self, plan: TilePlan) -> str:
+        """Statistics for this plan: each tile its own ("tile", also every full frame), "thumbnail" or
+        "exact". Default when tiling a model with per-image statistics: exact where the torch module
+        runs on the CPU (the full-frame result; measured faster and leaner than thumbnail tiles at
+        4K, README), thumbnail elsewhere (exact moves every activation between host and device)."""
+        if plan.full_frame or not self.meta.stats_width:
+            return "tile"
+        if self.opt.norm_stats:
+            return self.opt.norm_stats
+        torch_module = getattr(self.engine, "plain_module", None) is not None
+        return "exact" if torch_module and self.engine.device.type == "cpu" else "thumbnail"
+
     def exact(self, plan: TilePlan) -> bool:
-        """--norm-stats exact on a frame that is tiled (needs the torch module of a checkpoint)."""
-        if self.opt.norm_stats != "exact" or plan.full_frame:
+        """Layer-by-layer tiles (they need the torch module of a checkpoint)."""
+        if self.norm_mode(plan) != "exact":
             return False
         if getattr(self.engine, "plain_module", None) is None:
             raise OptionError("--norm-stats exact runs the generator layer by layer and needs a checkpoint "
@@ -103,10 +115,7 @@ class Translator:
         return True
 
     def uses_thumbnail(self, plan: TilePlan) -> bool:
-        if not self.meta.stats_width:
-            return False
-        mode = self.opt.norm_stats or ("tile" if plan.full_frame else "thumbnail")
-        return mode == "thumbnail"
+        return self.norm_mode(plan) == "thumbnail"
 
     def reset(self) -> None:
         """Forget the smoothed statistics (scene cut, new clip)."""

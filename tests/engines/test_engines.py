@@ -43,9 +43,9 @@ def test_aoti_matches_torch_dynamic_sizes(ckpts, tmp_path, kind):
             assert psnr(eng.infer(x), reference_output(ckpts[kind], x)) >= 60
         if kind == "resnet":  # thumbnail statistics through the compiled package
             frame = textured_frames(1, 96, 128)[0]
-            opts = TranslateOptions(tile=48, thumbnail=64)
+            opts = TranslateOptions(tile=48, thumbnail=64, norm_stats="thumbnail")
             torch_out = Translator(open_engine(ckpts[kind], precision="fp32"), opts)(frame)
-            eng_out = Translator(eng, TranslateOptions(tile=48, thumbnail=64))(frame)
+            eng_out = Translator(eng, TranslateOptions(tile=48, thumbnail=64, norm_stats="thumbnail"))(frame)
             assert psnr(torch.from_numpy(eng_out), torch.from_numpy(torch_out), 255.0) >= 50
 
 
@@ -53,7 +53,7 @@ def test_onnx_thumbnail_tiles_match_torch(ckpts, tmp_path):
     out = tmp_path / "r.onnx"
     build(ckpts["resnet"], out, do_validate=False)
     frame = textured_frames(1, 96, 128)[0]
-    opts = TranslateOptions(tile=48, thumbnail=64)
+    opts = TranslateOptions(tile=48, thumbnail=64, norm_stats="thumbnail")
     a = Translator(open_engine(ckpts["resnet"], precision="fp32"), opts)(frame)
     b = Translator(open_engine(out, backend="onnxruntime"), opts)(frame)
     assert psnr(torch.from_numpy(b), torch.from_numpy(a), 255.0) >= 50

@@ -34,8 +34,9 @@ def tiling_numbers(height: int = 512, width: int = 896, tile: int = 256) -> dict
     eng = open_engine(BUNDLED, device="cpu", backend="torch", precision="fp32")
     frame = render(make_scene(11), 3.0, "day", (height, width))
     full = torch.from_numpy(Translator(eng, TranslateOptions(tile=0))(frame))
-    runs = {"per-tile": dict(norm_stats="tile"), "thumbnail 1/2": dict(thumbnail=max(height, width) // 2),
-            "frame statistics": dict(thumbnail=max(height, width))}
+    runs = {"per-tile": dict(norm_stats="tile"),
+            "thumbnail 1/2": dict(norm_stats="thumbnail", thumbnail=max(height, width) // 2),
+            "frame statistics": dict(norm_stats="thumbnail", thumbnail=max(height, width))}
     return {name: psnr(torch.from_numpy(Translator(eng, TranslateOptions(tile=tile, **kw))(frame)), full, 255.0)
             for name, kw in runs.items()}
 

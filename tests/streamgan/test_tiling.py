@@ -72,13 +72,18 @@ def test_frame_statistics_make_tiles_seamless(tmp_path):
     assert p["thumbnail"] >= 50 and p["tile"] < 35, p
 
 
-def test_default_uses_thumbnail_when_tiling(tmp_path):
-    eng = open_engine(tiny_resnet(tmp_path / "i.pth"), device="cpu", backend="torch")
+def test_default_statistics_when_tiling(tmp_path):
+    path = tiny_resnet(tmp_path / "i.pth")
+    eng = open_engine(path, device="cpu", backend="torch")
     tr = Translator(eng, TranslateOptions(tile=64))
-    assert tr.uses_thumbnail(tr.plan(200, 264))
+    assert tr.norm_mode(tr.plan(200, 264)) == "exact"  # CPU torch engine: the full-frame result
     full = Translator(eng, TranslateOptions())
-    assert not full.uses_thumbnail(full.plan(200, 264))
+    assert full.norm_mode(full.plan(200, 264)) == "tile" and not full.uses_thumbnail(full.plan(200, 264))
     assert np.array_equal(full(_frame()).shape, (200, 264, 3))
+    from streamgan.build import build
+    build(path, tmp_path / "i.onnx", do_validate=False)
+    onnx_tr = Translator(open_engine(tmp_path / "i.onnx", backend="onnxruntime"), TranslateOptions(tile=64))
+    assert onnx_tr.uses_thumbnail(onnx_tr.plan(200, 264))  # no torch module: thumbnail statistics
 
 
 @pytest.mark.parametrize("kind,norm", [("resnet", "instance"), ("unet", "instance"), ("unet", "batch")])
