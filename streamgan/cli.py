@@ -39,8 +39,9 @@ def _tile_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--window", choices=("cosine", "linear"), default="cosine", help="blend window")
 
 
-def open_engine_from_args(args):
-    from .engine import open_engine, parse_range
+def engine_kwargs(args) -> dict:
+    """open_engine keyword arguments from the engine options (everything but the path)."""
+    from .engine import parse_range
     consts = {}
     for item in args.const:
         name, sep, values = item.partition("=")
@@ -53,9 +54,14 @@ def open_engine_from_args(args):
     backend = args.backend
     if getattr(args, "norm_stats", None) == "exact" and backend == "auto":
         backend = "torch"  # exact tiles run the torch module layer by layer
-    return open_engine(args.engine, device=args.device, backend=backend, arch=args.arch, bn_stats=args.bn_stats,
-                       dropout=args.dropout, precision=args.precision, compile=args.compile,
-                       input_range=parse_range(args.input_range), consts=consts)
+    return dict(device=args.device, backend=backend, arch=args.arch, bn_stats=args.bn_stats, dropout=args.dropout,
+                precision=args.precision, compile=args.compile, input_range=parse_range(args.input_range),
+                consts=consts)
+
+
+def open_engine_from_args(args):
+    from .engine import open_engine
+    return open_engine(args.engine, **engine_kwargs(args))
 
 
 def translate_options(args, **extra):
@@ -87,8 +93,12 @@ def cmd_run(args) -> int:
     from .video_run import run_any
     ema = args.stats_ema if args.stats_ema is not None else (0.8 if args.temporal != "off" else 0.0)
     options = translate_options(args, stats_ema=ema)
-    with open_engine_from_args(args) as engine:
-        report = run_any(args, engine, options)
+    if args.ray is not None:
+        from .ray_run import run_ray_args
+        report = run_ray_args(args, engine_kwargs(args), options)
+    else:
+        with open_engine_from_args(args) as engine:
+            report = run_any(args, engine, options)
     if args.report:
         Path(args.report).write_text(json.dumps(report, indent=2, default=str))
     return 0

@@ -1,5 +1,6 @@
 """Open any engine file by its suffix; generator checkpoints become torch (or OpenVINO) engines."""
 
+import copy
 import dataclasses
 from collections.abc import Callable
 from pathlib import Path
@@ -76,8 +77,8 @@ def _open_checkpoint(path: Path, device, opts: dict) -> Engine:
     if backend == "openvino" and not can_ov:
         raise OptionError("--backend openvino runs on the CPU without --dropout or --compile")
 
-    def torch_engine() -> Engine:
-        return TorchEngine(model, meta, device=device, precision=opts.get("precision") or "auto",
+    def torch_engine() -> Engine:  # on its own copy: bf16 / fusing convert the module in place
+        return TorchEngine(copy.deepcopy(model), meta, device=device, precision=opts.get("precision") or "auto",
                            compile=opts.get("compile", False))
 
     def openvino_engine() -> Engine:
@@ -92,7 +93,7 @@ def _open_checkpoint(path: Path, device, opts: dict) -> Engine:
         return openvino_engine()
     if backend == "auto" and can_ov:
         from engines.fastest import FastestEngine
-        return FastestEngine({"openvino": openvino_engine, "torch": torch_engine},  # torch's bf16 converts `model`
+        return FastestEngine({"openvino": openvino_engine, "torch": torch_engine},
                              key=f"{path.resolve()}:{path.stat().st_mtime_ns}|{opts.get('precision')}")
     return torch_engine()
 

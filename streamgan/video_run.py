@@ -5,6 +5,7 @@ import queue
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +41,17 @@ def add_video_args(p) -> None:
                    help="EMA weight of previous frames' normalisation statistics (default: 0.8 with "
                         "--temporal, else 0)")
     p.add_argument("--no-progress", action="store_true")
+    g = p.add_argument_group("scale-out (pip install 'streamgan[ray]')")
+    g.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                   help="run on Ray: no address = a local instance, 'auto' = the running cluster, or ray://host:port")
+    g.add_argument("--cpus-per-worker", type=int, default=1, help="CPU cores per actor when there are no GPUs")
+    g.add_argument("--workers", type=int, default=None, help="actors (default: one per GPU, or per CPU group)")
+    g.add_argument("--segment-seconds", type=float, default=60.0,
+                   help="split videos longer than twice this at keyframes into segments of about this length")
+    g.add_argument("--lead-in", type=int, default=30,
+                   help="frames translated before each segment to warm temporal state, then dropped")
+    g.add_argument("--retries", type=int, default=3, help="attempts per work item after a failure")
+    g.add_argument("--resume", action="store_true", help="finish an interrupted job (skip finished items)")
 
 
 def _put(q: queue.Queue, item, stop: threading.Event) -> bool:
@@ -61,11 +73,15 @@ def translate_video(input: str | Path, output: str | Path, engine: Engine, *,
                     preset: str = "medium", pix_fmt: str | None = None, start: float = 0.0,
                     duration: float | None = None, keep_partial: bool = False, side_by_side: bool = False,
                     overwrite: bool = False, temporal: str = "off", temporal_strength: float | None = None,
-                    progress: bool = True) -> dict:
+                    progress: bool = True, lead_in_until: int | None = None, copy_streams: bool = True,
+                    on_frame: Callable[[int], None] | None = None) -> dict:
     """Translate a video file; audio and subtitle streams are copied. Returns a report dict.
 
     Decoding, translation and encoding run concurrently with bounded queues, so memory stays
     flat on any length. Frames in = frames out, or the run fails and writes nothing.
+    Segments of a split video: frames before ``lead_in_until`` (pts) are translated to warm the
+    temporal state and statistics, then dropped; ``copy_streams`` False leaves audio out;
+    ``on_frame(n)`` is called after each translated frame.
     """
     input, output = Path(input), Path(output)
     if start < 0 or (duration is not None and duration <= 0):
@@ -98,7 +114,7 @@ def translate_video(input: str | Path, output: str | Path, engine: Engine, *,
 
     with atomic_path(output) as tmp:
         writer = VideoWriter(tmp, reader, 2 * w if side_by_side else w, h, codec=codec, crf=crf,
-                             preset=preset, pix_fmt=pix_fmt)
+                             preset=preset, pix_fmt=pix_fmt, copy_streams=copy_streams)
 
         def encode() -> None:
             try:
@@ -118,7 +134,7 @@ def translate_video(input: str | Path, output: str | Path, engine: Engine, *,
             t.start()
         t_start = time.perf_counter()
         bar = tqdm(total=total, unit="frame", desc=input.name, disable=not progress, file=sys.stderr)
-        frames_in = 0
+        frames_in = lead_in = 0
         try:
             while not stop.is_set():
                 frame = q_in.get()
@@ -136,6 +152,11 @@ def translate_video(input: str | Path, output: str | Path, engine: Engine, *,
                     times["temporal"] += time.perf_counter() - t0
                 if side_by_side:
                     out = _side_by_side(frame.rgb, out)
+                if on_frame is not None:
+                    on_frame(frames_in)
+                if lead_in_until is not None and frame.pts is not None and frame.pts < lead_in_until:
+                    lead_in += 1  # warmed the state; not part of this segment
+                    continue
                 if not _put(q_out, (out, frame.pts, frame.duration), stop):
                     break
                 bar.update(1)
@@ -155,6 +176,7 @@ def translate_video(input: str | Path, output: str | Path, engine: Engine, *,
             raise errors[0]
         lost = _lost_frames(reader, keep_partial, writer)
         writer.close()
+        frames_in -= lead_in
         if writer.frames != frames_in:
             raise PipelineError(f"{frames_in} frames in but {writer.frames} out; nothing written")
     first = times.pop("first_frame_after_launch_s", None)
@@ -248,15 +270,19 @@ def translate_folder(videos: list[Path], output: Path, engine: Engine, **video_k
     return {"videos": reports}
 
 
+def video_kwargs(args) -> dict:
+    """translate_video keyword arguments from the video options."""
+    return dict(codec=args.codec, crf=args.crf, preset=args.preset, pix_fmt=args.pix_fmt, start=args.start,
+                duration=args.duration, keep_partial=args.keep_partial, side_by_side=args.side_by_side,
+                overwrite=args.overwrite, temporal=args.temporal, temporal_strength=args.temporal_strength)
+
+
 def run_any(args, engine: Engine, options: TranslateOptions) -> dict:
     """Dispatch ``streamgan run``: a video file, a folder of videos, or images."""
     from .image_run import translate_images
     inp = Path(args.input)
     progress = not args.no_progress
-    video_kw = dict(options=options, codec=args.codec, crf=args.crf, preset=args.preset, pix_fmt=args.pix_fmt,
-                    start=args.start, duration=args.duration, keep_partial=args.keep_partial,
-                    side_by_side=args.side_by_side, overwrite=args.overwrite, temporal=args.temporal,
-                    temporal_strength=args.temporal_strength, progress=progress)
+    video_kw = dict(options=options, progress=progress, **video_kwargs(args))
     if inp.is_file() and not is_image(inp):
         return translate_video(inp, args.output, engine, **video_kw)
     if inp.is_dir():

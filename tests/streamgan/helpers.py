@@ -70,7 +70,7 @@ def textured_frames(n: int, h: int = 64, w: int = 64, shift: int = 2, noise: flo
 
 def write_clip(path: Path, frames: list[np.ndarray], fps: int = 12, audio_streams: int = 0,
                vfr: bool = False, codec: str = "libx264", faststart: bool = True, crf: int | None = None,
-               pix_fmt: str | None = None) -> Path:
+               pix_fmt: str | None = None, gop: int | None = None) -> Path:
     """Encode ``frames`` with PyAV (``pix_fmt``, default yuv420p or yuv444p for odd sizes) plus AAC
     sine audio streams."""
     h, w = frames[0].shape[:2]
@@ -83,6 +83,8 @@ def write_clip(path: Path, frames: list[np.ndarray], fps: int = 12, audio_stream
         vs.codec_context.time_base = tb
         if crf is not None:
             vs.options = {"crf": str(crf)}
+        if gop:  # a keyframe every ``gop`` frames
+            vs.codec_context.gop_size = gop
         auds = []
         for k in range(audio_streams):
             a = c.add_stream("aac", rate=48000)
@@ -120,3 +122,14 @@ def reference_output(checkpoint: Path, x: torch.Tensor) -> torch.Tensor:
     from streamgan import load_generator
     with torch.no_grad():
         return load_generator(checkpoint)(x)
+
+
+def audio_ends(path: Path) -> list[tuple[str, float]]:
+    """(codec, end time in seconds) of every audio stream, from its packets."""
+    out = []
+    with av.open(str(path)) as c:
+        for s in c.streams.audio:
+            packets = [p for p in c.demux(s) if p.size]
+            out.append((s.codec_context.name, max(float((p.pts + p.duration) * p.time_base) for p in packets)))
+            c.seek(0)
+    return out

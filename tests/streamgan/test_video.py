@@ -12,7 +12,7 @@ import pytest
 from streamgan import open_engine, translate_video
 from streamgan.cli import main
 from streamgan.translate import TranslateOptions
-from tests.streamgan.helpers import textured_frames, tiny_resnet, write_clip
+from tests.streamgan.helpers import audio_ends, textured_frames, tiny_resnet, write_clip
 
 
 @pytest.fixture(scope="module")
@@ -32,12 +32,7 @@ def _streams(path):
     with av.open(str(path)) as c:
         out = {"pts": pts, "tb": c.streams.video[0].time_base, "size": (c.streams.video[0].codec_context.width,
                                                                          c.streams.video[0].codec_context.height)}
-        out["audio"] = []
-        for s in c.streams.audio:
-            packets = [p for p in c.demux(s) if p.size]
-            end = max(float((p.pts + p.duration) * p.time_base) for p in packets)
-            out["audio"].append((s.codec_context.name, end))
-            c.seek(0)
+    out["audio"] = audio_ends(path)
     return out
 
 

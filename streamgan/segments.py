@@ -1,0 +1,134 @@
+"""Work items for scale-out: whole videos, or long videos cut at keyframes, joined by stream copy.
+
+A segment covers the frames whose pts lie in [start, end) where start is a keyframe, so it
+decodes on its own. Its worker seeks to ``lead_in`` frames before ``start`` and translates those
+too (temporal state and statistics EMA warm up as in a single pass), then drops them. Every
+segment is encoded with the same parameters, starting with an IDR frame (closed GOP), with
+timestamps relative to its own start; ``join`` copies the packets of all segments into one stream,
+shifted back to the source's timestamps, and remuxes the source's audio and subtitles once.
+Frames in = frames out and pts = the source's are checked; a mismatch fails the join.
+"""
+
+import heapq
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+
+from .errors import PipelineError
+from .io_utils import atomic_path
+from .video import open_input
+
+
+@dataclass(frozen=True)
+class Item:
+    """A whole video (``segment`` None) or one segment of it, and where its result goes."""
+
+    video: str
+    output: str
+    frames: int
+    segment: int | None = None
+    start_pts: int = 0
+    end_pts: int | None = None
+    lead_pts: int = 0
+    time_base: Fraction = Fraction(1)
+
+    @property
+    def key(self) -> str:
+        return f"{Path(self.video).name}" + ("" if self.segment is None else f"#{self.segment}")
+
+
+def frame_index(path: Path) -> tuple[list[int], list[int], Fraction]:
+    """(pts of every frame in presentation order, pts of keyframes, time base), from packets only."""
+    with open_input(path) as c:
+        s = c.streams.video[0]
+        pts, keys = [], []
+        for p in c.demux(s):
+            if p.size == 0 or p.pts is None:
+                continue
+            pts.append(p.pts)
+            if p.is_keyframe:
+                keys.append(p.pts)
+        return sorted(pts), sorted(keys), s.time_base
+
+
+def plan_items(video: Path, output: Path, segment_seconds: float, lead_in: int, workdir: Path) -> list[Item]:
+    """One item for a short video; for a long one, segments of at least ``segment_seconds`` cut at
+    keyframes (segment files go to ``workdir``)."""
+    pts, keys, tb = frame_index(video)
+    seconds = float((pts[-1] - pts[0]) * tb) if pts else 0.0
+    if seconds < 2 * segment_seconds or len(keys) < 2:
+        return [Item(str(video), str(output), len(pts), time_base=tb)]
+    cuts = [pts[0]]
+    for k in keys:
+        if float((k - cuts[-1]) * tb) >= segment_seconds and float((pts[-1] - k) * tb) >= segment_seconds / 2:
+            cuts.append(k)
+    items = []
+    for i, start in enumerate(cuts):
+        end = cuts[i + 1] if i + 1 < len(cuts) else None
+        first = pts.index(start)
+        n = (pts.index(end) if end is not None else len(pts)) - first
+        items.append(Item(str(video), str(workdir / f"{video.stem}.{i:04d}.mp4"), n, i, start, end,
+                          pts[max(0, first - lead_in)], tb))
+    return items
+
+
+def translate_item(item: Item, engine, video_kw: dict, on_frame=None) -> dict:
+    """Run one work item through the single-process pipeline."""
+    from .video_run import translate_video
+    kw = {**video_kw, "progress": False, "on_frame": on_frame}
+    if item.segment is None:
+        return translate_video(item.video, item.output, engine, **kw)
+    tb = item.time_base
+    start = float(item.lead_pts * tb)
+    duration = None if item.end_pts is None else float((item.end_pts - item.lead_pts) * tb)
+    return translate_video(item.video, item.output, engine, **{**kw, "start": start, "duration": duration,
+                                                              "lead_in_until": item.start_pts,
+                                                              "copy_streams": False, "overwrite": True})
+
+
+def _video_packets(segments: list[Item], first_pts: int):
+    """Packets of every segment file in order, timestamps shifted back to the source's clock."""
+    for item in segments:
+        with av.open(item.output) as c:
+            s = c.streams.video[0]
+            shift = int(round((item.start_pts - first_pts) * item.time_base / s.time_base))
+            for p in c.demux(s):
+                if p.size == 0:
+                    continue
+                p.pts = None if p.pts is None else p.pts + shift
+                p.dts = None if p.dts is None else p.dts + shift
+                yield p
+
+
+def _at(p) -> float:
+    ts = p.dts if p.dts is not None else p.pts
+    return float(ts * p.time_base) if ts is not None else 0.0
+
+
+def join(segments: list[Item], output: Path) -> int:
+    """Concatenate the segment files of one video into ``output`` (stream copy) with the source's
+    audio/subtitle packets; returns the frame count. Checks frames and timestamps."""
+    source = Path(segments[0].video)
+    pts, _, tb = frame_index(source)
+    with atomic_path(output) as tmp:
+        with av.open(segments[0].output) as first, open_input(source) as inp, av.open(str(tmp), "w") as out:
+            vout = out.add_stream_from_template(first.streams.video[0])
+            others = {s.index: out.add_stream_from_template(s) for s in inp.streams if s.type in ("audio", "subtitle")}
+            video = _video_packets(segments, pts[0])
+            extra = (p for p in inp.demux(*[s for s in inp.streams if s.index in others]) if p.size) \
+                if others else iter(())
+            written = []
+            for p in heapq.merge(video, extra, key=_at):
+                if p.stream.type == "video":
+                    written.append(float(p.pts * p.time_base))
+                    p.stream = vout
+                else:
+                    p.stream = others[p.stream.index]
+                out.mux(p)
+        want = sorted(float((q - pts[0]) * tb) for q in pts)
+        if len(written) != len(pts) or any(abs(a - b) > 1e-3 for a, b in zip(sorted(written), want)):
+            raise PipelineError(f"{source}: joined {len(written)} frames for {len(pts)} in the source, or their "
+                                "timestamps differ; nothing written")
+    return len(written)
