@@ -75,4 +75,4 @@ def full_frame_decision(engine: Engine, height: int, width: int) -> tuple[bool, 
     fits = need <= budget
     where = "free on the GPU" if engine.device.type == "cuda" else "of available RAM"
     return fits, f"{'full frame' if fits else 'tiles'}: activations ~{need / 1e9:.2f} GB at {height}x{width} " \
-                 f"({per_px / 1e3:.1f} kB/px measured), budget {budget / 1e9:.1f} GB ({share:.0%} {where})"
+                 f"({per_px:.0f} B/px measured), budget {budget / 1e9:.1f} GB ({share:.0%} {where})"

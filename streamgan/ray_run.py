@@ -107,7 +107,8 @@ def _schedule(ray, todo, engine_path, open_kw, options, video_kw, cpus_per_worke
     gpus = int(ray.cluster_resources().get("GPU", 0))
     cpus = int(ray.cluster_resources().get("CPU", 1))
     n = workers or (gpus if gpus else max(1, cpus // cpus_per_worker))
-    actor_cls = ray.remote(num_cpus=cpus_per_worker, num_gpus=1 if gpus else 0)(Worker)
+    share = cpus_per_worker if gpus or n * cpus_per_worker <= cpus else cpus / n  # oversubscribed: share the CPUs
+    actor_cls = ray.remote(num_cpus=share, num_gpus=1 if gpus else 0)(Worker)
     device = "cuda" if gpus else "cpu"
     kill_marker = str(work / "killed-once")
     open_kw = {**open_kw, "device": device}

@@ -119,7 +119,7 @@ def test_auto_plan_from_measured_footprint(tmp_path, monkeypatch):
     # the largest activation: ngf 8 fp32 channels at full resolution, reflect-padded by 3 for the last 7x7 conv
     assert per_px == pytest.approx(3 * 8 * 4 * (70 / 64) ** 2)
     tr = Translator(eng, TranslateOptions())
-    assert tr.plan(200, 264).full_frame and "full frame" in tr.decision and "kB/px" in tr.decision
+    assert tr.plan(200, 264).full_frame and "full frame" in tr.decision and "B/px" in tr.decision
     monkeypatch.setattr(memory, "available_bytes", lambda device: int(per_px * 600 * 800))  # half of it is budget
     tr = Translator(eng, TranslateOptions())
     assert not tr.plan(600, 800).full_frame and tr.decision.startswith("tiles")
