@@ -125,13 +125,11 @@ def _scale_of(nodes, users, producer, consts, d: str):
 
 def _is_std_of(nodes, producer, consts, s: str, d: str) -> bool:
     """``s`` = Sqrt(Add(ReduceMean(Pow(d, 2) | Mul(d, d)), eps))."""
-    chain = []
     name = s
     for op in ("Sqrt", "Add", "ReduceMean"):
         k = producer.get(name)
         if k is None or nodes[k].op_type != op:
             return False
-        chain.append(nodes[k])
         name = nodes[k].input[0]
     k = producer.get(name)
     if k is None:

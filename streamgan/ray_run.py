@@ -82,14 +82,12 @@ def run_on_ray(videos: list[Path], output: Path, folder: bool, engine_path: str,
              configure_logging=False)
     try:
         report = _schedule(ray, todo, engine_path, open_kw, options, video_kw, cpus_per_worker, workers, retries,
-                           progress, manifest_path, done, work, plans)
+                           progress, manifest_path, done, work)
     finally:
         ray.shutdown()
     for v, items in plans.items():
         if len(items) > 1 and not (targets[v].exists() and done.get(f"{v.name}:joined")):
-            if video_kw.get("overwrite") and targets[v].exists():
-                targets[v].unlink()
-            join(items, targets[v])
+            join(items, targets[v])  # replaces an existing output only once the join succeeded
             done[f"{v.name}:joined"] = True
             manifest_path.write_text(json.dumps({"done": done}, indent=1))
     shutil.rmtree(work, ignore_errors=True)
@@ -103,7 +101,7 @@ def run_on_ray(videos: list[Path], output: Path, folder: bool, engine_path: str,
 
 
 def _schedule(ray, todo, engine_path, open_kw, options, video_kw, cpus_per_worker, workers, retries, progress,
-              manifest_path: Path, done: dict, work: Path, plans: dict) -> dict:
+              manifest_path: Path, done: dict, work: Path) -> dict:
     gpus = int(ray.cluster_resources().get("GPU", 0))
     cpus = int(ray.cluster_resources().get("CPU", 1))
     n = workers or (gpus if gpus else max(1, cpus // cpus_per_worker))
