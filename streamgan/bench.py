@@ -118,7 +118,7 @@ def table(results: list[dict]) -> str:
 
 
 def add_bench_args(p) -> None:
-    from .cli import _engine_args
+    from .cli_args import _engine_args
     _engine_args(p)
     p.add_argument("--size", default="1280x720", help="frame size WxH")
     p.add_argument("--tile", type=int, default=None)
@@ -132,7 +132,7 @@ def add_bench_args(p) -> None:
 
 
 def cmd_bench(args) -> int:
-    from .cli import open_engine_from_args
+    from .cli_args import open_engine_from_args
     from .webcam import parse_size
     w, h = parse_size(args.size)
     frames = file_frames(args.input, 16) if args.input else synthetic_frames(w, h)

@@ -118,8 +118,11 @@ def run_webcam(engine: Engine, camera: str = "0", *, size: tuple[int, int] | Non
                window: bool = True, virtual_cam: bool = False, record: str | None = None,
                side_by_side: bool = False, frames: int | None = None, stats_json: str | None = None,
                options: TranslateOptions | None = None, temporal: str = "off",
-               temporal_strength: float | None = None) -> dict:
+               temporal_strength: float | None = None, overwrite: bool = False) -> dict:
     """Run the live filter until q, the end of a file source, or ``frames`` shown; returns the stats."""
+    if record:  # before the camera opens
+        from .io_utils import check_output
+        check_output(Path(record), [], overwrite)
     translator = Translator(engine, options)
     smoother = make_smoother(temporal, temporal_strength)
     use_temporal = smoother is not None
@@ -148,9 +151,7 @@ def run_webcam(engine: Engine, camera: str = "0", *, size: tuple[int, int] | Non
             view = np.concatenate([item.rgb, out], axis=1) if side_by_side else out
             if record:
                 if writer is None:
-                    from .io_utils import check_output
                     from .video import VideoWriter
-                    check_output(Path(record), [], True)
                     rec_tmp = Path(record).with_name(f".{Path(record).stem}.partial{Path(record).suffix}")
                     writer = VideoWriter(rec_tmp, None, view.shape[1], view.shape[0], rate=cap.fps)
                     rec_shape = view.shape
@@ -225,7 +226,7 @@ def _open_virtual_cam(width: int, height: int, fps: float):
 
 
 def add_webcam_args(p) -> None:
-    from .cli import _engine_args, _tile_args
+    from .cli_args import _engine_args, _tile_args
     from .temporal import TEMPORAL_MODES
     _engine_args(p)
     _tile_args(p)
@@ -235,6 +236,7 @@ def add_webcam_args(p) -> None:
     p.add_argument("--no-window", action="store_true")
     p.add_argument("--virtual-cam", action="store_true", help="send frames to a virtual camera (pyvirtualcam)")
     p.add_argument("--record", default=None, help="write what is shown to this video file")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --record file")
     p.add_argument("--side-by-side", action="store_true")
     p.add_argument("--frames", type=int, default=None, help="stop after this many frames")
     p.add_argument("--stats-json", default=None)
@@ -253,13 +255,13 @@ def parse_size(text: str | None) -> tuple[int, int] | None:
 
 
 def cmd_webcam(args) -> int:
-    from .cli import open_engine_from_args, translate_options
+    from .cli_args import open_engine_from_args, translate_options
     with open_engine_from_args(args) as engine:
         run_webcam(engine, args.camera, size=parse_size(args.size), fps=args.fps, window=not args.no_window,
                    virtual_cam=args.virtual_cam, record=args.record, side_by_side=args.side_by_side,
                    frames=args.frames, stats_json=args.stats_json,
                    options=translate_options(args, stats_ema=0.8 if args.temporal != "off" else 0.0),
-                   temporal=args.temporal, temporal_strength=args.temporal_strength)
+                   temporal=args.temporal, temporal_strength=args.temporal_strength, overwrite=args.overwrite)
     return 0
 
 

@@ -12,6 +12,7 @@ import pytest
 from streamgan import open_engine, translate_video
 from streamgan.cli import main
 from streamgan.translate import TranslateOptions
+from streamgan.video import VideoReader
 from tests.streamgan.helpers import audio_ends, textured_frames, tiny_resnet, write_clip
 
 
@@ -197,3 +198,58 @@ def test_folder_runs_refuse_file_outputs_and_report_bad_videos(tmp_path, gen, ca
     rc, err = _run(["run", "--engine", str(gen), "--no-progress", "--input", str(only_bad), "--output",
                     str(tmp_path / "none")], capsys)
     assert rc == 3 and not (tmp_path / "none").exists()  # a failed run leaves no new folder
+
+
+ROUNDED = av.video.reformatter.Interpolation.BILINEAR | av.video.reformatter.Interpolation.ACCURATE_RND
+
+
+def _tagged_clip(path, rgb, space: int, rng: int):
+    """Encode ``rgb`` frames as yuv444p with this matrix (AVColorSpace) and range, tagged so."""
+    sws = {1: 1, 6: 5, 9: 9}[space]
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=12, options={"crf": "0"})
+        s.width, s.height, s.pix_fmt = rgb[0].shape[1], rgb[0].shape[0], "yuv444p"
+        cc = s.codec_context
+        cc.colorspace, cc.color_range = space, rng
+        cc.color_primaries = cc.color_trc = 1 if space == 1 else 6
+        for f in rgb:
+            vf = av.VideoFrame.from_ndarray(f, format="rgb24").reformat(
+                format="yuv444p", dst_colorspace=sws, dst_color_range=rng, interpolation=ROUNDED)
+            vf.colorspace = space
+            for p in s.encode(vf):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    return path
+
+
+@pytest.mark.parametrize("space,rng", [(6, 1), (6, 2), (1, 1), (1, 2), (9, 1)])
+def test_colour_matrix_and_range_survive_the_pipeline(tmp_path, space, rng):
+    """Saturated patches through an identity model come back within 2 levels, decoded by the
+    output's own tags, and the output carries the input's matrix, range, primaries and transfer."""
+    import onnx
+    from onnx import TensorProto, helper
+    graph = helper.make_graph([helper.make_node("Identity", ["image"], ["out"])], "id",
+                              [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["n", 3, "h", "w"])],
+                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["n", 3, "h", "w"])])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(tmp_path / "id.onnx"))
+    patches = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0), (0, 255, 255), (255, 0, 255),
+               (40, 200, 90), (230, 120, 20)]
+    frame = np.zeros((48, 128, 3), np.uint8)
+    for i, colour in enumerate(patches):
+        frame[:, i * 16:(i + 1) * 16] = colour
+    src = _tagged_clip(tmp_path / "in.mp4", [frame] * 3, space, rng)
+    out = tmp_path / "out.mp4"
+    assert main(["run", "--engine", str(tmp_path / "id.onnx"), "--range", "0,1", "--input", str(src), "--output",
+                 str(out), "--crf", "0", "--pix-fmt", "yuv444p", "--no-progress"]) == 0
+    with av.open(str(out)) as c:
+        cc = c.streams.video[0].codec_context
+        assert (int(cc.colorspace), int(cc.color_range)) == (space, rng)
+        assert int(cc.color_primaries) == int(cc.color_trc) == (1 if space == 1 else 6)
+    decoded_in = [f.rgb for f in VideoReader(src)][0].astype(int)
+    decoded_out = [f.rgb for f in VideoReader(out)][0].astype(int)
+    centres = np.s_[8:40, [i * 16 + 8 for i in range(len(patches))]]
+    assert np.abs(decoded_in[centres] - np.array(patches)[None]).max() <= 2  # the input decodes right
+    # the output holds what the model was given, to one 8-bit YUV round trip (the old path encoded
+    # with BT.601 coefficients whatever the input, and left the stream untagged)
+    assert np.abs(decoded_out[centres] - decoded_in[centres]).max() <= 2

@@ -49,6 +49,12 @@ def test_webcam_errors(setup, capsys):
     d, gen, clip = setup
     assert main(["webcam", "--engine", str(gen), "--camera", "/dev/video99", "--no-window"]) == 2
     assert "cannot open" in capsys.readouterr().err
+    existing = d / "existing.mp4"
+    existing.write_bytes(b"keep")
+    # refused before the camera is opened (this one does not exist, so that error would come first)
+    assert main(["webcam", "--engine", str(gen), "--camera", "/dev/video99", "--no-window", "--record",
+                 str(existing)]) == 2
+    assert "already exists" in capsys.readouterr().err and existing.read_bytes() == b"keep"
     if not os.environ.get("DISPLAY"):
         assert main(["webcam", "--engine", str(gen), "--camera", str(clip), "--frames", "2"]) == 2
         assert "window" in capsys.readouterr().err

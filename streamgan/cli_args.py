@@ -1,0 +1,68 @@
+"""Argument groups and their conversion to library calls, shared by run, webcam and bench."""
+
+import argparse
+
+from .errors import OptionError
+
+
+def _engine_args(p: argparse.ArgumentParser, required: bool = True) -> None:
+    p.add_argument("--engine", required=required, help=".pth/.safetensors checkpoint, .onnx, .xml, .pt2 or .plan")
+    p.add_argument("--backend", choices=("auto", "torch", "openvino", "onnxruntime"), default="auto",
+                   help="runtime for checkpoints and .onnx (auto: on a CPU the one measured fastest, remembered)")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda when present)")
+    p.add_argument("--arch", default=None, help="override the architecture read off a checkpoint")
+    p.add_argument("--bn-stats", choices=("batch", "running"), default="batch",
+                   help="batch-norm statistics: per image (official test.py) or stored running ones")
+    p.add_argument("--dropout", action="store_true", help="keep dropout active (stochastic output)")
+    p.add_argument("--precision", choices=("auto", "fp32", "fp16", "bf16"), default="auto",
+                   help="torch / OpenVINO precision (auto: bf16 where the CPU has it and it stays >= 40 dB)")
+    p.add_argument("--compile", action="store_true",
+                   help="torch backend: run through torch.compile (slow first frame, faster after)")
+    p.add_argument("--range", dest="input_range", default=None,
+                   help="value range LO,HI of a third-party ONNX model (default -1,1 or its metadata)")
+    p.add_argument("--const", action="append", default=[], metavar="NAME=VALUES",
+                   help="constant value(s) for an extra ONNX input, comma separated")
+
+
+def _tile_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tile", type=int, default=None, help="tile size in px; 0 = full frame (default: auto)")
+    p.add_argument("--overlap", type=int, default=None, help="tile overlap in px (default: from receptive field)")
+    p.add_argument("--batch", type=int, default=4, help="tiles per inference call")
+    p.add_argument("--norm-stats", choices=("tile", "thumbnail", "exact"), default=None,
+                   help="normalisation statistics when tiling: per tile, from a thumbnail (default), or exact "
+                        "(full-frame result, layer by layer; checkpoints with --backend torch)")
+    p.add_argument("--thumbnail", type=int, default=1024,
+                   help="long side of the statistics thumbnail (frames up to this size get exact statistics)")
+    p.add_argument("--window", choices=("cosine", "linear"), default="cosine", help="blend window")
+
+
+def engine_kwargs(args) -> dict:
+    """open_engine keyword arguments from the engine options (everything but the path)."""
+    from .engine import parse_range
+    consts = {}
+    for item in args.const:
+        name, sep, values = item.partition("=")
+        if not sep:
+            raise OptionError(f"--const {item!r}: expected NAME=VALUES")
+        try:
+            consts[name] = [float(v) for v in values.split(",")]
+        except ValueError:
+            raise OptionError(f"--const {item!r}: values must be numbers") from None
+    backend = args.backend
+    if getattr(args, "norm_stats", None) == "exact" and backend == "auto":
+        backend = "torch"  # exact tiles run the torch module layer by layer
+    return dict(device=args.device, backend=backend, arch=args.arch, bn_stats=args.bn_stats, dropout=args.dropout,
+                precision=args.precision, compile=args.compile, input_range=parse_range(args.input_range),
+                consts=consts)
+
+
+def open_engine_from_args(args):
+    from .engine import open_engine
+    return open_engine(args.engine, **engine_kwargs(args))
+
+
+def translate_options(args, **extra):
+    from .translate import TranslateOptions
+    return TranslateOptions(tile=args.tile, overlap=args.overlap, batch=args.batch,
+                            norm_stats=args.norm_stats, thumbnail=args.thumbnail, window=args.window,
+                            **extra)
