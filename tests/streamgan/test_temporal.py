@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 
 from streamgan import open_engine, translate_video
 from streamgan.cli import main
@@ -95,3 +96,17 @@ def test_eval_temporal_cli(setup, capsys, tmp_path):
     assert "plain" in capsys.readouterr().out and (tmp_path / "e.png").stat().st_size > 1000
     assert main(["eval-temporal", "--input", str(clean), "--output", str(d / "noisy.mp4"),
                  "--reference", str(tmp_path / "missing.mp4")]) == 2
+
+
+@pytest.mark.parametrize("device", ["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
+def test_torch_flow_smoother_matches_the_host_one(device):
+    """The GPU smoother's arithmetic (on the CPU here, and on CUDA when present) equals the host one's."""
+    from streamgan.temporal_torch import TorchFlowSmoother
+    frames = textured_frames(8, 72, 100, shift=3, vshift=1, seed=8)
+    rs = np.random.RandomState(2)
+    outs = [np.clip(f + rs.randn(*f.shape) * 10, 0, 255).astype(np.uint8) for f in frames]
+    host, dev = make_smoother("flow"), TorchFlowSmoother(device=device)
+    for f, o in zip(frames, outs):
+        a, b = host(f, o)[0].astype(float), dev(f, o)[0].astype(float)
+        assert 10 * np.log10(255 ** 2 / max(np.mean((a - b) ** 2), 1e-12)) >= 40
+    assert isinstance(make_smoother("flow", device="cuda:0"), TorchFlowSmoother)
