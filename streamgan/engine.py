@@ -126,7 +126,39 @@ def _open_onnx(path: Path, device, opts: dict) -> Engine:
         engine = ort_engine()
     if layers:
         engine.meta.extra = {**engine.meta.extra, "instance_norm_layers": layers, "statistics": "exposed"}
+    if not engine.meta.receptive_radius and not engine.meta.shapes:  # a third-party graph: what tiles need
+        geometry = _measured_geometry(path, engine.meta, kw)
+        engine.meta.receptive_radius, engine.meta.size_multiple = geometry["radius"], geometry["multiple"]
     return engine
+
+
+def _measured_geometry(path: Path, meta: EngineMeta, kw: dict) -> dict:
+    """Receptive radius and total stride of an ONNX graph by experiment (ONNX Runtime, CPU, a
+    256 px probe), cached by the graph's bytes."""
+    import json
+
+    from engines.base import cache_dir
+    from engines.export import sha256
+    from engines.onnx_backend import OnnxEngine
+    from engines.receptive import measured_multiple, measured_radius
+    store = cache_dir("onnx") / f"{sha256(path.read_bytes())[:20]}-geometry.json"
+    if store.exists():
+        return json.loads(store.read_text())
+    with OnnxEngine(path, device="cpu", **kw) as probe:
+        fixed: dict = {}
+
+        def run(x):  # with fixed statistics the effect of one pixel stays local
+            if not probe.meta.stats_width:
+                return probe.infer(x)
+            return probe.infer(x, fixed.setdefault("stats", probe.collect_stats(x)))
+        try:
+            facts = {"radius": measured_radius(run, meta.in_channels, meta.input_range),
+                     "multiple": measured_multiple(run, meta.in_channels, meta.input_range)}
+        except Exception:  # a graph that will not run on a 256 px probe: tile without the facts
+            return {"radius": 0, "multiple": meta.size_multiple}
+    store.parent.mkdir(parents=True, exist_ok=True)
+    store.write_text(json.dumps({**facts, "source": str(path)}))
+    return facts
 
 
 def _open_xml(path: Path, device, opts: dict) -> Engine:
