@@ -2,12 +2,13 @@
 
 import argparse
 
+from .engine import BACKEND_CHOICES
 from .errors import OptionError
 
 
 def _engine_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     p.add_argument("--engine", required=required, help=".pth/.safetensors checkpoint, .onnx, .xml, .pt2 or .plan")
-    p.add_argument("--backend", choices=("auto", "torch", "openvino", "onnxruntime"), default="auto",
+    p.add_argument("--backend", choices=BACKEND_CHOICES, default="auto",
                    help="runtime for checkpoints and .onnx (auto: on a CPU the one measured fastest, remembered)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda when present)")
     p.add_argument("--arch", default=None, help="override the architecture read off a checkpoint")

@@ -94,7 +94,8 @@ def _open_checkpoint(path: Path, device, opts: dict) -> Engine:
     if backend == "auto" and can_ov:
         from engines.fastest import FastestEngine
         return FastestEngine({"openvino": openvino_engine, "torch": torch_engine},
-                             key=f"{path.resolve()}:{path.stat().st_mtime_ns}|{opts.get('precision')}")
+                             key=f"{path.resolve()}:{path.stat().st_mtime_ns}|{opts.get('precision')}|"
+                                 f"{opts.get('arch')}|{opts.get('bn_stats', 'batch')}")
     return torch_engine()
 
 

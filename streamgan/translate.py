@@ -164,8 +164,9 @@ class Translator:
                 y = self.engine.infer(x, stats)
             else:  # layer by layer on host activations, convolutions in tile-sized blocks
                 y = exact_tiled(self.engine.plain_module, x, max(plan.tile), self.engine.device)
+                y = y.to(self.engine.device, torch.float32)
             t = self._tick("infer", t)
-            out = self.ops.postprocess(y[..., :h, :w].to(self.engine.device).float(), lo=olo, hi=ohi)
+            out = self.ops.postprocess(y[..., :h, :w], lo=olo, hi=ohi)
         else:
             th, tw = plan.tile
             outs = []
