@@ -2,11 +2,12 @@
 
 import copy
 import dataclasses
+import os
 
 import torch
 from torch import nn
 
-from .base import Engine, EngineMeta
+from .base import Engine, EngineMeta, cache_dir
 from .errors import EngineError
 from .metrics import psnr, smooth_image
 from .normstats import given_stats, pack, stats_width
@@ -54,6 +55,8 @@ class TorchEngine(Engine):
                 raise EngineError(f"precision {precision!r} is not supported on the CPU", hint="use auto, fp32 or bf16")
         if not fused:
             self.plain_module = self.module
+        if compile:  # compiled kernels persist between runs (a second run of a model and size starts fast)
+            os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache_dir("inductor")))
         self.forward = torch.compile(self.module, dynamic=False) if compile else self.module
         backend = "torch-compile" if compile else "torch-fused" if fused else "torch"
         self.meta = dataclasses.replace(meta, backend=backend,

@@ -2,6 +2,9 @@
 
 import argparse
 import json
+import os
+import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -67,6 +70,10 @@ def build(src: str | Path, out: str | Path, *, fp16: bool | None = None, shapes:
     check_output(out, [src], overwrite)
     if suffix == ".xml":
         check_output(out.with_suffix(".bin"), [src], overwrite)
+    if suffix == ".pt2" and not os.environ.get(_CHILD):
+        return _build_isolated(dict(src=str(src), out=str(out), fp16=fp16, shapes=shapes, tile=tile, batch=batch,
+                                    input_range=input_range, do_validate=do_validate, overwrite=overwrite,
+                                    device=device, bn_stats=bn_stats, arch=arch, static=static))
     t0 = time.perf_counter()
     if src.suffix.lower() in CHECKPOINT_SUFFIXES:
         model = load_generator(src, arch=arch, bn_stats=bn_stats)
@@ -113,6 +120,38 @@ def build(src: str | Path, out: str | Path, *, fp16: bool | None = None, shapes:
     return report
 
 
+_CHILD = "STREAMGAN_BUILD_CHILD"
+_CHILD_MAIN = """
+import json, sys
+from engines.errors import EngineError
+from streamgan.build import build
+from streamgan.errors import StreamganError
+try:
+    print(json.dumps(build(**json.loads(sys.argv[1])), default=str))
+except (StreamganError, EngineError) as exc:
+    print(exc, file=sys.stderr)
+    sys.exit(2)
+"""
+
+
+def _build_isolated(kwargs: dict) -> dict:
+    """Build (and validate) an AOTInductor package in a child process: a compiler or loader that
+    crashes (it has, with a signal 11 on CUDA) then costs one line and a non-zero exit, not the CLI."""
+    out = Path(kwargs["out"])
+    env = {**os.environ, _CHILD: "1"}
+    r = subprocess.run([sys.executable, "-c", _CHILD_MAIN, json.dumps(kwargs)], env=env, capture_output=True,
+                       text=True)
+    for stale in out.parent.glob(f".{out.stem}.*.partial{out.suffix}"):  # a crashed child's temp file
+        stale.unlink(missing_ok=True)
+    if r.returncode == 0:
+        return json.loads(r.stdout.strip().splitlines()[-1])
+    last = (r.stderr.strip().splitlines() or ["no message"])[-1][:300]
+    if r.returncode < 0:
+        raise EngineError(f"AOTInductor build crashed (signal {-r.returncode}); nothing written",
+                          hint="build .onnx, or run the checkpoint with --compile")
+    raise EngineError(last if r.returncode == 2 else f"AOTInductor build failed ({last}); nothing written")
+
+
 def _build_artifact(model, src: Path, tmp: Path, suffix: str, meta: EngineMeta, *, fp16, shapes, tile, batch,
                     device, static) -> str:
     if suffix != ".plan":
@@ -137,6 +176,8 @@ def _build_artifact(model, src: Path, tmp: Path, suffix: str, meta: EngineMeta, 
     if suffix == ".pt2":
         from engines.aoti_backend import build_pt2
         dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        if os.environ.get("STREAMGAN_TEST_CRASH") == "pt2":  # test hook: the compiler dies as it did on CUDA
+            os.kill(os.getpid(), signal.SIGSEGV)
         build_pt2(model, tmp, meta, dev, fp16=fp16)
         return meta.precision
     from engines.tensorrt_backend import build_plan, import_tensorrt, needs_fp16_graph, parse_shapes

@@ -149,3 +149,13 @@ def test_cpu_torch_engine_precision_choice(ckpts):
     x = torch.rand(1, 3, 64, 64) * 2 - 1
     assert psnr(eng.infer(x), reference_output(ckpts["resnet"], x)) >= 40
     assert np.isfinite(eng.infer(x).numpy()).all()
+
+
+def test_pt2_build_crash_is_one_line_and_leaves_nothing(ckpts, tmp_path, capsys, monkeypatch):
+    """The AOTInductor build runs in a child process: a compiler that dies by a signal costs one line."""
+    monkeypatch.setenv("STREAMGAN_TEST_CRASH", "pt2")
+    out = tmp_path / "g.pt2"
+    assert main(["build", str(ckpts["resnet"]), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "crashed (signal 11)" in err and len(err.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
