@@ -114,6 +114,27 @@ def _overlay(img: np.ndarray, log: LatencyLog, fps: float, dropped: int) -> np.n
     return out
 
 
+def _warm_up(translator: Translator, smoother, cap: "LatestFrameCapture") -> float:
+    """Run the pipeline twice on a frame of the capture size before frames flow (kernel compilation,
+    plans, the backend choice happen now, not on live frames); the smoother is reset after."""
+    w, h = int(cap.cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    if w <= 0 or h <= 0:
+        return 0.0
+    t = time.perf_counter()
+    frame = np.zeros((h, w, 3), np.uint8)
+    frame[:] = (96, 128, 160)
+    for _ in range(2):
+        out = translator(frame)
+        if smoother is not None:
+            smoother(frame, out)
+    if smoother is not None:
+        smoother.reset()
+    translator.reset()
+    translator.times.clear()
+    translator.frames = 0
+    return time.perf_counter() - t
+
+
 def run_webcam(engine: Engine, camera: str = "0", *, size: tuple[int, int] | None = None, fps: float | None = None,
                window: bool = True, virtual_cam: bool = False, record: str | None = None,
                side_by_side: bool = False, frames: int | None = None, stats_json: str | None = None,
@@ -130,6 +151,7 @@ def run_webcam(engine: Engine, camera: str = "0", *, size: tuple[int, int] | Non
     log, writer, vcam, shown = LatencyLog(), None, None, 0
     paused, error = False, None
     rec_tmp = None
+    warm = _warm_up(translator, smoother, cap)
     t_start = time.perf_counter()
     cap.start()
     try:
@@ -202,8 +224,8 @@ def run_webcam(engine: Engine, camera: str = "0", *, size: tuple[int, int] | Non
                 pass
     elapsed = time.perf_counter() - t_start
     stats = {"frames": shown, "dropped": cap.dropped, "offered": cap.offered, "fps": shown / elapsed if elapsed else 0,
-             "seconds": elapsed, "latency_ms": log.summary(), "engine": engine.describe(), "camera": camera,
-             "recorded": record if writer is not None else None}
+             "seconds": elapsed, "warm_up_s": warm, "latency_ms": log.summary(), "engine": engine.describe(),
+             "camera": camera, "recorded": record if writer is not None else None}
     if stats_json:
         Path(stats_json).write_text(json.dumps(stats, indent=2))
     e2e = stats["latency_ms"].get("end_to_end", {})
