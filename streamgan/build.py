@@ -19,7 +19,7 @@ from engines.metrics import max_error, psnr, smooth_image
 from .checkpoints import load_generator
 from .engine import CHECKPOINT_SUFFIXES, generator_meta, open_engine
 from .errors import EngineError, OptionError
-from .io_utils import atomic_path, check_output
+from .io_utils import atomic_path, check_output, remove_partials
 
 ARTIFACTS = (".onnx", ".xml", ".pt2", ".plan")
 # the runtime each artifact is checked with (ONNX: the reference runtime, fp32)
@@ -141,8 +141,7 @@ def _build_isolated(kwargs: dict) -> dict:
     env = {**os.environ, _CHILD: "1"}
     r = subprocess.run([sys.executable, "-c", _CHILD_MAIN, json.dumps(kwargs)], env=env, capture_output=True,
                        text=True)
-    for stale in out.parent.glob(f".{out.stem}.*.partial{out.suffix}"):  # a crashed child's temp file
-        stale.unlink(missing_ok=True)
+    remove_partials(out)  # a crashed child's temp file
     if r.returncode == 0:
         return json.loads(r.stdout.strip().splitlines()[-1])
     last = (r.stderr.strip().splitlines() or ["no message"])[-1][:300]

@@ -27,7 +27,7 @@ def check_output(output: Path, inputs: list[Path], overwrite: bool) -> None:
 def atomic_path(output: Path):
     """Yield a temp path beside ``output`` (same suffix); rename it onto ``output`` on success."""
     fd, tmp = tempfile.mkstemp(prefix=f".{output.stem}.", suffix=f".partial{output.suffix}",
-                               dir=output.resolve().parent)
+                               dir=output.resolve().parent)  # the names remove_partials() looks for
     os.close(fd)
     tmp = Path(tmp)
     try:
@@ -39,3 +39,9 @@ def atomic_path(output: Path):
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def remove_partials(output: Path) -> None:
+    """Delete temp files atomic_path left for ``output`` in a process that was killed mid-write."""
+    for stale in output.parent.glob(f".{output.stem}.*.partial{output.suffix}"):
+        stale.unlink(missing_ok=True)

@@ -18,6 +18,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from .errors import OptionError, PipelineError
+from .io_utils import remove_partials
 from .segments import Item, join, plan_items, translate_item
 
 KILL_ENV = "STREAMGAN_TEST_KILL"  # test hook: "ITEM_KEY:FRAME" kills the actor process once, mid-item
@@ -55,6 +56,12 @@ class Worker:
                 "pid": os.getpid()}
 
 
+def _save_manifest(path: Path, done: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"done": done}, indent=1))
+    tmp.replace(path)
+
+
 def _manifest_path(output: Path, folder: bool) -> Path:
     return output / ".streamgan-job.json" if folder else output.with_name(f".{output.name}.streamgan-job.json")
 
@@ -89,12 +96,11 @@ def run_on_ray(videos: list[Path], output: Path, folder: bool, engine_path: str,
         if len(items) > 1 and not (targets[v].exists() and done.get(f"{v.name}:joined")):
             join(items, targets[v])  # replaces an existing output only once the join succeeded
             done[f"{v.name}:joined"] = True
-            manifest_path.write_text(json.dumps({"done": done}, indent=1))
+            _save_manifest(manifest_path, done)
     shutil.rmtree(work, ignore_errors=True)
     manifest_path.unlink(missing_ok=True)
     for dst in targets.values():  # temp files of items whose worker was killed mid-way
-        for stale in dst.parent.glob(f".{dst.stem}.*.partial{dst.suffix}"):
-            stale.unlink(missing_ok=True)
+        remove_partials(dst)
     report["videos"] = {v.name: {"output": str(targets[v]), "frames": sum(i.frames for i in plans[v]),
                                  "segments": len(plans[v]) if len(plans[v]) > 1 else 0} for v in videos}
     return report
@@ -150,9 +156,7 @@ def _schedule(ray, todo, engine_path, open_kw, options, video_kw, cpus_per_worke
             w["seconds"] += r["seconds"]
             w["items"] += 1
             done[item.key] = {"frames": r["frames"], "output": item.output}
-            tmp = manifest_path.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"done": done}, indent=1))
-            tmp.replace(manifest_path)
+            _save_manifest(manifest_path, done)
             bar.update(r["frames"])
             idle.append(slot)
     finally:

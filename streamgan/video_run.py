@@ -135,6 +135,7 @@ def translate_video(input: str | Path, output: str | Path, engine: Engine, *,
         t_start = time.perf_counter()
         bar = tqdm(total=total, unit="frame", desc=input.name, disable=not progress, file=sys.stderr)
         frames_in = lead_in = 0
+        first_frame = None
         try:
             while not stop.is_set():
                 frame = q_in.get()
@@ -143,7 +144,7 @@ def translate_video(input: str | Path, output: str | Path, engine: Engine, *,
                 frames_in += 1
                 out = translator(frame.rgb)
                 if frames_in == 1:
-                    times["first_frame_after_launch_s"] = since_launch()
+                    first_frame = since_launch()
                 if smoother is not None:
                     t0 = time.perf_counter()
                     out, cut = smoother(frame.rgb, out)
@@ -179,10 +180,9 @@ def translate_video(input: str | Path, output: str | Path, engine: Engine, *,
         frames_in -= lead_in
         if writer.frames != frames_in:
             raise PipelineError(f"{frames_in} frames in but {writer.frames} out; nothing written")
-    first = times.pop("first_frame_after_launch_s", None)
     report = _report(input, output, engine, reader, writer, frames_in, lost, time.perf_counter() - t_start,
                      {**dict(translator.times), **times})
-    report["first_frame_after_launch_s"] = first
+    report["first_frame_after_launch_s"] = first_frame
     report["plan"] = translator.decision
     if progress:
         _print_report(report)
