@@ -5,6 +5,8 @@ Each smoother is called with (input frame, fresh output) and returns (smoothed o
 frame always passes through.
 """
 
+import functools
+
 import cv2
 import numpy as np
 
@@ -98,11 +100,19 @@ def dis_flow(a: np.ndarray, b: np.ndarray, preset: int = cv2.DISOPTICAL_FLOW_PRE
     return cv2.DISOpticalFlow_create(preset).calc(a, b, None)
 
 
+@functools.lru_cache(maxsize=8)
+def _grid(h: int, w: int) -> np.ndarray:
+    """(H, W, 2) float32 pixel coordinates (x, y), read-only: built once per frame size."""
+    g = np.stack(np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32)), axis=-1)
+    g.flags.writeable = False
+    return g
+
+
 def remap(img: np.ndarray, flow: np.ndarray, interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
     """img sampled at x + flow(x) (border replicated)."""
     h, w = flow.shape[:2]
-    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    return cv2.remap(img, gx + flow[..., 0], gy + flow[..., 1], interpolation, borderMode=cv2.BORDER_REPLICATE)
+    return cv2.remap(img, cv2.add(_grid(h, w), flow.astype(np.float32, copy=False)), None, interpolation,
+                     borderMode=cv2.BORDER_REPLICATE)
 
 
 def fb_consistent(fw: np.ndarray, bw: np.ndarray) -> np.ndarray:
@@ -210,11 +220,13 @@ class FlowSmoother(Smoother):
         result = cv2.add(fresh[-1], cv2.multiply(alpha, cv2.subtract(warped[-1], fresh[-1])))
         for p, q, k in zip(fresh, warped, self.band_weights):
             mixed = cv2.add(p, cv2.multiply(alpha, cv2.subtract(q, p), scale=k))
-            gain = np.sqrt((_local_energy(p, self.window) + 1e-3) / (_local_energy(mixed, self.window) + 1e-3))
-            gain = _full(np.clip(gain, 1.0, self.max_gain), p)
+            gain = cv2.sqrt(cv2.divide(_local_energy(p, self.window) + 1e-3, _local_energy(mixed, self.window) + 1e-3))
+            gain = _full(cv2.min(cv2.max(gain, 1.0), self.max_gain), p)
             result = cv2.add(result, cv2.multiply(mixed, cv2.merge([gain] * 3)))
-        self.prev_exact = np.clip(result, 0, 255, out=result)
-        return (self.prev_exact + 0.5).astype(np.uint8)
+        # clamp to [0, 255] per element (a Python scalar in cv2.min/max would only reach channel 0)
+        result = cv2.threshold(cv2.threshold(result, 255.0, 255.0, cv2.THRESH_TRUNC)[1], 0.0, 0.0, cv2.THRESH_TOZERO)[1]
+        self.prev_exact = result
+        return cv2.convertScaleAbs(self.prev_exact)  # >= 0 here: rounds to nearest, like the torch smoother
 
 
 SMOOTHERS = {"ema": EmaSmoother, "motion": MotionSmoother, "flow": FlowSmoother}
