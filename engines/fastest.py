@@ -42,6 +42,20 @@ def _time(engine: Engine, x: torch.Tensor, repeats: int = 2) -> float:
     return best
 
 
+def _store():
+    return cache_dir("choices") / "fastest.json"
+
+
+def remembered_choices(prefix: str) -> dict[str, str]:
+    """Choices made for keys starting with ``prefix`` (a model's path): '<key tail>' -> 'winner
+    (measured a X ms, b Y ms)', for ``streamgan info``."""
+    store = _store()
+    known = json.loads(store.read_text()) if store.exists() else {}
+    return {k[len(prefix):].lstrip(":|"): f"{v['backend']} (measured " +
+            ", ".join(f"{name} {ms:.1f} ms" for name, ms in v["ms"].items()) + ")"
+            for k, v in known.items() if k.startswith(prefix)}
+
+
 class FastestEngine(Engine):
     """Delegates to whichever of ``candidates`` (name -> factory) is measured fastest.
 
@@ -57,8 +71,10 @@ class FastestEngine(Engine):
         self.opened: dict[str, Engine] = {first: candidates[first]()}
         self.meta = dataclasses.replace(self.opened[first].meta)
         self.meta.backend = f"auto({'|'.join(candidates)})"
-        self.device = torch.device("cpu")
+        self.device = self.opened[first].device
         self.dtype = torch.float32
+        if self.device.type == "cuda":
+            self.key += f"|{torch.cuda.get_device_name(self.device)}"
         self.chosen: Engine | None = None
         self.choice: dict = {}
 
@@ -69,7 +85,7 @@ class FastestEngine(Engine):
 
     def choose(self, x: torch.Tensor) -> Engine:
         """Pick (or recall) the fastest candidate for batches shaped like ``x``."""
-        store = cache_dir("choices") / "fastest.json"
+        store = _store()
         known = json.loads(store.read_text()) if store.exists() else {}
         key = f"{self.key}|{'x'.join(map(str, x.shape))}"
         if key in known and known[key]["backend"] in self.candidates:
@@ -92,7 +108,8 @@ class FastestEngine(Engine):
     @property
     def plain_module(self):
         """The torch candidate's module (exact tiles run it layer by layer), None without one."""
-        return getattr(self._open("torch"), "plain_module", None) if "torch" in self.candidates else None
+        name = next((n for n in self.candidates if n.startswith("torch")), None)
+        return getattr(self._open(name), "plain_module", None) if name else None
 
     def _run(self, x, stats, mix, collect=False):
         engine = self.chosen or self.choose(x)

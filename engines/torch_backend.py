@@ -27,24 +27,39 @@ class TorchEngine(Engine):
     """Runs an nn.Module. precision: "auto" (CPU: bf16 weights and activations where the CPU has
     native bf16 and the output stays >= 40 dB from fp32, else fp32; CUDA: fp16), "fp32", "fp16"
     (CUDA) or "bf16". ``fuse`` (default: on CUDA) swaps in the Triton kernels; ``compile`` runs
-    the module through torch.compile instead. Normalisation statistics are always fp32."""
+    the module through torch.compile instead. Normalisation statistics are always fp32.
+
+    On CUDA, ``layout`` "nhwc" (default) runs the fused generator channels-last end to end (cuDNN's
+    NHWC tensor-core convolutions, ``kernels.norm_nhwc`` between them), "nchw" the NCHW kernels;
+    ``graphs`` (default on) replays each input shape as a CUDA graph (``engines.cudagraph``) when no
+    statistics are given or collected."""
 
     def __init__(self, module: nn.Module, meta: EngineMeta, device: str | torch.device | None = None,
-                 precision: str = "auto", fuse: bool | None = None, compile: bool = False):
+                 precision: str = "auto", fuse: bool | None = None, compile: bool = False,
+                 layout: str = "nhwc", graphs: bool = True):
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.module = module.to(self.device).eval()
         fused = False
+        self.memory_format = torch.contiguous_format
+        self.graphed = None
         if self.device.type == "cuda":
             precision = "fp16" if precision == "auto" else precision
             self.dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(precision, torch.float32)
             self.module = self.module.to(self.dtype)
+            if layout not in ("nhwc", "nchw"):
+                raise EngineError(f"layout {layout!r}: expected nhwc or nchw")
+            if compile or layout == "nhwc":
+                self.memory_format = torch.channels_last
             if compile:  # Inductor fuses on its own (our Triton ops would be opaque to it)
                 self.module = self.module.to(memory_format=torch.channels_last)
             elif fuse is None or fuse:
                 from .fuse import fuse_generator
                 self.plain_module = copy.deepcopy(self.module)  # for exact tiling (host activations)
-                self.module = fuse_generator(self.module)
+                self.module = fuse_generator(self.module.to(memory_format=self.memory_format))
                 fused = True
+                if graphs:
+                    from .cudagraph import GraphedModule
+                    self.graphed = GraphedModule(self.module)
         else:
             if precision == "auto":
                 precision = "bf16" if cpu_has_fast_bf16() and self._bf16_ok(meta) else "fp32"
@@ -59,6 +74,8 @@ class TorchEngine(Engine):
             os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache_dir("inductor")))
         self.forward = torch.compile(self.module, dynamic=False) if compile else self.module
         backend = "torch-compile" if compile else "torch-fused" if fused else "torch"
+        if fused:
+            backend += f" ({layout}{', cuda graphs' if graphs else ''})"
         self.meta = dataclasses.replace(meta, backend=backend,
                                         precision=precision, stats_width=stats_width(self.module))
 
@@ -73,7 +90,13 @@ class TorchEngine(Engine):
         return self.probe_psnr >= _BF16_MIN_PSNR
 
     def _run(self, x, stats, mix, collect=False):
-        with torch.inference_mode(), given_stats(self.module, stats, collect=collect) as layers:
-            y = self.forward(x)
-            own = pack([m.collected for m in layers]) if collect and layers else None
+        x = x.contiguous(memory_format=self.memory_format)
+        own = None
+        if self.graphed is not None and stats is None and not collect:
+            with torch.inference_mode():
+                y = self.graphed(x)
+        else:
+            with torch.inference_mode(), given_stats(self.module, stats, collect=collect) as layers:
+                y = self.forward(x)
+                own = pack([m.collected for m in layers]) if collect and layers else None
         return (y.float() if y.dtype == torch.bfloat16 else y), own

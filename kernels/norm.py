@@ -1,4 +1,4 @@
-"""Fused instance normalisation for NCHW tensors (Triton).
+"""Fused instance normalisation for NCHW tensors (Triton); channels-last input goes to ``norm_nhwc``.
 
     y[n,c] = act((x[n,c] - mean[n,c]) * rstd[n,c] * weight[c] + bias[c]) + residual[n,c]
     out    = reflect_pad(y, pad)                      (optional: ready for the next 3x3/7x7 conv)
@@ -18,6 +18,8 @@ split path, one more read of x per chunk (usually from L2).
 import torch
 import triton
 import triton.language as tl
+
+from .norm_nhwc import instance_norm_nhwc, instance_norm_stats_nhwc, is_channels_last
 
 SINGLE_READ_LIMIT = 16384
 SPLIT_CHUNK = 8192
@@ -241,6 +243,8 @@ def _split_stats(x: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tenso
 def instance_norm_stats(x: torch.Tensor, eps: float = 1e-5) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-(n, c) fp32 mean and rstd of an NCHW tensor (the statistics-only variant)."""
     _check(x, 0)
+    if is_channels_last(x):
+        return instance_norm_stats_nhwc(x, eps)
     return _split_stats(x, eps)
 
 
@@ -250,7 +254,8 @@ def instance_norm(x: torch.Tensor, weight: torch.Tensor | None = None, bias: tor
                   pad: int = 0) -> torch.Tensor:
     """Fused instance norm (+ReLU, +residual, +reflect pad); see the module docstring.
 
-    Returns a contiguous (N, C, H + 2 pad, W + 2 pad) tensor of x's dtype.
+    Returns a (N, C, H + 2 pad, W + 2 pad) tensor of x's dtype in x's layout: contiguous, or
+    channels-last when x is stored channels-last (``kernels.norm_nhwc``).
     """
     _check(x, pad)
     if activation not in (None, "relu"):
@@ -265,6 +270,9 @@ def instance_norm(x: torch.Tensor, weight: torch.Tensor | None = None, bias: tor
     if mean is not None:
         mean = mean.float().expand(N, C).contiguous()
         rstd = rstd.float().expand(N, C).contiguous()
+    if is_channels_last(x):
+        return instance_norm_nhwc(x, weight, bias, eps=eps, relu=activation == "relu", residual=residual,
+                                  mean=mean, rstd=rstd, pad=pad)
     out = torch.empty(N, C, H + 2 * pad, W + 2 * pad, device=x.device, dtype=x.dtype)
     res = residual if residual is not None else x
     wt = weight if weight is not None else x

@@ -76,3 +76,39 @@ def blend_tiles(tiles: torch.Tensor, window: torch.Tensor, boxes: list[tuple[int
         acc[:, y:y + th, x:x + tw] += tiles[t].float() * w
         wsum[y:y + th, x:x + tw] += w
     return postprocess((acc / wsum)[None], lo=lo, hi=hi)
+
+
+def _yuv_levels(bits: int, full: bool) -> tuple[float, float, float, float, float]:
+    s, top, mid = 2.0 ** (bits - 8), 2.0 ** bits - 1, 2.0 ** (bits - 1)
+    return (0.0, top, mid, top, top) if full else (16 * s, 219 * s, mid, 224 * s, top)
+
+
+def yuv_to_rgb(y, u, v, *, matrix="bt709", full_range=False, bits=8, sub=(1, 1), lo=-1.0, hi=1.0,
+               dtype=torch.float32, memory_format=torch.contiguous_format):
+    """kernels.yuv.yuv_to_rgb in float64 torch (chroma of the covering sample)."""
+    from .yuv import MATRICES
+    kr, kb = MATRICES[matrix]
+    yo, ys, cm, cs, _ = _yuv_levels(bits, full_range)
+    H, W = y.shape
+    up = lambda p: p.double().repeat_interleave(1 << sub[0], 0).repeat_interleave(1 << sub[1], 1)[:H, :W]  # noqa: E731
+    luma, pb, pr = (y.double() - yo) / ys, (up(u) - cm) / cs, (up(v) - cm) / cs
+    r = luma + 2 * (1 - kr) * pr
+    b = luma + 2 * (1 - kb) * pb
+    g = (luma - kr * r - kb * b) / (1 - kr - kb)
+    rgb = torch.stack([r, g, b]).clamp(0, 1)[None] * (hi - lo) + lo
+    return rgb.to(dtype).contiguous(memory_format=memory_format)
+
+
+def rgb_to_yuv(x, *, matrix="bt709", full_range=False, bits=8, sub=(1, 1), lo=-1.0, hi=1.0):
+    """kernels.yuv.rgb_to_yuv in float64 torch (chroma: mean over the covered pixels)."""
+    from .yuv import MATRICES
+    kr, kb = MATRICES[matrix]
+    yo, ys, cm, cs, top = _yuv_levels(bits, full_range)
+    r, g, b = ((x[0].double() - lo) / (hi - lo)).clamp(0, 1)
+    luma = kr * r + (1 - kr - kb) * g + kb * b
+    dt = torch.uint8 if bits == 8 else torch.int16
+    k = (1 << sub[0], 1 << sub[1])
+    pool = lambda t: F.avg_pool2d(t[None, None], k, ceil_mode=True)[0, 0]  # noqa: E731 (ragged edges: mean of valid)
+    pb, pr = pool((b - luma) / (2 * (1 - kb))), pool((r - luma) / (2 * (1 - kr)))
+    q = lambda t, off, sc: torch.floor(t * sc + off + 0.5).clamp(0, top).to(dt)  # noqa: E731
+    return q(luma, yo, ys), q(pb, cm, cs), q(pr, cm, cs)

@@ -57,9 +57,9 @@ def engine_kwargs(args) -> dict:
                 consts=consts)
 
 
-def open_engine_from_args(args):
+def open_engine_from_args(args, **extra):
     from .engine import open_engine
-    return open_engine(args.engine, **engine_kwargs(args))
+    return open_engine(args.engine, **engine_kwargs(args), **extra)
 
 
 def translate_options(args, **extra):

@@ -77,9 +77,9 @@ def _open_checkpoint(path: Path, device, opts: dict) -> Engine:
     if backend == "openvino" and not can_ov:
         raise OptionError("--backend openvino runs on the CPU without --dropout or --compile")
 
-    def torch_engine() -> Engine:  # on its own copy: bf16 / fusing convert the module in place
-        return TorchEngine(copy.deepcopy(model), meta, device=device, precision=opts.get("precision") or "auto",
-                           compile=opts.get("compile", False))
+    def torch_engine(**kw) -> Engine:  # on its own copy: bf16 / fusing convert the module in place
+        kw = {"compile": opts.get("compile", False), **kw}
+        return TorchEngine(copy.deepcopy(model), meta, device=device, precision=opts.get("precision") or "auto", **kw)
 
     def openvino_engine() -> Engine:
         from engines.openvino_backend import OpenVINOEngine
@@ -91,11 +91,20 @@ def _open_checkpoint(path: Path, device, opts: dict) -> Engine:
 
     if backend == "openvino":
         return openvino_engine()
+    key = f"{path.resolve()}:{path.stat().st_mtime_ns}|{opts.get('precision')}|{opts.get('arch')}|" \
+          f"{opts.get('bn_stats', 'batch')}"
     if backend == "auto" and can_ov:
         from engines.fastest import FastestEngine
-        return FastestEngine({"openvino": openvino_engine, "torch": torch_engine},
-                             key=f"{path.resolve()}:{path.stat().st_mtime_ns}|{opts.get('precision')}|"
-                                 f"{opts.get('arch')}|{opts.get('bn_stats', 'batch')}")
+        return FastestEngine({"openvino": openvino_engine, "torch": torch_engine}, key=key)
+    if backend == "auto" and not _on_cpu(device) and not opts.get("compile") and not opts.get("dropout"):
+        # CUDA: the fused generator in either layout, and torch.compile unless the caller must start
+        # fast (the live filter): measured on the first batch, remembered per model, size and GPU
+        from engines.fastest import FastestEngine
+        candidates = {"torch-fused-nhwc": lambda: torch_engine(layout="nhwc"),
+                      "torch-fused-nchw": lambda: torch_engine(layout="nchw")}
+        if opts.get("measure_compile", True):
+            candidates["torch-compile"] = lambda: torch_engine(compile=True)
+        return FastestEngine(candidates, key=key)
     return torch_engine()
 
 

@@ -15,7 +15,12 @@ def info(path: str | Path) -> dict:
         raise InputError(f"{path}: no such file")
     suffix = path.suffix.lower()
     if suffix in CHECKPOINT_SUFFIXES:
-        return {"file": str(path), "kind": "checkpoint", **describe(load_generator(path))}
+        from engines.fastest import remembered_choices
+        facts = {"file": str(path), "kind": "checkpoint", **describe(load_generator(path))}
+        chosen = remembered_choices(f"{path.resolve()}:{path.stat().st_mtime_ns}")
+        if chosen:  # which backend `--backend auto` runs it with, per frame shape and machine, and why
+            facts["engine choices"] = chosen
+        return facts
     if suffix == ".onnx":
         from engines.onnx_backend import read_onnx_meta
         from engines.onnx_stats import with_norm_stats

@@ -71,6 +71,7 @@ class Translator:
         self.last: dict[str, float] = {}  # the latest frame's seconds per stage
         self.decision = ""  # why the latest plan is full frame or tiles
         self.frames = 0
+        self._staging: dict[int, torch.Tensor] = {}  # pinned host buffers of the YUV frame path
 
     def plan(self, height: int, width: int) -> TilePlan:
         key = (height, width)
@@ -140,6 +141,57 @@ class Translator:
         self.times[stage] += t1 - t0
         self.last[stage] = t1 - t0
         return t1
+
+    def yuv_ready(self, height: int, width: int) -> bool:
+        """Whether frames of this size can take the YUV frame path: a whole-frame plan with no
+        thumbnail statistics, an RGB -> RGB model, and the conversion kernels runnable here."""
+        plan = self.plan(height, width)
+        return (plan.full_frame and self.meta.in_channels == 3 and self.meta.out_channels == 3
+                and plan.padded == (height, width) and kernels.triton_available())
+
+    def translate_planes(self, planes: tuple[np.ndarray, ...], fmt: dict) -> tuple[np.ndarray, ...]:
+        """The YUV frame path: decoded planes -> translated planes of the same format, converted on
+        the engine's device in one kernel each way (``kernels.yuv``: the stream's matrix, range and
+        bit depth in ``fmt``), uploaded from and downloaded to pinned host buffers. No swscale."""
+        from kernels.yuv import rgb_to_yuv, yuv_to_rgb
+        t = time.perf_counter()
+        dev = self.engine.device
+        staged = [self._stage(p, i) for i, p in enumerate(planes)]
+        dev_planes = [s.to(dev, non_blocking=True) for s in staged]
+        lo, hi = self.meta.input_range
+        wire = self.engine.dtype if self.engine.dtype in (torch.float16, torch.float32) else torch.float32
+        fmt_layout = getattr(self.engine, "memory_format", torch.contiguous_format)
+        x = yuv_to_rgb(*dev_planes, lo=lo, hi=hi, dtype=wire, memory_format=fmt_layout, **fmt)
+        t = self._tick("preprocess", t)
+        y = self.engine.infer(x.to(self.engine.dtype))
+        t = self._tick("infer", t)
+        olo, ohi = self.meta.output_range
+        out = rgb_to_yuv(y, lo=olo, hi=ohi, **fmt)
+        result = []
+        for i, p in enumerate(out):
+            host = self._stage(p, 3 + i)
+            host.copy_(p, non_blocking=True)
+            result.append(host)
+        if dev.type == "cuda":
+            torch.cuda.current_stream(dev).synchronize()
+        # copies: the encoder thread keeps them while the staging buffers take the next frame
+        planes_out = tuple(h.numpy().copy().view(np.uint16 if h.dtype == torch.int16 else np.uint8) for h in result)
+        self._tick("postprocess", t)
+        self.frames += 1
+        return planes_out
+
+    def _stage(self, like, slot: int) -> torch.Tensor:
+        """A pinned host buffer (plain memory off CUDA) shaped like a plane, reused per slot; an
+        upload slot is filled from the numpy plane."""
+        is_np = isinstance(like, np.ndarray)
+        dtype = (torch.uint8 if like.dtype == np.uint8 else torch.int16) if is_np else like.dtype
+        buf = self._staging.get(slot)
+        if buf is None or buf.shape != tuple(like.shape) or buf.dtype != dtype:
+            buf = torch.empty(tuple(like.shape), dtype=dtype, pin_memory=self.engine.device.type == "cuda")
+            self._staging[slot] = buf
+        if is_np:
+            buf.numpy().view(like.dtype)[...] = like
+        return buf
 
     def __call__(self, rgb: np.ndarray) -> np.ndarray:
         t = time.perf_counter()

@@ -17,11 +17,12 @@ VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".ts", ".mts"
 class Frame:
     """One decoded frame: RGB uint8 (H, W, 3) with its presentation time."""
 
-    rgb: np.ndarray
+    rgb: np.ndarray | None
     pts: int | None
     time_base: Fraction | None
     index: int
     duration: int | None = None
+    planes: tuple[np.ndarray, ...] | None = None  # the decoded Y, U, V planes (readers made with planar=True)
 
 
 # AVColorSpace -> swscale's coefficient sets (BT.601 is swscale's default for anything else)
@@ -58,6 +59,36 @@ class Colour:
         return cls(int(frame.colorspace), int(frame.color_range), int(frame.color_primaries), int(frame.color_trc))
 
 
+# planar formats the YUV frame path reads and writes as they are: name -> (bits, (chroma row shift, column shift))
+PLANAR_FORMATS = {"yuv420p": (8, (1, 1)), "yuv422p": (8, (0, 1)), "yuv444p": (8, (0, 0)),
+                  "yuv420p10le": (10, (1, 1)), "yuv422p10le": (10, (0, 1)), "yuv444p10le": (10, (0, 0)),
+                  # FFmpeg's full-range (JPEG) names of the same layouts
+                  "yuvj420p": (8, (1, 1)), "yuvj422p": (8, (0, 1)), "yuvj444p": (8, (0, 0))}
+
+
+def same_layout(a: str, b: str) -> bool:
+    """Planar formats with the same planes (yuvj420p is yuv420p tagged full range)."""
+    return a.replace("yuvj", "yuv") == b.replace("yuvj", "yuv")
+_MATRIX_NAMES = {1: "bt709", 5: "bt601", 6: "bt601", 9: "bt2020", 10: "bt2020"}
+
+
+def matrix_name(colour: "Colour") -> str:
+    """The kernels' name for a stream's matrix (untagged: BT.601, as swscale decodes it)."""
+    return _MATRIX_NAMES.get(colour.explicit().space, "bt601")
+
+
+def planes_of(frame: av.VideoFrame) -> tuple[np.ndarray, ...]:
+    """Views of a planar frame's Y, U, V planes, (rows, columns) of uint8 or uint16 samples."""
+    bits, (sh, sw) = PLANAR_FORMATS[frame.format.name]
+    dt = np.uint8 if bits == 8 else np.uint16
+    out = []
+    for i, p in enumerate(frame.planes):
+        h = frame.height if i == 0 else -(-frame.height // (1 << sh))
+        w = frame.width if i == 0 else -(-frame.width // (1 << sw))
+        out.append(np.frombuffer(p, dt).reshape(h, p.line_size // dt().itemsize)[:, :w])
+    return tuple(out)
+
+
 NEW_CONTENT = Colour(1, 1, 1, 1)  # BT.709, limited range: what a sink without a source encodes
 # exact rounding (+1.4 ms a 1080p frame over swscale's default; full-resolution chroma would cost 5 ms)
 _ROUNDED = av.video.reformatter.Interpolation.BILINEAR | av.video.reformatter.Interpolation.ACCURATE_RND
@@ -82,6 +113,7 @@ class VideoInfo:
     duration: float | None
     rotation: int = 0
     colour: Colour = Colour()
+    pix_fmt: str = ""
 
 
 def is_video(path: Path) -> bool:
@@ -110,25 +142,28 @@ def probe(path: Path) -> VideoInfo:
         cc = s.codec_context
         dur = float(s.duration * s.time_base) if s.duration else (
             c.duration / av.time_base if c.duration else None)
-        rotation, colour = 0, Colour()
+        rotation, colour, pix_fmt = 0, Colour(), ""
         try:
             for fr in c.decode(s):
-                rotation, colour = int(fr.rotation or 0), Colour.of(fr)
+                rotation, colour, pix_fmt = int(fr.rotation or 0), Colour.of(fr), fr.format.name
                 break
         except av.error.FFmpegError:
             pass
         return VideoInfo(cc.width, cc.height, s.average_rate or s.guessed_rate, s.time_base, s.frames or 0,
-                         dur, rotation, colour)
+                         dur, rotation, colour, pix_fmt)
 
 
 class VideoReader:
     """Iterate ``Frame``s of the first video stream from ``start`` seconds for ``duration`` seconds.
 
     Decoding uses frame+slice threads. A decode error ends iteration; ``error`` then says why.
+    ``planar``: frames carry their YUV planes (copied) and no RGB (the YUV frame path converts on
+    the GPU); only for inputs whose pix_fmt is in PLANAR_FORMATS.
     """
 
-    def __init__(self, path: Path, start: float = 0.0, duration: float | None = None, threads: bool = True):
-        self.path, self.start, self.duration = Path(path), start, duration
+    def __init__(self, path: Path, start: float = 0.0, duration: float | None = None, threads: bool = True,
+                 planar: bool = False):
+        self.path, self.start, self.duration, self.planar = Path(path), start, duration, planar
         self.info = probe(self.path)
         self.threads = threads
         self.error: str | None = None
@@ -155,8 +190,11 @@ class VideoReader:
                         continue
                     if end is not None and t is not None and t >= end - 1e-6:
                         break
-                    rgb = to_rgb(fr)
-                    yield Frame(rgb, fr.pts, s.time_base, self.decoded, fr.duration)
+                    if self.planar and fr.format.name in PLANAR_FORMATS:
+                        yield Frame(None, fr.pts, s.time_base, self.decoded, fr.duration,
+                                    planes=tuple(np.ascontiguousarray(p) for p in planes_of(fr)))
+                    else:
+                        yield Frame(to_rgb(fr), fr.pts, s.time_base, self.decoded, fr.duration)
                     self.decoded += 1
             except av.error.FFmpegError as exc:
                 self.error = f"decode error after {self.decoded} frames: {exc}"
@@ -214,11 +252,19 @@ class VideoWriter:
             self._remux = _Remuxer(source, self.out)
         self.frames = 0
 
-    def write(self, rgb: np.ndarray, pts: int | None, duration: int | None = None) -> None:
+    def write(self, rgb: np.ndarray | tuple[np.ndarray, ...], pts: int | None, duration: int | None = None) -> None:
+        """Encode one frame: RGB (H, W, 3), or a tuple of planes already in the stream's pix_fmt,
+        matrix and range (the YUV frame path: no conversion here)."""
         if self.start_pts is None:
             self.start_pts = pts or 0
-        vf = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-        if self.yuv:  # RGB -> YUV here, with the right coefficients (the encoder's default is BT.601)
+        if isinstance(rgb, tuple):
+            vf = av.VideoFrame(self.stream.width, self.stream.height, self.stream.pix_fmt)
+            for dst, src in zip(planes_of(vf), rgb):
+                dst[...] = src
+            vf.colorspace, vf.color_range = self.colour.space, self.colour.range
+        else:
+            vf = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+        if self.yuv and not isinstance(rgb, tuple):  # RGB -> YUV with the right coefficients (not BT.601)
             c = self.colour
             vf = vf.reformat(format=self.stream.pix_fmt, dst_colorspace=c.sws_space, dst_color_range=c.range,
                              dst_color_primaries=c.primaries, dst_color_trc=c.trc, interpolation=_ROUNDED)

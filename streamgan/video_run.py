@@ -18,7 +18,7 @@ from .images import expand_images, is_image
 from .io_utils import atomic_path, check_output
 from .temporal import TEMPORAL_MODES, make_smoother
 from .translate import TranslateOptions, Translator
-from .video import VideoReader, VideoWriter, is_video
+from .video import PLANAR_FORMATS, VideoReader, VideoWriter, is_video, matrix_name, same_layout
 
 _END = object()
 QUEUE_DEPTH = 8
@@ -115,6 +115,8 @@ def translate_video(input: str | Path, output: str | Path, engine: Engine, *,
     with atomic_path(output) as tmp:
         writer = VideoWriter(tmp, reader, 2 * w if side_by_side else w, h, codec=codec, crf=crf,
                              preset=preset, pix_fmt=pix_fmt, copy_streams=copy_streams)
+        yuv = None if smoother is not None or side_by_side else yuv_format(engine, reader, writer, translator)
+        reader.planar = yuv is not None
 
         def encode() -> None:
             try:
@@ -142,7 +144,7 @@ def translate_video(input: str | Path, output: str | Path, engine: Engine, *,
                 if frame is _END:
                     break
                 frames_in += 1
-                out = translator(frame.rgb)
+                out = translator(frame.rgb) if frame.planes is None else translator.translate_planes(frame.planes, yuv)
                 if frames_in == 1:
                     first_frame = since_launch()
                 if smoother is not None:
@@ -184,12 +186,30 @@ def translate_video(input: str | Path, output: str | Path, engine: Engine, *,
                      {**dict(translator.times), **times})
     report["first_frame_after_launch_s"] = first_frame
     report["plan"] = translator.decision
+    report["frame_path"] = "yuv planes, converted on the device (no swscale)" if yuv else "rgb (swscale)"
     if progress:
         _print_report(report)
     if report["lost"] or report["decode_error"]:  # never silent, progress bar or not
         print(f"warning: input truncated, {report['lost']} frames lost "
               f"({report['decode_error'] or 'header count'}); partial output kept", file=sys.stderr)
     return report
+
+
+def yuv_format(engine: Engine, reader: VideoReader, writer: VideoWriter, translator: Translator) -> dict | None:
+    """The YUV frame path's format (kernels.yuv arguments) when this run can take it, else None.
+
+    Taken on CUDA when the output keeps the input's planar format (the default 4:2:0 for 4:2:0
+    input, or --pix-fmt naming it) and frames go whole through the model. STREAMGAN_YUV_PATH=off
+    turns it off; =on takes it off CUDA too (the kernels then need TRITON_INTERPRET=1: tests)."""
+    info, force = reader.info, os.environ.get("STREAMGAN_YUV_PATH", "auto")
+    if force == "off" or (engine.device.type != "cuda" and force != "on"):
+        return None
+    if info.pix_fmt not in PLANAR_FORMATS or not same_layout(writer.stream.pix_fmt, info.pix_fmt):
+        return None
+    if not translator.yuv_ready(info.height, info.width):
+        return None
+    bits, sub = PLANAR_FORMATS[info.pix_fmt]
+    return dict(matrix=matrix_name(info.colour), full_range=info.colour.explicit().range == 2, bits=bits, sub=sub)
 
 
 def since_launch() -> float | None:

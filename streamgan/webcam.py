@@ -278,7 +278,8 @@ def parse_size(text: str | None) -> tuple[int, int] | None:
 
 def cmd_webcam(args) -> int:
     from .cli_args import open_engine_from_args, translate_options
-    with open_engine_from_args(args) as engine:
+    # live: no torch.compile candidate in the automatic choice (its first compile would hold the camera)
+    with open_engine_from_args(args, measure_compile=False) as engine:
         run_webcam(engine, args.camera, size=parse_size(args.size), fps=args.fps, window=not args.no_window,
                    virtual_cam=args.virtual_cam, record=args.record, side_by_side=args.side_by_side,
                    frames=args.frames, stats_json=args.stats_json,

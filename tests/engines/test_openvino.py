@@ -105,3 +105,13 @@ def test_backend_option_mismatches_are_refused(ckpts, tmp_path, capsys):
     assert "onnx" in capsys.readouterr().err
     assert main(base + ["--engine", str(ckpts["resnet"]), "--backend", "openvino", "--dropout"]) == 2
     assert "openvino" in capsys.readouterr().err
+
+
+def test_info_reports_the_remembered_choice(ckpts):
+    from streamgan.info import info
+    x = torch.rand(1, 3, 32, 40) * 2 - 1
+    with open_engine(ckpts["resnet"], device="cpu") as eng:
+        eng.infer(x)
+    choices = info(ckpts["resnet"])["engine choices"]
+    line = next(v for k, v in choices.items() if "1x3x32x40" in k)
+    assert line.startswith(eng.choice["backend"]) and "openvino" in line and "torch" in line and " ms" in line

@@ -223,10 +223,12 @@ def _tagged_clip(path, rgb, space: int, rng: int):
     return path
 
 
+@pytest.mark.parametrize("path", ["rgb", "yuv"])
 @pytest.mark.parametrize("space,rng", [(6, 1), (6, 2), (1, 1), (1, 2), (9, 1)])
-def test_colour_matrix_and_range_survive_the_pipeline(tmp_path, space, rng):
+def test_colour_matrix_and_range_survive_the_pipeline(tmp_path, space, rng, path, monkeypatch):
     """Saturated patches through an identity model come back within 2 levels, decoded by the
-    output's own tags, and the output carries the input's matrix, range, primaries and transfer."""
+    output's own tags, and the output carries the input's matrix, range, primaries and transfer.
+    ``yuv``: the YUV frame path (planes converted by kernels.yuv, here in Triton's interpreter)."""
     import onnx
     from onnx import TensorProto, helper
     graph = helper.make_graph([helper.make_node("Identity", ["image"], ["out"])], "id",
@@ -240,8 +242,15 @@ def test_colour_matrix_and_range_survive_the_pipeline(tmp_path, space, rng):
         frame[:, i * 16:(i + 1) * 16] = colour
     src = _tagged_clip(tmp_path / "in.mp4", [frame] * 3, space, rng)
     out = tmp_path / "out.mp4"
-    assert main(["run", "--engine", str(tmp_path / "id.onnx"), "--range", "0,1", "--input", str(src), "--output",
-                 str(out), "--crf", "0", "--pix-fmt", "yuv444p", "--no-progress"]) == 0
+    if path == "yuv":
+        from streamgan import open_engine, translate_video
+        monkeypatch.setenv("STREAMGAN_YUV_PATH", "on")
+        with open_engine(tmp_path / "id.onnx", input_range=(0.0, 1.0)) as eng:
+            report = translate_video(src, out, eng, crf=0, pix_fmt="yuv444p", progress=False)
+        assert report["frame_path"].startswith("yuv") and report["frames_out"] == 3
+    else:
+        assert main(["run", "--engine", str(tmp_path / "id.onnx"), "--range", "0,1", "--input", str(src),
+                     "--output", str(out), "--crf", "0", "--pix-fmt", "yuv444p", "--no-progress"]) == 0
     with av.open(str(out)) as c:
         cc = c.streams.video[0].codec_context
         assert (int(cc.colorspace), int(cc.color_range)) == (space, rng)
@@ -253,3 +262,39 @@ def test_colour_matrix_and_range_survive_the_pipeline(tmp_path, space, rng):
     # the output holds what the model was given, to one 8-bit YUV round trip (the old path encoded
     # with BT.601 coefficients whatever the input, and left the stream untagged)
     assert np.abs(decoded_out[centres] - decoded_in[centres]).max() <= 2
+
+
+def _identity_onnx(path):
+    import onnx
+    from onnx import TensorProto, helper
+    graph = helper.make_graph([helper.make_node("Identity", ["image"], ["out"])], "id",
+                              [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["n", 3, "h", "w"])],
+                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["n", 3, "h", "w"])])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path
+
+
+@pytest.mark.parametrize("bits", [8, 10])
+def test_yuv_frame_path_on_a_420_clip_with_audio(tmp_path, monkeypatch, bits):
+    """4:2:0 in, 4:2:0 out through the YUV frame path (no swscale): frames in = frames out, audio
+    kept, the stream's format kept, and through an identity model the output planes within one
+    8-bit level of the decoded input's wherever the input is inside the RGB gamut."""
+    from streamgan.video import planes_of
+    fmt = "yuv420p" if bits == 8 else "yuv420p10le"
+    src = write_clip(tmp_path / "in.mp4", textured_frames(6, 48, 64, shift=2), audio_streams=1, pix_fmt=fmt)
+    out = tmp_path / "out.mkv"
+    monkeypatch.setenv("STREAMGAN_YUV_PATH", "on")
+    with open_engine(_identity_onnx(tmp_path / "id.onnx"), input_range=(0.0, 1.0)) as eng:
+        rep = translate_video(src, out, eng, crf=0, progress=False, pix_fmt=fmt)
+    assert rep["frames_out"] == 6 and rep["frame_path"].startswith("yuv")
+    assert len(audio_ends(out)) == 1  # the AAC stream is kept
+
+    def planes(path):
+        with av.open(str(path)) as c:
+            return [[p.astype(int) for p in planes_of(f)] for f in c.decode(video=0)], c.streams.video[0].format.name
+    (got, got_fmt), (want, _) = planes(out), planes(src)
+    assert got_fmt == fmt and len(got) == len(want) == 6
+    diff = np.concatenate([np.abs(a - b).ravel() for fa, fb in zip(got, want) for a, b in zip(fa, fb)])
+    # YUV triples outside the RGB gamut (x264 makes some on this texture) come back clamped
+    level = 2 ** (bits - 8)  # one 8-bit level in codes of this depth
+    assert np.mean(diff <= level) >= 0.97 and diff.mean() <= 0.25 * level
