@@ -33,11 +33,14 @@ def machine_tag() -> str:
 
 def _time(engine: Engine, x: torch.Tensor, repeats: int = 2) -> float:
     x = x.to(engine.device, engine.dtype)
+    sync = torch.cuda.synchronize if engine.device.type == "cuda" else (lambda *a: None)
     engine._run(x, None, 0.0)
     best = float("inf")
     for _ in range(repeats):
+        sync(engine.device)
         t = time.perf_counter()
         engine._run(x, None, 0.0)
+        sync(engine.device)  # GPU work is asynchronous: time it finished, not launched
         best = min(best, time.perf_counter() - t)
     return best
 
