@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,6 +52,14 @@ class EngineMeta:
 def cache_dir(kind: str) -> Path:
     """Where compiled artifacts and measured choices of one kind are kept ($STREAMGAN_CACHE)."""
     return Path(os.environ.get("STREAMGAN_CACHE", Path.home() / ".cache" / "streamgan")) / kind
+
+
+def write_json(path: Path, data) -> None:
+    """Write ``data`` as JSON all at once: a reader sees the old file or the new one, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}-{threading.get_ident()}.tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    tmp.replace(path)
 
 
 class Engine:

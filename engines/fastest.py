@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import torch
 
-from .base import Engine, cache_dir
+from .base import Engine, cache_dir, write_json
 
 
 def machine_tag() -> str:
@@ -49,11 +49,15 @@ def _store():
     return cache_dir("choices") / "fastest.json"
 
 
+def _known() -> dict:
+    store = _store()
+    return json.loads(store.read_text()) if store.exists() else {}
+
+
 def remembered_choices(prefix: str) -> dict[str, str]:
     """Choices made for keys starting with ``prefix`` (a model's path): '<key tail>' -> 'winner
     (measured a X ms, b Y ms)', for ``streamgan info``."""
-    store = _store()
-    known = json.loads(store.read_text()) if store.exists() else {}
+    known = _known()
     return {k[len(prefix):].lstrip(":|"): f"{v['backend']} (measured " +
             ", ".join(f"{name} {ms:.1f} ms" for name, ms in v["ms"].items()) + ")"
             for k, v in known.items() if k.startswith(prefix)}
@@ -88,8 +92,7 @@ class FastestEngine(Engine):
 
     def choose(self, x: torch.Tensor) -> Engine:
         """Pick (or recall) the fastest candidate for batches shaped like ``x``."""
-        store = _store()
-        known = json.loads(store.read_text()) if store.exists() else {}
+        known = _known()
         key = f"{self.key}|{'x'.join(map(str, x.shape))}"
         if key in known and known[key]["backend"] in self.candidates:
             self.choice = {**known[key], "cached": True}
@@ -97,10 +100,7 @@ class FastestEngine(Engine):
             ms = {name: 1000 * _time(self._open(name), x) for name in self.candidates}
             self.choice = {"backend": min(ms, key=ms.get), "ms": ms}
             known[key] = self.choice
-            store.parent.mkdir(parents=True, exist_ok=True)
-            tmp = store.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(known, indent=1))
-            tmp.replace(store)
+            write_json(_store(), known)
             self.choice = {**self.choice, "cached": False}
         self.chosen = self._open(self.choice["backend"])
         for name in [n for n in self.opened if n != self.choice["backend"]]:

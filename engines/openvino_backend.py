@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .base import Engine, cache_dir
+from .base import Engine, cache_dir, write_json
 from .errors import EngineError
 from .export import sha256
 from .metrics import psnr, smooth_image
@@ -144,10 +144,7 @@ class OpenVINOEngine(Engine):
             olo, ohi = self.meta.output_range
             db = psnr(outs[1], outs[0], ohi - olo)
             known[self.key] = {"bf16_psnr_db": db, "precision": "bf16" if db >= _BF16_MIN_PSNR else "fp32"}
-            verdicts.parent.mkdir(parents=True, exist_ok=True)
-            tmp = verdicts.with_suffix(f".{id(self)}.tmp")
-            tmp.write_text(json.dumps(known, indent=1))
-            tmp.replace(verdicts)
+            write_json(verdicts, known)
         self.probe = known[self.key]
         return self.probe["precision"]
 

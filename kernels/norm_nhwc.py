@@ -258,21 +258,29 @@ def _strides(t: torch.Tensor) -> tuple[int, int, int, int]:
     return tuple(t.stride())
 
 
-def _stats_only(x: torch.Tensor, eps: float, cfg: dict) -> tuple[torch.Tensor, torch.Tensor]:
+def _split(x: torch.Tensor, cfg: dict, eps: float, mean=None, rstd=None, apply=None):
+    """The split schedule, one L2-sized channel group at a time: the group's partials and merge
+    (unless statistics are given), then ``apply(c0, cg, programs, mean, rstd)`` for the group while
+    it is in L2. Returns (mean, rstd)."""
     N, C, H, W = x.shape
-    mean = torch.empty(N, C, device=x.device, dtype=torch.float32)
-    rstd = torch.empty_like(mean)
     bh, bc = cfg["BLOCK_HW"], cfg["BLOCK_C"]
     S = triton.cdiv(H * W, bh)
-    part = torch.empty(2, N, S, C, device=x.device, dtype=torch.float32)
+    given = mean is not None
+    if not given:
+        mean = torch.empty(N, C, device=x.device, dtype=torch.float32)
+        rstd = torch.empty_like(mean)
+        part = torch.empty(2, N, S, C, device=x.device, dtype=torch.float32)
     group = l2_group(x, bc)
     for c0 in range(0, C, group):
         cg = min(group, C - c0)
-        _partial_kernel[(N * triton.cdiv(cg, bc), S)](x, part, N, C, H, W, S, c0, cg, *_strides(x),
-                                                      BLOCK_HW=bh, BLOCK_C=bc, num_warps=cfg["num_warps"])
-        _merge_kernel[(N * triton.cdiv(cg, bc),)](x, part, mean, rstd, N, C, H, W, S, c0, cg, eps, *_strides(x)[:2],
-                                                  BLOCK_HW=bh,
-                                                  BLOCK_S=32, BLOCK_C=bc, num_warps=4)
+        programs = N * triton.cdiv(cg, bc)
+        if not given:
+            _partial_kernel[(programs, S)](x, part, N, C, H, W, S, c0, cg, *_strides(x), BLOCK_HW=bh, BLOCK_C=bc,
+                                           num_warps=cfg["num_warps"])
+            _merge_kernel[(programs,)](x, part, mean, rstd, N, C, H, W, S, c0, cg, eps, *_strides(x)[:2],
+                                       BLOCK_HW=bh, BLOCK_S=32, BLOCK_C=bc, num_warps=4)
+        if apply is not None:
+            apply(c0, cg, programs, mean, rstd)
     return mean, rstd
 
 
@@ -280,7 +288,7 @@ def instance_norm_stats_nhwc(x: torch.Tensor, eps: float = 1e-5) -> tuple[torch.
     """Per-(n, c) fp32 mean and rstd of a channels-last tensor."""
     N, C, H, W = x.shape
     key = ("stats", N, C, H, W, str(x.dtype))
-    return tuned(key, _SPLIT_CONFIGS, lambda cfg: _stats_only(x, eps, cfg), x.device)
+    return tuned(key, _SPLIT_CONFIGS, lambda cfg: _split(x, cfg, eps), x.device)
 
 
 def instance_norm_nhwc(x: torch.Tensor, weight, bias, *, eps: float, relu: bool, residual, mean, rstd,
@@ -304,25 +312,11 @@ def instance_norm_nhwc(x: torch.Tensor, weight, bias, *, eps: float, relu: bool,
         return out
 
     def run_split(cfg):
-        bh, bc = cfg["BLOCK_HW"], cfg["BLOCK_C"]
-        m, r = (mean, rstd) if mean is not None else (
-            torch.empty(N, C, device=x.device, dtype=torch.float32), torch.empty(N, C, device=x.device,
-                                                                                 dtype=torch.float32))
-        S = triton.cdiv(H * W, bh)
-        part = None if mean is not None else torch.empty(2, N, S, C, device=x.device, dtype=torch.float32)
-        group = l2_group(x, bc)
-        for c0 in range(0, C, group):  # one L2-sized channel group at a time: its apply re-reads from L2
-            cg = min(group, C - c0)
-            programs = N * triton.cdiv(cg, bc)
-            if part is not None:
-                _partial_kernel[(programs, S)](x, part, N, C, H, W, S, c0, cg, *_strides(x), BLOCK_HW=bh,
-                                               BLOCK_C=bc, num_warps=cfg["num_warps"])
-                _merge_kernel[(programs,)](x, part, m, r, N, C, H, W, S, c0, cg, eps, *_strides(x)[:2], BLOCK_HW=bh,
-                                           BLOCK_S=32,
-                                           BLOCK_C=bc, num_warps=4)
-            _apply_kernel[(programs, triton.cdiv(OH * OW, bh))](x, out, wt, bs, res, m, r, C, H, W, pad, c0, cg,
-                                                                *strides, BLOCK_HW=bh, BLOCK_C=bc,
-                                                                num_warps=cfg["num_warps"], **flags)
+        def apply(c0, cg, programs, m, r):
+            _apply_kernel[(programs, triton.cdiv(OH * OW, cfg["BLOCK_HW"]))](
+                x, out, wt, bs, res, m, r, C, H, W, pad, c0, cg, *strides, BLOCK_HW=cfg["BLOCK_HW"],
+                BLOCK_C=cfg["BLOCK_C"], num_warps=cfg["num_warps"], **flags)
+        _split(x, cfg, eps, mean, rstd, apply)
         return out
 
     return tuned(key, _LOOP_CONFIGS if loop else _SPLIT_CONFIGS, run_loop if loop else run_split, x.device)

@@ -53,10 +53,9 @@ def tuned(key: tuple, configs: list[dict], run, device: torch.device):
     """Run ``run(best config for key)`` and return its result (see the module docstring)."""
     if device.type != "cuda" or os.environ.get("TRITON_INTERPRET") == "1":
         return run(configs[0])
-    if torch.cuda.is_current_stream_capturing():  # no timing inside a CUDA graph capture
-        full = _full_key(key, device)
-        return run(configs[_memory.get(full, 0)])
     full = _full_key(key, device)
+    if torch.cuda.is_current_stream_capturing():  # no timing inside a CUDA graph capture
+        return run(configs[_memory.get(full, 0)])
     if full not in _memory:
         disk = _load()
         if full in disk and disk[full] < len(configs):

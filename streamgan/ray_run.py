@@ -17,6 +17,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from engines.base import write_json
+
 from .errors import OptionError, PipelineError
 from .io_utils import remove_partials
 from .segments import Item, join, plan_items, translate_item
@@ -57,9 +59,7 @@ class Worker:
 
 
 def _save_manifest(path: Path, done: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"done": done}, indent=1))
-    tmp.replace(path)
+    write_json(path, {"done": done})
 
 
 def _manifest_path(output: Path, folder: bool) -> Path:

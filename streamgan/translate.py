@@ -159,7 +159,7 @@ class Translator:
         staged = [self._stage(p, i) for i, p in enumerate(planes)]
         dev_planes = [s.to(dev, non_blocking=True) for s in staged]
         lo, hi = self.meta.input_range
-        wire = self.engine.dtype if self.engine.dtype in (torch.float16, torch.float32) else torch.float32
+        wire = self._wire_dtype()
         fmt_layout = getattr(self.engine, "memory_format", torch.contiguous_format)
         x = yuv_to_rgb(*dev_planes, lo=lo, hi=hi, dtype=wire, memory_format=fmt_layout, **fmt)
         t = self._tick("preprocess", t)
@@ -179,6 +179,10 @@ class Translator:
         self._tick("postprocess", t)
         self.frames += 1
         return planes_out
+
+    def _wire_dtype(self) -> torch.dtype:
+        """The dtype converted frames are written in (the engine's, or fp32 for bf16 engines)."""
+        return self.engine.dtype if self.engine.dtype in (torch.float16, torch.float32) else torch.float32
 
     def _stage(self, like, slot: int) -> torch.Tensor:
         """A pinned host buffer (plain memory off CUDA) shaped like a plane, reused per slot; an
@@ -202,7 +206,7 @@ class Translator:
         lo, hi = self.meta.input_range
         frame = torch.from_numpy(np.ascontiguousarray(rgb)).to(self.engine.device)
         ph, pw = plan.padded
-        wire = self.engine.dtype if self.engine.dtype in (torch.float16, torch.float32) else torch.float32
+        wire = self._wire_dtype()
         x = self.ops.preprocess(frame, dtype=wire, lo=lo, hi=hi).to(self.engine.dtype)
         if (ph, pw) != (h, w):
             mode = "reflect" if ph - h < h and pw - w < w else "replicate"

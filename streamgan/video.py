@@ -157,7 +157,7 @@ class VideoReader:
     """Iterate ``Frame``s of the first video stream from ``start`` seconds for ``duration`` seconds.
 
     Decoding uses frame+slice threads. A decode error ends iteration; ``error`` then says why.
-    ``planar``: frames carry their YUV planes (copied) and no RGB (the YUV frame path converts on
+    ``planar``: frames carry views of their YUV planes (they keep the decoded frame alive) and no RGB (the YUV frame path converts on
     the GPU); only for inputs whose pix_fmt is in PLANAR_FORMATS.
     """
 
@@ -191,8 +191,7 @@ class VideoReader:
                     if end is not None and t is not None and t >= end - 1e-6:
                         break
                     if self.planar and fr.format.name in PLANAR_FORMATS:
-                        yield Frame(None, fr.pts, s.time_base, self.decoded, fr.duration,
-                                    planes=tuple(np.ascontiguousarray(p) for p in planes_of(fr)))
+                        yield Frame(None, fr.pts, s.time_base, self.decoded, fr.duration, planes=planes_of(fr))
                     else:
                         yield Frame(to_rgb(fr), fr.pts, s.time_base, self.decoded, fr.duration)
                     self.decoded += 1
@@ -257,18 +256,18 @@ class VideoWriter:
         matrix and range (the YUV frame path: no conversion here)."""
         if self.start_pts is None:
             self.start_pts = pts or 0
+        c = self.colour
         if isinstance(rgb, tuple):
             vf = av.VideoFrame(self.stream.width, self.stream.height, self.stream.pix_fmt)
             for dst, src in zip(planes_of(vf), rgb):
                 dst[...] = src
-            vf.colorspace, vf.color_range = self.colour.space, self.colour.range
+            vf.colorspace, vf.color_range = c.space, c.range
         else:
             vf = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-        if self.yuv and not isinstance(rgb, tuple):  # RGB -> YUV with the right coefficients (not BT.601)
-            c = self.colour
-            vf = vf.reformat(format=self.stream.pix_fmt, dst_colorspace=c.sws_space, dst_color_range=c.range,
-                             dst_color_primaries=c.primaries, dst_color_trc=c.trc, interpolation=_ROUNDED)
-            vf.colorspace = c.space
+            if self.yuv:  # RGB -> YUV with the right coefficients (the encoder's default is BT.601)
+                vf = vf.reformat(format=self.stream.pix_fmt, dst_colorspace=c.sws_space, dst_color_range=c.range,
+                                 dst_color_primaries=c.primaries, dst_color_trc=c.trc, interpolation=_ROUNDED)
+                vf.colorspace = c.space
         vf.pts = (pts - self.start_pts) if pts is not None else self.frames
         vf.time_base = self.time_base
         if duration:
