@@ -22,12 +22,13 @@ from .normstats import StatsGenerator, stats_width
 OPSET = 17
 
 
-def exportable(module: nn.Module, fp16: bool = False) -> tuple[nn.Module, int]:
-    """(module to trace, stats width): a CPU copy in eval mode, wrapped for statistics if needed."""
+def exportable(module: nn.Module, fp16: bool = False, stats: bool = True) -> tuple[nn.Module, int]:
+    """(module to trace, stats width): a CPU copy in eval mode, wrapped for statistics if needed
+    (``stats=False``: never; its norms export as InstanceNormalization)."""
     m = copy.deepcopy(module).cpu().eval()
     if fp16:
         m = m.half()
-    width = stats_width(m)
+    width = stats_width(m) if stats else 0
     return (StatsGenerator(m) if width else m), width
 
 
@@ -45,16 +46,17 @@ def io_names(width: int) -> tuple[list[str], list[str]]:
 
 
 def export_onnx(module: nn.Module, path: Path, meta: EngineMeta, *, shape=(1, 3, 64, 64), dynamic: bool = True,
-                fp16: bool = False, opset: int = OPSET) -> bytes:
+                fp16: bool = False, opset: int = OPSET, stats: bool = True) -> bytes:
     """Write an ONNX file (metadata under key 'streamgan'); returns its bytes. Checked with onnx.checker.
 
     fp16: a half-precision graph whose normalisation statistics stay fp32 (casts), as TensorRT 11's
-    strongly typed networks need.
+    strongly typed networks need. stats=False: the plain graph (image -> output), whose instance
+    norms are single InstanceNormalization ops that runtimes fuse (OpenVINO: one MVN kernel).
     """
     import onnx
     if opset < 17:
         raise EngineError("ONNX export needs opset >= 17")
-    m, width = exportable(module, fp16)
+    m, width = exportable(module, fp16, stats)
     args = example_inputs(width, shape, torch.float16 if fp16 else torch.float32)
     inputs, outputs = io_names(width)
     axes = {"image": {0: "batch", 2: "height", 3: "width"}, "output": {0: "batch", 2: "height", 3: "width"}}

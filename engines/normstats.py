@@ -67,8 +67,8 @@ class StatNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         stats = self.statistics(x)
-        if stats is None and x.device.type == "cpu" and not torch.jit.is_tracing() \
-                and not torch.compiler.is_compiling():  # native kernel (accumulates in fp32 for bf16)
+        if stats is None and (torch.jit.is_tracing() or x.device.type == "cpu" and not torch.compiler.is_compiling()):
+            # native kernel (accumulates in fp32 for bf16); traced for ONNX: one InstanceNormalization op
             return F.instance_norm(x, weight=self.weight, bias=self.bias, eps=self.eps)
         mean, rstd = stats or (None, None)
         return reference.instance_norm(x, self.weight, self.bias, eps=self.eps, mean=mean, rstd=rstd)

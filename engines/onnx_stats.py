@@ -11,6 +11,11 @@ rstds, in graph order) and ``stats_mix`` (1), and the output ``own_stats`` (the 
 input produced). With ``stats_mix`` = 0 every layer selects its original tensors (``Where``), so
 the output is bit-identical to the original graph's; with 1 each layer normalises with the given
 statistics (thumbnail tiles, statistics EMA).
+
+``plain_graph`` is the other half: the graph for plain whole-frame inference, with the values
+bound by --const folded in as constants and every normalisation written as
+``Div(x - mean, Sqrt(var + eps))``, the form OpenVINO fuses into one MVN kernel (with the affine
+and activation after it as post-ops) instead of five element-wise passes with layout reorders.
 """
 
 import hashlib
@@ -288,3 +293,69 @@ def with_norm_stats(path: Path) -> tuple[Path, int]:
     cached.with_suffix(".json").write_text(json.dumps({"layers": len(sites), "source": str(path)}))
     tmp.replace(cached)
     return cached, len(sites)
+
+
+def canonical_norms(model, consts: dict | None = None):
+    """A copy of ``model`` for plain inference: ``consts`` (input name -> values) folded in as
+    initializers and each ``y = d * r`` normalisation (r = 1 / s) rewritten as ``y = d / s``;
+    (copy, statistics width its layers have)."""
+    import onnx
+    from onnx import numpy_helper
+    sites = find_instance_norms(model)
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    g = out.graph
+    for name, values in (consts or {}).items():
+        given = next((i for i in g.input if i.name == name), None)
+        if given is None:
+            continue
+        dtype = onnx.helper.tensor_dtype_to_np_dtype(given.type.tensor_type.elem_type)
+        dims = [d.dim_value or 1 for d in given.type.tensor_type.shape.dim]
+        g.input.remove(given)
+        g.initializer.append(numpy_helper.from_array(np.asarray(values, dtype).reshape(dims or [-1]), name))
+    nodes, known = list(g.node), _constants(model)
+    producer = {o: i for i, n in enumerate(nodes) for o in n.output}
+    for site in sites:
+        if site.op or site.divides:
+            continue
+        node, inv = nodes[site.node], nodes[producer[site.scale]]
+        while inv.op_type == "Mul":  # past the "* 1.0" some exporters add
+            inv = nodes[producer[next(i for i in inv.input if not np.allclose(known.get(i, np.nan), 1.0))]]
+        std = inv.input[0] if inv.op_type == "Reciprocal" else inv.input[1]
+        centred = node.input[1] if node.input[0] == site.scale else node.input[0]
+        node.op_type = "Div"
+        del node.input[:]
+        node.input.extend([centred, std])
+    onnx.checker.check_model(out)
+    return out, 2 * sum(s.channels for s in sites)
+
+
+def plain_graph(path: Path, consts: dict | None = None) -> tuple[Path, int]:
+    """(graph for plain inference, statistics width of its norm layers): ``canonical_norms`` of
+    ``path`` written once into the cache (keyed by its bytes and the folded values); a graph
+    with nothing to rewrite comes back unchanged."""
+    import onnx
+    data = path.read_bytes()
+    digest = hashlib.sha256(data)
+    for name in sorted(consts or {}):
+        digest.update(name.encode() + np.asarray(consts[name], np.float64).tobytes())
+    cached = cache_dir("onnx") / f"{digest.hexdigest()[:20]}-plain.onnx"
+    facts = cached.with_suffix(".json")
+    if facts.exists():
+        d = json.loads(facts.read_text())
+        return (cached if d["rewritten"] else path), d["stats_width"]
+    try:
+        model = onnx.load_from_string(data)
+    except Exception:  # not ONNX: the engine that opens it says so
+        return path, 0
+    names = {i.name for i in model.graph.input}
+    new, width = canonical_norms(model, consts)
+    rewritten = bool(names & set(consts or {})) or any(
+        a.op_type != b.op_type for a, b in zip(model.graph.node, new.graph.node))
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    if rewritten:
+        tmp = cached.with_suffix(f".{os.getpid()}.tmp")
+        onnx.save(new, str(tmp))
+        tmp.replace(cached)
+    facts.write_text(json.dumps({"rewritten": rewritten, "stats_width": width, "source": str(path)}))
+    return (cached if rewritten else path), width

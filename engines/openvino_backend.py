@@ -9,6 +9,8 @@ Precision "auto" runs bf16 where the CPU has native bf16 and a probe on an image
 import json
 import re
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +20,7 @@ from .base import Engine, cache_dir, write_json
 from .errors import EngineError
 from .export import sha256
 from .metrics import psnr, smooth_image
-from .onnx_backend import GraphInput, bind_inputs, graph_meta, read_onnx_meta, stats_feed
+from .onnx_backend import Binding, GraphInput, bind_inputs, graph_meta, read_onnx_meta, stats_feed
 
 PRECISIONS = {"fp32": "f32", "bf16": "bf16"}
 _BF16_MIN_PSNR = 40.0
@@ -77,11 +79,26 @@ def _static(dims, fill) -> list[int]:
     return [d if d is not None else f for d, f in zip(dims, fill)]
 
 
+@dataclass
+class _Graph:
+    """One graph the engine runs: the model, how to feed it, its output names."""
+
+    model: object
+    binding: Binding
+    outputs: list[str]
+
+
 class OpenVINOEngine(Engine):
-    """Runs an ONNX or IR graph with OpenVINO on the CPU. precision: auto, fp32 or bf16."""
+    """Runs an ONNX or IR graph with OpenVINO on the CPU. precision: auto, fp32 or bf16.
+
+    ``stats_graph`` (with ``stats_width``): where the same model with statistics inputs/outputs
+    is, for a ``path`` graph without them (``onnx_stats.plain_graph``, a plain checkpoint export);
+    opened at the first call that gives or collects statistics. Plain calls run ``path``.
+    """
 
     def __init__(self, path: str | Path, device=None, input_range: tuple[float, float] | None = None,
-                 consts: dict | None = None, precision: str = "auto", threads: int = 0):
+                 consts: dict | None = None, precision: str = "auto", threads: int = 0,
+                 stats_graph: Callable[[], Path] | None = None, stats_width: int = 0):
         path = Path(path)
         if device is not None and torch.device(device).type != "cpu":
             raise EngineError(f"the OpenVINO backend runs on the CPU, not {device}",
@@ -89,18 +106,14 @@ class OpenVINOEngine(Engine):
         if precision not in ("auto", *PRECISIONS):
             raise EngineError(f"precision {precision!r} is not supported by OpenVINO", hint="use auto, fp32 or bf16")
         self.ov, self.core = _core()
-        if path.suffix.lower() == ".xml":
-            info = read_ir_meta(path)
-        else:
-            info = read_onnx_meta(path)
-        self.model = _read(self.core, path)
-        inputs = [GraphInput(i.get_any_name(),
-                             [d.get_length() if d.is_static else None for d in i.get_partial_shape()],
-                             np.float16 if i.get_element_type() == self.ov.Type.f16 else np.float32)
-                  for i in self.model.inputs]
-        self.binding = bind_inputs(path, inputs, consts)
+        info = read_ir_meta(path) if path.suffix.lower() == ".xml" else read_onnx_meta(path)
+        self.consts = consts
+        self.graphs = {False: self._load(path)}
+        self.binding = self.graphs[False].binding
         self.meta = graph_meta(path, info, self.binding, input_range, "openvino")
-        self.outputs = [o.get_any_name() for o in self.model.outputs]
+        self.stats_graph = None if self.binding.stats_io else stats_graph
+        if self.stats_graph is not None:
+            self.meta.stats_width = stats_width
         self.config = {"PERFORMANCE_HINT": "LATENCY", "CACHE_DIR": str(cache_dir("openvino"))}
         if threads:
             self.config["INFERENCE_NUM_THREADS"] = threads
@@ -110,8 +123,28 @@ class OpenVINOEngine(Engine):
         self.meta.precision = precision
         self._compiled: dict[tuple, object] = {}
 
-    def _compile(self, shapes: dict[str, list[int]], precision: str):
-        model = self.model.clone()
+    def _load(self, path: Path) -> _Graph:
+        model = _read(self.core, path)
+        inputs = [GraphInput(i.get_any_name(),
+                             [d.get_length() if d.is_static else None for d in i.get_partial_shape()],
+                             np.float16 if i.get_element_type() == self.ov.Type.f16 else np.float32)
+                  for i in model.inputs]
+        return _Graph(model, bind_inputs(path, inputs, self.consts), [o.get_any_name() for o in model.outputs])
+
+    def _graph(self, with_stats: bool) -> _Graph:
+        """The graph for a call that gives or collects statistics (``with_stats``) or not."""
+        if not with_stats or self.stats_graph is None:
+            return self.graphs[False]
+        if True not in self.graphs:
+            self.graphs[True] = self._load(Path(self.stats_graph()))
+        return self.graphs[True]
+
+    def _compile(self, graph: _Graph, x_shape, precision: str):
+        model = graph.model.clone()
+        image = graph.binding.image
+        shapes = {image.name: _static(image.shape, x_shape)}
+        if graph.binding.stats_io:
+            shapes.update(norm_stats=[x_shape[0], self.meta.stats_width], stats_mix=[1])
         model.reshape(shapes)
         try:
             compiled = self.core.compile_model(model, "CPU",
@@ -120,13 +153,6 @@ class OpenVINOEngine(Engine):
             raise EngineError(f"OpenVINO cannot compile this model for {shapes} "
                               f"({str(exc).splitlines()[-1][:160]})") from None
         return compiled.create_infer_request()
-
-    def _shapes(self, x_shape) -> dict[str, list[int]]:
-        image = self.binding.image
-        shapes = {image.name: _static(image.shape, x_shape)}
-        if self.binding.stats_io:
-            shapes.update(norm_stats=[x_shape[0], self.meta.stats_width], stats_mix=[1])
-        return shapes
 
     def _auto_precision(self) -> str:
         """bf16 if the CPU has it natively and the probe stays >= 40 dB from f32; cached."""
@@ -139,7 +165,8 @@ class OpenVINOEngine(Engine):
             lo, hi = self.meta.input_range
             x = (smooth_image(self.meta.in_channels, side, side, torch.Generator().manual_seed(0)) + 1) / 2
             x = x * (hi - lo) + lo
-            outs = [self._request_run(self._compile(self._shapes(x.shape), p), x, None, 0.0)[0]
+            graph = self.graphs[False]
+            outs = [self._request_run(graph, self._compile(graph, x.shape, p), x, None, 0.0)[0]
                     for p in ("fp32", "bf16")]
             olo, ohi = self.meta.output_range
             db = psnr(outs[1], outs[0], ohi - olo)
@@ -148,21 +175,22 @@ class OpenVINOEngine(Engine):
         self.probe = known[self.key]
         return self.probe["precision"]
 
-    def _request_run(self, request, x, stats, mix):
-        feed = {self.binding.image.name: x.detach().cpu().numpy().astype(self.binding.image.dtype),
-                **self.binding.consts}
-        if self.binding.stats_io:
+    def _request_run(self, graph: _Graph, request, x, stats, mix):
+        feed = {graph.binding.image.name: x.detach().cpu().numpy().astype(graph.binding.image.dtype),
+                **graph.binding.consts}
+        if graph.binding.stats_io:
             feed.update(stats_feed(x, stats, mix, self.meta.stats_width))
         res = request.infer(feed)
         by_name = {port.get_any_name(): value for port, value in res.items()}
-        y = torch.from_numpy(np.array(by_name[self.outputs[0]], dtype=np.float32))
-        own = torch.from_numpy(np.array(by_name["own_stats"])) if self.binding.stats_io else None
+        y = torch.from_numpy(np.array(by_name[graph.outputs[0]], dtype=np.float32))
+        own = torch.from_numpy(np.array(by_name["own_stats"])) if graph.binding.stats_io else None
         return y, own
 
     def _run(self, x, stats, mix, collect=False):
-        key = tuple(x.shape)
+        graph = self._graph(stats is not None or collect)
+        key = (graph.binding.stats_io, *x.shape)
         if key not in self._compiled:
             if len(self._compiled) >= 4:  # frame sizes change rarely; keep the newest few
                 self._compiled.pop(next(iter(self._compiled)))
-            self._compiled[key] = self._compile(self._shapes(x.shape), self.meta.precision)
-        return self._request_run(self._compiled[key], x, stats, mix)
+            self._compiled[key] = self._compile(graph, x.shape, self.meta.precision)
+        return self._request_run(graph, self._compiled[key], x, stats, mix)

@@ -47,16 +47,17 @@ def _on_cpu(device) -> bool:
     return (torch.device(device).type == "cpu") if device is not None else not torch.cuda.is_available()
 
 
-def _checkpoint_onnx(path: Path, model: nn.Module, meta: EngineMeta, opts: dict) -> Path:
-    """The checkpoint exported to ONNX once, kept in the cache (keyed by its bytes and load options)."""
+def _checkpoint_onnx(path: Path, model: nn.Module, meta: EngineMeta, opts: dict, stats: bool = True) -> Path:
+    """The checkpoint exported to ONNX once, kept in the cache (keyed by its bytes and load options);
+    ``stats=False``: the plain graph (image -> output, one InstanceNormalization op a norm)."""
     from engines.base import cache_dir
     from engines.export import export_onnx, sha256
     tag = sha256(f"{sha256(path.read_bytes())}|{opts.get('arch')}|{opts.get('bn_stats', 'batch')}".encode())[:20]
-    onnx_path = cache_dir("onnx") / f"{tag}.onnx"
+    onnx_path = cache_dir("onnx") / f"{tag}{'' if stats else '-plain'}.onnx"
     if not onnx_path.exists():
         onnx_path.parent.mkdir(parents=True, exist_ok=True)
         tmp = onnx_path.with_suffix(f".{id(model)}.tmp")
-        export_onnx(model, tmp, dataclasses.replace(meta))
+        export_onnx(model, tmp, dataclasses.replace(meta), stats=stats)
         tmp.replace(onnx_path)
     return onnx_path
 
@@ -83,8 +84,10 @@ def _open_checkpoint(path: Path, device, opts: dict) -> Engine:
 
     def openvino_engine() -> Engine:
         from engines.openvino_backend import OpenVINOEngine
-        eng = OpenVINOEngine(_checkpoint_onnx(path, model, meta, opts), device="cpu",
-                             precision=opts.get("precision") or "auto")
+        from engines.normstats import stats_width
+        eng = OpenVINOEngine(_checkpoint_onnx(path, model, meta, opts, stats=False), device="cpu",
+                             precision=opts.get("precision") or "auto", stats_width=stats_width(model),
+                             stats_graph=lambda: _checkpoint_onnx(path, model, meta, opts))
         eng.meta = dataclasses.replace(meta, backend=eng.meta.backend, precision=eng.meta.precision,
                                        stats_width=eng.meta.stats_width)
         return eng
@@ -121,10 +124,13 @@ def _open_onnx(path: Path, device, opts: dict) -> Engine:
     def ort_engine() -> Engine:
         return OnnxEngine(path, device=device, **kw)
 
-    def openvino_engine() -> Engine:
+    def openvino_engine() -> Engine:  # plain frames run the fusable graph, statistics the rewritten one
+        from engines.onnx_stats import plain_graph
         from engines.openvino_backend import OpenVINOEngine
         precision = opts.get("precision") or "auto"
-        return OpenVINOEngine(path, device=device, precision="auto" if precision == "fp16" else precision, **kw)
+        plain, width = plain_graph(given, opts.get("consts"))
+        return OpenVINOEngine(plain, device=device, precision="auto" if precision == "fp16" else precision,
+                              stats_graph=(lambda: path) if layers else None, stats_width=width, **kw)
 
     if backend == "openvino":
         engine = openvino_engine()

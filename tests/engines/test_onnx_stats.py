@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from engines.onnx_stats import expose_norm_stats, find_instance_norms, with_norm_stats
+from engines.onnx_stats import expose_norm_stats, find_instance_norms, plain_graph, with_norm_stats
 from streamgan import open_engine
 from streamgan.cli import main
 from streamgan.translate import TranslateOptions, Translator
@@ -117,3 +117,38 @@ def test_graph_without_normalisation_is_left_alone(tmp_path):
     assert with_norm_stats(plain) == (plain, 0)
     with open_engine(plain, backend="onnxruntime", input_range=(0.0, 1.0)) as eng:
         assert eng.meta.stats_width == 0
+
+
+class WeightedStyleNet(StyleNet):
+    """StyleNet with a second input (per-channel gains), as conditional style models have."""
+
+    def forward(self, image, gains):
+        return super().forward(image * gains[None, :, None, None])
+
+
+def test_plain_graph_folds_bound_inputs_and_fuses_every_norm(tmp_path):
+    axes = {0: "n", 2: "h", 3: "w"}
+    path = tmp_path / "weighted.onnx"
+    torch.onnx.export(WeightedStyleNet().eval(), (torch.rand(1, 3, 32, 32), torch.ones(3)), str(path),
+                      dynamo=False, input_names=["image", "gains"], output_names=["out"],
+                      dynamic_axes={"image": axes, "out": axes}, opset_version=17)
+    gains = np.array([0.5, 1.0, 1.5], np.float32)
+    plain, width = plain_graph(path, {"gains": gains})
+    assert plain != path and width == 48 and plain_graph(path, {"gains": gains}) == (plain, width)
+    model = onnx.load(str(plain))
+    assert [i.name for i in model.graph.input] == ["image"]  # the bound input is a constant now
+    assert all(s.divides or s.op for s in find_instance_norms(model))  # d * (1 / s) became d / s
+    x = np.random.RandomState(1).rand(2, 3, 40, 56).astype(np.float32)
+    ref = _session(path).run(None, {"image": x, "gains": gains})[0]
+    assert np.abs(_session(plain).run(None, {"image": x})[0] - ref).max() < 1e-5
+    # OpenVINO compiles each of the three norms into one MVN kernel
+    ov = pytest.importorskip("openvino")
+    core = ov.Core()
+    for graph, fused in ((path, False), (plain, True)):
+        m = core.read_model(str(graph))
+        m.reshape({"image": [1, 3, 40, 56]})
+        kinds = [op.get_rt_info()["layerType"].astype(str) for op in
+                 core.compile_model(m, "CPU").get_runtime_model().get_ordered_ops()]
+        assert (kinds.count("MVN") == 3) == fused, kinds
+    # a second value of the bound input is a second graph
+    assert plain_graph(path, {"gains": gains * 2})[0] != plain

@@ -51,6 +51,17 @@ def test_onnx_through_openvino_thumbnail_tiles_match_torch(ckpts, tmp_path):
     assert torch.allclose(eng.collect_stats(x), ref, atol=1e-4, rtol=1e-4)
 
 
+def test_checkpoint_runs_the_plain_graph_and_opens_the_statistics_graph_on_demand(ckpts):
+    x = torch.rand(1, 3, 32, 48) * 2 - 1
+    with open_engine(ckpts["resnet"], backend="openvino", precision="fp32") as eng:
+        assert psnr(eng.infer(x), reference_output(ckpts["resnet"], x)) >= 60
+        assert list(eng.graphs) == [False] and not eng.binding.stats_io  # no statistics graph yet
+        assert "MVN" in {op.get_type_name() for op in eng.graphs[False].model.get_ops()}  # one op a norm
+        ref = open_engine(ckpts["resnet"], backend="torch", precision="fp32").collect_stats(x)
+        assert torch.allclose(eng.collect_stats(x), ref, atol=1e-4, rtol=1e-4)
+        assert eng.graphs[True].binding.stats_io and eng.meta.stats_width == ref.shape[1]
+
+
 def test_auto_backend_measures_once_and_remembers(ckpts):
     x = torch.rand(1, 3, 32, 48) * 2 - 1
     with open_engine(ckpts["resnet"], device="cpu") as eng:
