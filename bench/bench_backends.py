@@ -5,11 +5,15 @@
 Each backend's output is compared with the fp32 reference (PSNR) so speed is reported at equal
 output. On a CPU the default engine (channels-last + bf16 where accurate) must reach >= 2x the
 eager-fp32 baseline on a 640x360 frame; on a GPU the torch-fused, AOTInductor, ONNX Runtime
-and (where installed) TensorRT figures are recorded.
+and (where installed) TensorRT figures are recorded. ``aoti_fixed``: at batch 1, a fixed-shape
+channels-last package per frame size (fp16 on CUDA) built with ``streamgan build --static`` in a
+child process (a crash is recorded, not fatal), with its build and load seconds.
 """
 
 import argparse
 import copy
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -23,6 +27,30 @@ from engines.torch_backend import TorchEngine  # noqa: E402
 from streamgan.engine import generator_meta  # noqa: E402
 
 
+def fixed_package(raw, tmp: Path, h: int, w: int, dev: torch.device):
+    """(engine or None, facts): ``streamgan build --static --shapes HxW`` (fp16 on CUDA) as a user
+    runs it, then the package loaded here (load seconds include the first frame)."""
+    from engines.aoti_backend import AOTIEngine
+    ckpt, out = tmp / "g.pth", tmp / f"fixed_{h}x{w}.pt2"
+    if not ckpt.exists():
+        torch.save(raw.state_dict(), ckpt)
+    cmd = [sys.executable, "-m", "streamgan", "build", str(ckpt), "--out", str(out), "--static",
+           "--shapes", f"{h}x{w}", "--overwrite", "--device", str(dev)] + (["--fp16"] if dev.type == "cuda" else [])
+    t = time.perf_counter()
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    facts = {"build_s": time.perf_counter() - t, "returncode": r.returncode}
+    if r.returncode:
+        facts["error"] = (r.stderr.strip().splitlines() or ["?"])[-1]
+        print(f"aoti_fixed {h}x{w}: {facts['error']}")
+        return None, facts
+    t = time.perf_counter()
+    eng = AOTIEngine(out)
+    eng.infer(torch.zeros(1, 3, h, w, device=dev))
+    sync()
+    facts["load_first_frame_s"] = time.perf_counter() - t
+    return eng, facts
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="256x256,1280x720,1920x1080")
@@ -30,7 +58,7 @@ def main():
     ap.add_argument("--ngf", type=int, default=64)
     ap.add_argument("--blocks", type=int, default=9)
     ap.add_argument("--iters", type=int, default=10)
-    ap.add_argument("--backends", default="eager32,torch,eager16,compile,onnx,aoti,tensorrt")
+    ap.add_argument("--backends", default="eager32,torch,eager16,compile,onnx,aoti,aoti_fixed,tensorrt")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -90,6 +118,11 @@ def main():
                     if key not in compiled:
                         compiled[key] = torch.compile(copy.deepcopy(raw).to(dev).half(), dynamic=False)
                     fns["compile"] = lambda: compiled[key](x.half())
+                if "aoti_fixed" in wanted and b == 1:
+                    fixed, facts = fixed_package(raw, tmp, h, w, dev)
+                    row["aoti_fixed"] = facts
+                    if fixed is not None:
+                        fns["aoti_fixed"] = lambda: fixed.infer(x)
                 for name, fn in fns.items():
                     out = fn()
                     sync()

@@ -11,14 +11,22 @@ from .errors import EngineError
 from .export import export_program
 
 
-def build_pt2(module: nn.Module, path: Path, meta: EngineMeta, device: torch.device, fp16: bool = False) -> Path:
-    """Export with dynamic batch/H/W and compile into ``path``; the metadata travels inside.
+def build_pt2(module: nn.Module, path: Path, meta: EngineMeta, device: torch.device, fp16: bool = False,
+              shape: tuple[int, int, int] | None = None) -> Path:
+    """Export and compile into ``path``; the metadata travels inside. Dynamic batch/H/W with the
+    statistics inputs by default; ``shape`` (batch, H, W): that one shape, the plain generator
+    channels-last (NHWC convolutions, no statistics), the fastest package for a known frame size.
 
     fp16 (CUDA only) halves weights and activations, statistics stay fp32. It is off by default:
     with torch 2.11 on an H100 loading such a package crashed (segfault in aoti_load_package).
     """
     fp16 = fp16 and device.type == "cuda"
-    program, width = export_program(module, meta.size_multiple, device, fp16=fp16)
+    fixed = (shape[0], meta.in_channels, shape[1], shape[2]) if shape else None
+    program, width = export_program(module, meta.size_multiple, device, fp16=fp16, shape=fixed)
+    if shape:
+        meta.shapes = {k: list(shape[1:]) for k in ("min", "opt", "max")}
+        meta.max_batch = shape[0]
+        meta.extra = {**meta.extra, "layout": "channels_last"}
     meta.stats_width, meta.backend, meta.precision = width, "aotinductor", "fp16" if fp16 else "fp32"
     meta.extra = {**meta.extra, "device": str(device),
                   "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"}
@@ -57,7 +65,24 @@ class AOTIEngine(Engine):
         self.meta.backend = "aotinductor"
         self.dtype = torch.float16 if self.meta.precision == "fp16" else torch.float32
 
+    def _fixed(self, x: torch.Tensor) -> torch.Tensor:
+        """A fixed-shape package: smaller frames padded (edge) to its shape and cropped back,
+        batches split to its batch size; anything larger is one clear error."""
+        (h, w), n = self.meta.shapes["max"], self.meta.max_batch or x.shape[0]
+        xh, xw = x.shape[-2:]
+        if xh > h or xw > w or x.shape[0] % n:
+            raise EngineError(f"this .pt2 was built for batches of {n} at {h}x{w}, got {list(x.shape)}",
+                              hint="build it for this size (--static --shapes HxW) or without --static")
+        if (xh, xw) != (h, w):
+            x = torch.nn.functional.pad(x.float(), (0, w - xw, 0, h - xh), mode="replicate").to(x.dtype)
+        with torch.inference_mode():
+            outs = [self.runner(x[i:i + n]) for i in range(0, x.shape[0], n)]
+        y = torch.cat([o[0] if isinstance(o, (list, tuple)) else o for o in outs])
+        return y[..., :xh, :xw]
+
     def _run(self, x, stats, mix, collect=False):
+        if self.meta.shapes:
+            return self._fixed(x), None
         with torch.inference_mode():
             if self.meta.stats_width:
                 if stats is None:

@@ -87,16 +87,36 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+class ChannelsLast(nn.Module):
+    """The generator with channels-last weights and input, so compiled convolutions run NHWC."""
+
+    def __init__(self, module: nn.Module):
+        super().__init__()
+        self.module = module.to(memory_format=torch.channels_last)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.module(image.contiguous(memory_format=torch.channels_last)).contiguous()
+
+
 def export_program(module: nn.Module, multiple: int, device: torch.device, max_side: int = 4096,
-                   max_batch: int = 64, fp16: bool = False):
+                   max_batch: int = 64, fp16: bool = False, shape: tuple[int, int, int, int] | None = None):
     """torch.export with dynamic batch and H, W in multiples of ``multiple`` (fp16: half weights
-    and image, statistics still fp32)."""
+    and image, statistics still fp32). ``shape`` (N, C, H, W): one fixed shape instead, the plain
+    generator (image -> output, no statistics) channels-last end to end."""
     from torch.export import Dim
+    dtype = torch.float16 if fp16 else torch.float32
+    if shape is not None:
+        m, _ = exportable(module, fp16, stats=False)
+        x = example_inputs(0, shape, dtype)[0]
+        try:
+            return torch.export.export(ChannelsLast(m).to(device), (x.to(device),)), 0
+        except Exception as exc:
+            raise EngineError(f"the model does not export with torch.export: {str(exc).splitlines()[0][:200]}") \
+                from None
     m, width = exportable(module, fp16)
     m = m.to(device)
     side = 2 * multiple
-    args = tuple(a.to(device) for a in example_inputs(width, (2, 3, side, side),
-                                                      torch.float16 if fp16 else torch.float32))
+    args = tuple(a.to(device) for a in example_inputs(width, (2, 3, side, side), dtype))
     b = Dim("batch", min=1, max=max_batch)
     h = multiple * Dim("h_blocks", min=1, max=max_side // multiple)
     w = multiple * Dim("w_blocks", min=1, max=max_side // multiple)

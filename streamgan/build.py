@@ -27,21 +27,24 @@ VALIDATE_BACKEND = {".onnx": "onnxruntime", ".xml": "openvino"}
 MIN_PSNR = {"fp32": 60.0, "fp16": 40.0, "bf16": 40.0}
 
 
-def sample_inputs(multiple: int, channels: int = 3, seed: int = 0) -> list[torch.Tensor]:
-    """Two smooth random images of different sizes (dynamic shapes are exercised)."""
+def sample_inputs(multiple: int, channels: int = 3, seed: int = 0, size: tuple[int, int] | None = None
+                  ) -> list[torch.Tensor]:
+    """Two smooth random images of different sizes (dynamic shapes are exercised), or of ``size``."""
     g = torch.Generator().manual_seed(seed)
+    if size:
+        return [smooth_image(channels, *size, g)]
     base = max(multiple, 32)
     sizes = [(base, base), (base * 2, base)] if base >= 128 else [(base * 2, base * 3), (base * 3, base * 2)]
     return [smooth_image(channels, h, w, g) for h, w in sizes]
 
 
 def validate(artifact: Path, reference, multiple: int, channels: int, value_range: float, precision: str,
-             device=None, **open_kw) -> dict:
+             device=None, size: tuple[int, int] | None = None, **open_kw) -> dict:
     """Compare ``artifact`` with ``reference(x)`` on sample inputs; fail below the PSNR floor."""
     worst_psnr, worst_err = float("inf"), 0.0
     with open_engine(artifact, device=device, backend=VALIDATE_BACKEND.get(artifact.suffix.lower()),
                      **open_kw) as eng:
-        for x in sample_inputs(multiple, channels):
+        for x in sample_inputs(multiple, channels, size=size):
             ref = reference(x)
             got = eng.infer(x).float().cpu()
             worst_psnr = min(worst_psnr, psnr(got, ref, value_range))
@@ -108,7 +111,8 @@ def build(src: str | Path, out: str | Path, *, fp16: bool | None = None, shapes:
             if do_validate:
                 lo, hi = meta.output_range
                 report["validation"] = validate(tmp, reference, meta.size_multiple, meta.in_channels, hi - lo,
-                                                precision, device=device, input_range=input_range)
+                                                precision, device=device, input_range=input_range,
+                                                size=tuple(meta.shapes["max"]) if static and meta.shapes else None)
             for side, dst in companions:  # sidecars follow the artifact's final name
                 if side.exists():
                     side.replace(dst)
@@ -151,6 +155,21 @@ def _build_isolated(kwargs: dict) -> dict:
     raise EngineError(last if r.returncode == 2 else f"AOTInductor build failed ({last}); nothing written")
 
 
+def _fixed_shape(shapes: str | None, batch: int, meta: EngineMeta) -> tuple[int, int, int]:
+    """(batch, H, W) of a fixed-shape package from --shapes HxW (a multiple of the model's)."""
+    import re
+    m = meta.size_multiple
+    found = re.fullmatch(r"\s*(\d+)\s*x\s*(\d+)\s*", shapes or "")
+    if not found:
+        raise OptionError("--static .pt2 needs the frame size: --shapes HxW (e.g. 1080x1920)")
+    h, w = int(found.group(1)), int(found.group(2))
+    if h % m or w % m:
+        up = f"{-(-h // m) * m}x{-(-w // m) * m}"
+        raise OptionError(f"--shapes {h}x{w}: this model needs multiples of {m}",
+                          hint=f"use --shapes {up} (smaller frames are padded up to it)")
+    return batch, h, w
+
+
 def _build_artifact(model, src: Path, tmp: Path, suffix: str, meta: EngineMeta, *, fp16, shapes, tile, batch,
                     device, static) -> str:
     if suffix != ".plan":
@@ -177,7 +196,7 @@ def _build_artifact(model, src: Path, tmp: Path, suffix: str, meta: EngineMeta, 
         dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         if os.environ.get("STREAMGAN_TEST_CRASH") == "pt2":  # test hook: the compiler dies as it did on CUDA
             os.kill(os.getpid(), signal.SIGSEGV)
-        build_pt2(model, tmp, meta, dev, fp16=fp16)
+        build_pt2(model, tmp, meta, dev, fp16=fp16, shape=_fixed_shape(shapes, batch, meta) if static else None)
         return meta.precision
     from engines.tensorrt_backend import build_plan, import_tensorrt, needs_fp16_graph, parse_shapes
     trt = import_tensorrt()
@@ -203,11 +222,12 @@ def add_build_args(p) -> None:
     p.add_argument("--out", required=True, help="artifact: .onnx, .xml (OpenVINO IR), .pt2 or .plan (TensorRT)")
     p.add_argument("--fp16", action=argparse.BooleanOptionalAction, default=None,
                    help="half precision (default: on for .plan, off for .onnx and .pt2)")
-    p.add_argument("--shapes", default=None, help="TensorRT profile MIN:OPT:MAX, each HxW")
+    p.add_argument("--shapes", default=None, help="TensorRT profile MIN:OPT:MAX, each HxW; .pt2 --static: HxW")
     p.add_argument("--tile", type=int, default=None, help="build for tiles of this size")
     p.add_argument("--batch", type=int, default=1, help="batch size at the profile's opt/max")
     p.add_argument("--range", dest="input_range", default=None, help="value range LO,HI")
-    p.add_argument("--static", action="store_true", help="ONNX with a fixed input shape")
+    p.add_argument("--static", action="store_true",
+                   help="a fixed input shape: ONNX at --tile, .pt2 at --shapes HxW (channels-last, no statistics)")
     p.add_argument("--no-validate", dest="validate", action="store_false",
                    help="skip the comparison with the fp32 torch reference")
     p.add_argument("--device", default=None)

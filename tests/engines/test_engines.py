@@ -49,6 +49,28 @@ def test_aoti_matches_torch_dynamic_sizes(ckpts, tmp_path, kind):
             assert psnr(torch.from_numpy(eng_out), torch.from_numpy(torch_out), 255.0) >= 50
 
 
+def test_fixed_shape_channels_last_pt2(ckpts, tmp_path, capsys):
+    out = tmp_path / "fixed.pt2"
+    report = build(ckpts["resnet"], out, static=True, shapes="32x48")
+    assert report["validation"]["psnr_db"] >= 60
+    with open_engine(out) as eng:
+        assert eng.meta.shapes["max"] == [32, 48] and eng.meta.extra["layout"] == "channels_last"
+        assert eng.meta.stats_width == 0 and eng.meta.max_batch == 1
+        x = torch.rand(2, 3, 32, 48) * 2 - 1  # a batch goes through one sample at a time
+        assert psnr(eng.infer(x), reference_output(ckpts["resnet"], x)) >= 60
+        assert eng.infer(x[:, :, :28, :40]).shape == (2, 3, 28, 40)  # padded up to the package's shape
+        with pytest.raises(EngineError, match="built for batches of 1 at 32x48"):
+            eng.infer(torch.zeros(1, 3, 64, 48))
+        frame = textured_frames(1, 64, 96)[0]  # a larger frame: tiles no bigger than the package
+        assert Translator(eng, TranslateOptions())(frame).shape == frame.shape
+    assert main(["info", str(out)]) == 0
+    shown = capsys.readouterr().out
+    assert "channels_last" in shown and "fp32" in shown and "48" in shown
+    assert main(["build", str(ckpts["resnet"]), "--out", str(tmp_path / "odd.pt2"), "--static",
+                 "--shapes", "30x48"]) != 0
+    assert "multiples of 4" in capsys.readouterr().err and not (tmp_path / "odd.pt2").exists()
+
+
 def test_onnx_thumbnail_tiles_match_torch(ckpts, tmp_path):
     out = tmp_path / "r.onnx"
     build(ckpts["resnet"], out, do_validate=False)
