@@ -1,12 +1,16 @@
 """The Engine interface every backend implements, and its metadata."""
 
+from __future__ import annotations
+
 import dataclasses
+import hashlib
 import json
 import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 
 
@@ -62,16 +66,39 @@ def write_json(path: Path, data) -> None:
     tmp.replace(path)
 
 
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class _Default:
+    """A class-level default made on first read (``torch.device("cpu")``, ``torch.float32``), so
+    defining an engine class does not load torch; an instance's own assignment overrides it."""
+
+    def __init__(self, make):
+        self.make = make
+
+    def __get__(self, obj, owner=None):
+        return self.make()
+
+
 class Engine:
     """A compiled generator: ``infer(x)`` maps (N, C, H, W) float in input_range to output_range.
 
     Subclasses implement ``_run(x, stats, mix)`` returning (output, own_stats or None). Use as a
     context manager; ``close()`` frees the backend's resources.
+
+    ``host`` engines (ONNX Runtime and OpenVINO on the CPU) also run numpy arrays in and out with
+    ``run_host``, so whole frames reach them without torch.
     """
 
     meta: EngineMeta
-    device: torch.device = torch.device("cpu")
-    dtype: torch.dtype = torch.float32
+    device = _Default(lambda: torch.device("cpu"))
+    dtype = _Default(lambda: torch.float32)
+    host: bool = False
+
+    def run_host(self, x: np.ndarray) -> np.ndarray:
+        """A float32 (N, C, H, W) numpy batch through the model with its own statistics (host engines)."""
+        raise NotImplementedError
 
     def _run(self, x: torch.Tensor, stats: torch.Tensor | None, mix: float,
              collect: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -104,4 +131,9 @@ class Engine:
         self.close()
 
     def describe(self) -> str:
-        return f"{self.meta.backend} {self.meta.precision} on {self.device}"
+        return f"{self.meta.backend} {self.meta.precision} on {'cpu' if self.host else self.device}"
+
+
+def on_cuda(engine: Engine) -> bool:
+    """Whether ``engine`` runs on a CUDA device (asked without loading torch for host engines)."""
+    return not engine.host and engine.device.type == "cuda"

@@ -6,7 +6,6 @@ with one frame's thumbnail statistics. Otherwise: image -> output.
 """
 
 import copy
-import hashlib
 import io
 import json
 import warnings
@@ -81,10 +80,6 @@ def export_onnx(module: nn.Module, path: Path, meta: EngineMeta, *, shape=(1, 3,
     data = model.SerializeToString()
     path.write_bytes(data)
     return data
-
-
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 class ChannelsLast(nn.Module):

@@ -13,6 +13,7 @@ import platform
 import time
 from collections.abc import Callable
 
+import numpy as np
 import torch
 
 from .base import Engine, cache_dir, write_json
@@ -31,16 +32,28 @@ def machine_tag() -> str:
     return f"{name} x{len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()}"
 
 
-def _time(engine: Engine, x: torch.Tensor, repeats: int = 2) -> float:
-    x = x.to(engine.device, engine.dtype)
-    sync = torch.cuda.synchronize if engine.device.type == "cuda" else (lambda *a: None)
-    engine._run(x, None, 0.0)
+def _time(engine: Engine, x, repeats: int = 2) -> float:
+    """Best of ``repeats`` runs on ``x`` after one warm-up (numpy x: a host engine's own path)."""
+    if isinstance(x, np.ndarray):
+        if engine.host:
+            def run():
+                engine.run_host(x)
+            sync = None
+        else:
+            return _time(engine, torch.from_numpy(x), repeats)
+    else:
+        x = x.to(engine.device, engine.dtype)
+
+        def run():
+            engine._run(x, None, 0.0)
+        sync = (lambda: torch.cuda.synchronize(engine.device)) if engine.device.type == "cuda" else None
+    run()
     best = float("inf")
     for _ in range(repeats):
-        sync(engine.device)
+        sync and sync()
         t = time.perf_counter()
-        engine._run(x, None, 0.0)
-        sync(engine.device)  # GPU work is asynchronous: time it finished, not launched
+        run()
+        sync and sync()  # GPU work is asynchronous: time it finished, not launched
         best = min(best, time.perf_counter() - t)
     return best
 
@@ -71,17 +84,19 @@ class FastestEngine(Engine):
     ``meta.precision`` become the winner's once it is chosen.
     """
 
-    def __init__(self, candidates: dict[str, Callable[[], Engine]], key: str):
+    def __init__(self, candidates: dict[str, Callable[[], Engine]], key: str, host: bool = False):
         self.candidates = candidates
+        self.host = host  # every candidate is a host engine
         self.key = f"{key}|{machine_tag()}"
         first = next(iter(candidates))
         self.opened: dict[str, Engine] = {first: candidates[first]()}
         self.meta = dataclasses.replace(self.opened[first].meta)
         self.meta.backend = f"auto({'|'.join(candidates)})"
-        self.device = self.opened[first].device
-        self.dtype = torch.float32
-        if self.device.type == "cuda":
-            self.key += f"|{torch.cuda.get_device_name(self.device)}"
+        if not host:
+            self.device = self.opened[first].device
+            self.dtype = torch.float32
+            if self.device.type == "cuda":
+                self.key += f"|{torch.cuda.get_device_name(self.device)}"
         self.chosen: Engine | None = None
         self.choice: dict = {}
 
@@ -90,8 +105,9 @@ class FastestEngine(Engine):
             self.opened[name] = self.candidates[name]()
         return self.opened[name]
 
-    def choose(self, x: torch.Tensor) -> Engine:
-        """Pick (or recall) the fastest candidate for batches shaped like ``x``."""
+    def choose(self, x) -> Engine:
+        """Pick (or recall) the fastest candidate for batches shaped like ``x`` (a tensor, or a
+        numpy array for host candidates)."""
         known = _known()
         key = f"{self.key}|{'x'.join(map(str, x.shape))}"
         if key in known and known[key]["backend"] in self.candidates:
@@ -117,6 +133,9 @@ class FastestEngine(Engine):
     def _run(self, x, stats, mix, collect=False):
         engine = self.chosen or self.choose(x)
         return engine._run(x.to(engine.device, engine.dtype), stats, mix, collect)
+
+    def run_host(self, x: np.ndarray) -> np.ndarray:
+        return (self.chosen or self.choose(x)).run_host(x)
 
     def describe(self) -> str:
         if self.chosen is None:

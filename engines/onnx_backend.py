@@ -1,5 +1,7 @@
 """ONNX Runtime engine: any image-to-image ONNX model, CPU or the CUDA provider when installed."""
 
+from __future__ import annotations
+
 import json
 import re
 from dataclasses import dataclass
@@ -121,14 +123,23 @@ class OnnxEngine(Engine):
             op = re.search(r"implementation for (\w+)\(|[Oo]p type[: ]+'?(\w+)", msg)
             what = f"unsupported operator {next(g for g in op.groups() if g)}" if op else msg.splitlines()[0][:200]
             raise EngineError(f"{path}: ONNX Runtime cannot run this model ({what})") from None
-        self.device = torch.device("cuda" if providers[0].startswith("CUDA") else "cpu")
+        self.host = not providers[0].startswith("CUDA")
+        if not self.host:
+            self.device = torch.device("cuda")
         inputs = [GraphInput(i.name, [d if isinstance(d, int) else None for d in i.shape],
                              _NP.get(i.type, np.float32)) for i in self.session.get_inputs()]
         self.binding = bind_inputs(path, inputs, consts)
         self.np_dtype = self.binding.image.dtype
-        self.dtype = torch.float16 if self.np_dtype == np.float16 else torch.float32
+        if self.np_dtype == np.float16:
+            self.dtype = torch.float16
         self.meta = graph_meta(path, info, self.binding, input_range, "onnxruntime")
         self.outputs = [o.name for o in self.session.get_outputs()]
+
+    def run_host(self, x: np.ndarray) -> np.ndarray:
+        feed = {self.binding.image.name: x.astype(self.np_dtype, copy=False), **self.binding.consts}
+        if self.binding.stats_io:
+            feed.update(stats_feed(x, None, 0.0, self.meta.stats_width))
+        return np.asarray(self.session.run([self.outputs[0]], feed)[0], dtype=np.float32)
 
     def _run(self, x, stats, mix, collect=False):
         feed = {self.binding.image.name: x.detach().cpu().numpy().astype(self.np_dtype), **self.binding.consts}

@@ -14,12 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from .base import Engine, cache_dir, write_json
+from .base import Engine, cache_dir, sha256, write_json
 from .errors import EngineError
-from .export import sha256
-from .metrics import psnr, smooth_image
 from .onnx_backend import Binding, GraphInput, bind_inputs, graph_meta, read_onnx_meta, stats_feed
 
 PRECISIONS = {"fp32": "f32", "bf16": "bf16"}
@@ -90,17 +87,20 @@ class _Graph:
 
 class OpenVINOEngine(Engine):
     """Runs an ONNX or IR graph with OpenVINO on the CPU. precision: auto, fp32 or bf16.
+    A host engine: whole frames come as numpy arrays (``run_host``), no torch involved.
 
     ``stats_graph`` (with ``stats_width``): where the same model with statistics inputs/outputs
     is, for a ``path`` graph without them (``onnx_stats.plain_graph``, a plain checkpoint export);
     opened at the first call that gives or collects statistics. Plain calls run ``path``.
     """
 
+    host = True
+
     def __init__(self, path: str | Path, device=None, input_range: tuple[float, float] | None = None,
                  consts: dict | None = None, precision: str = "auto", threads: int = 0,
                  stats_graph: Callable[[], Path] | None = None, stats_width: int = 0):
         path = Path(path)
-        if device is not None and torch.device(device).type != "cpu":
+        if device is not None and str(device).split(":")[0] != "cpu":
             raise EngineError(f"the OpenVINO backend runs on the CPU, not {device}",
                               hint="use --backend onnxruntime or a .plan for a GPU")
         if precision not in ("auto", *PRECISIONS):
@@ -161,6 +161,9 @@ class OpenVINOEngine(Engine):
         verdicts = cache_dir("openvino") / "precision.json"
         known = json.loads(verdicts.read_text()) if verdicts.exists() else {}
         if self.key not in known:
+            import torch
+
+            from .metrics import psnr, smooth_image
             side = max(_PROBE_SIDE, self.meta.size_multiple)
             lo, hi = self.meta.input_range
             x = (smooth_image(self.meta.in_channels, side, side, torch.Generator().manual_seed(0)) + 1) / 2
@@ -176,21 +179,32 @@ class OpenVINOEngine(Engine):
         return self.probe["precision"]
 
     def _request_run(self, graph: _Graph, request, x, stats, mix):
-        feed = {graph.binding.image.name: x.detach().cpu().numpy().astype(graph.binding.image.dtype),
-                **graph.binding.consts}
+        import torch
+        y, own = self._infer(graph, request, x.detach().cpu().numpy(), stats, mix)
+        return torch.from_numpy(y), (torch.from_numpy(own) if own is not None else None)
+
+    def _infer(self, graph: _Graph, request, x: np.ndarray, stats=None, mix: float = 0.0):
+        """(output float32, own statistics or None) of numpy ``x`` on one compiled request."""
+        feed = {graph.binding.image.name: x.astype(graph.binding.image.dtype, copy=False), **graph.binding.consts}
         if graph.binding.stats_io:
             feed.update(stats_feed(x, stats, mix, self.meta.stats_width))
         res = request.infer(feed)
         by_name = {port.get_any_name(): value for port, value in res.items()}
-        y = torch.from_numpy(np.array(by_name[graph.outputs[0]], dtype=np.float32))
-        own = torch.from_numpy(np.array(by_name["own_stats"])) if graph.binding.stats_io else None
-        return y, own
+        y = np.array(by_name[graph.outputs[0]], dtype=np.float32)
+        return y, (np.array(by_name["own_stats"]) if graph.binding.stats_io else None)
 
-    def _run(self, x, stats, mix, collect=False):
-        graph = self._graph(stats is not None or collect)
-        key = (graph.binding.stats_io, *x.shape)
+    def _request(self, graph: _Graph, shape):
+        key = (graph.binding.stats_io, *shape)
         if key not in self._compiled:
             if len(self._compiled) >= 4:  # frame sizes change rarely; keep the newest few
                 self._compiled.pop(next(iter(self._compiled)))
-            self._compiled[key] = self._compile(graph, x.shape, self.meta.precision)
-        return self._request_run(graph, self._compiled[key], x, stats, mix)
+            self._compiled[key] = self._compile(graph, shape, self.meta.precision)
+        return self._compiled[key]
+
+    def _run(self, x, stats, mix, collect=False):
+        graph = self._graph(stats is not None or collect)
+        return self._request_run(graph, self._request(graph, x.shape), x, stats, mix)
+
+    def run_host(self, x: np.ndarray) -> np.ndarray:
+        graph = self.graphs[False]
+        return self._infer(graph, self._request(graph, x.shape), x)[0]

@@ -1,14 +1,26 @@
 """streamgan: trained image-to-image GAN generators as fast video and live-stream filters."""
 
-__version__ = "0.1.0"
+from ._lazy import lazy_torch
 
-from .checkpoints import load_generator, save_generator  # noqa: E402
-from .engine import open_engine  # noqa: E402
-from .errors import StreamganError  # noqa: E402
-from .translate import TranslateOptions, Translator  # noqa: E402
+lazy_torch()  # before anything imports it: ONNX/OpenVINO runs never load torch
+
+__version__ = "0.1.0"
 
 __all__ = ["load_generator", "save_generator", "open_engine", "StreamganError", "TranslateOptions",
            "Translator", "translate_video", "__version__"]
+
+_EXPORTS = {"load_generator": "checkpoints", "save_generator": "checkpoints", "open_engine": "engine",
+            "StreamganError": "errors", "TranslateOptions": "translate", "Translator": "translate"}
+
+
+def __getattr__(name: str):
+    """The public names, each imported from its module on first use."""
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'streamgan' has no attribute {name!r}")
+    import importlib
+    value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    globals()[name] = value
+    return value
 
 
 def translate_video(*args, **kwargs):

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import torch
 
-from engines.base import EngineMeta
-from engines.export import export_onnx, sha256
+from engines.base import EngineMeta, sha256
+from engines.export import export_onnx
 from engines.metrics import max_error, psnr, smooth_image
 
 from .checkpoints import load_generator

@@ -42,23 +42,27 @@ def cmd_run(args) -> int:
     return 0
 
 
-def _commands() -> dict:
-    """Subcommands defined next to the library code they call: name -> (handler, help)."""
-    from .bench import cmd_bench
-    from .build import cmd_build
-    from .demo import cmd_demo
-    from .temporal_eval import cmd_eval_temporal
-    from .train.cli import cmd_train
-    from .webcam import cmd_webcam
-    return {"demo": (cmd_demo, "turn a synthetic day clip into night with the bundled model (offline)"),
-            "bench": (cmd_bench, "latency/throughput of engines through the pipeline stages"),
-            "webcam": (cmd_webcam, "live filter on a camera (or a file played in real time)"),
-            "eval-temporal": (cmd_eval_temporal, "warping error (flicker) of translated videos"),
-            "build": (cmd_build, "compile a checkpoint or ONNX model to .onnx, .pt2 or .plan"),
-            "train": (cmd_train, "train a CycleGAN or pix2pix generator")}
+# Subcommands defined next to the library code they call: name -> (module, handler, help). Only
+# the module of the command being run is imported (the others can import torch; ``run`` with an
+# ONNX model on a CPU never needs it).
+COMMANDS = {
+    "demo": ("demo", "cmd_demo", "turn a synthetic day clip into night with the bundled model (offline)"),
+    "bench": ("bench", "cmd_bench", "latency/throughput of engines through the pipeline stages"),
+    "webcam": ("webcam", "cmd_webcam", "live filter on a camera (or a file played in real time)"),
+    "eval-temporal": ("temporal_eval", "cmd_eval_temporal", "warping error (flicker) of translated videos"),
+    "build": ("build", "cmd_build", "compile a checkpoint or ONNX model to .onnx, .xml, .pt2 or .plan"),
+    "train": ("train.cli", "cmd_train", "train a CycleGAN or pix2pix generator"),
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _handler(name: str):
+    import importlib
+    module, fn, _ = COMMANDS[name]
+    return getattr(importlib.import_module(f".{module}", __package__), fn)
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; only ``command``'s arguments are defined in full (all of them when None)."""
     from . import __doc__ as about
     from . import __version__
     parser = argparse.ArgumentParser(prog="streamgan", description=about)
@@ -81,15 +85,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report", default=None, help="write the run report as JSON here")
     p.set_defaults(fn=cmd_run)
 
-    for name, (fn, help_) in _commands().items():
+    for name, (_, _, help_) in COMMANDS.items():
         p = sub.add_parser(name, help=help_)
-        fn.add_args(p)
-        p.set_defaults(fn=fn)
+        if command in (None, name):
+            fn = _handler(name)
+            fn.add_args(p)
+            p.set_defaults(fn=fn)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    command = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(command if command in COMMANDS or command in ("run", "info") else None)
     args = parser.parse_args(argv)
     try:
         return args.fn(args)

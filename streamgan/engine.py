@@ -1,24 +1,24 @@
 """Open any engine file by its suffix; generator checkpoints become torch (or OpenVINO) engines."""
 
+from __future__ import annotations
+
 import copy
 import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
-import torch
-from torch import nn
+import torch  # lazily loaded (streamgan._lazy): ONNX and IR engines on a CPU never touch it
 
 from engines.base import Engine, EngineMeta
-from engines.receptive import receptive_radius
 
-from .checkpoints import load_generator
 from .errors import EngineError, InputError, OptionError
 
 CHECKPOINT_SUFFIXES = (".pth", ".pt", ".safetensors")
 
 
-def generator_meta(model: nn.Module) -> EngineMeta:
+def generator_meta(model: torch.nn.Module) -> EngineMeta:
     """Engine metadata of a loaded generator (architecture, ranges, size multiple, radius)."""
+    from engines.receptive import receptive_radius
     info = model.info
     return EngineMeta(arch=info.arch, input_range=tuple(info.input_range),
                       output_range=(-1.0, 1.0), in_channels=info.input_nc, out_channels=info.output_nc,
@@ -47,11 +47,21 @@ def _on_cpu(device) -> bool:
     return (torch.device(device).type == "cpu") if device is not None else not torch.cuda.is_available()
 
 
-def _checkpoint_onnx(path: Path, model: nn.Module, meta: EngineMeta, opts: dict, stats: bool = True) -> Path:
+def _graph_on_cpu(device) -> bool:
+    """Where an ONNX graph runs, decided without loading torch when it can be: the CPU unless a
+    CUDA device is named, or ONNX Runtime has its CUDA provider and a GPU is there."""
+    if device is not None:
+        return str(device).split(":")[0] == "cpu"
+    import onnxruntime as ort
+    return "CUDAExecutionProvider" not in ort.get_available_providers() or not torch.cuda.is_available()
+
+
+def _checkpoint_onnx(path: Path, model: torch.nn.Module, meta: EngineMeta, opts: dict, stats: bool = True) -> Path:
     """The checkpoint exported to ONNX once, kept in the cache (keyed by its bytes and load options);
     ``stats=False``: the plain graph (image -> output, one InstanceNormalization op a norm)."""
     from engines.base import cache_dir
-    from engines.export import export_onnx, sha256
+    from engines.base import sha256
+    from engines.export import export_onnx
     tag = sha256(f"{sha256(path.read_bytes())}|{opts.get('arch')}|{opts.get('bn_stats', 'batch')}".encode())[:20]
     onnx_path = cache_dir("onnx") / f"{tag}{'' if stats else '-plain'}.onnx"
     if not onnx_path.exists():
@@ -64,6 +74,8 @@ def _checkpoint_onnx(path: Path, model: nn.Module, meta: EngineMeta, opts: dict,
 
 def _open_checkpoint(path: Path, device, opts: dict) -> Engine:
     from engines.torch_backend import TorchEngine
+
+    from .checkpoints import load_generator
     model = load_generator(path, arch=opts.get("arch"), bn_stats=opts.get("bn_stats", "batch"),
                            dropout=opts.get("dropout", False))
     meta = generator_meta(model)
@@ -134,9 +146,9 @@ def _open_onnx(path: Path, device, opts: dict) -> Engine:
 
     if backend == "openvino":
         engine = openvino_engine()
-    elif backend == "auto" and _on_cpu(device):
+    elif backend == "auto" and _graph_on_cpu(device):
         from engines.fastest import FastestEngine
-        engine = FastestEngine({"openvino": openvino_engine, "onnxruntime": ort_engine},
+        engine = FastestEngine({"openvino": openvino_engine, "onnxruntime": ort_engine}, host=True,
                                key=f"{given.resolve()}:{given.stat().st_mtime_ns}|{opts.get('precision')}")
     else:
         engine = ort_engine()
@@ -153,13 +165,12 @@ def _measured_geometry(path: Path, meta: EngineMeta, kw: dict) -> dict:
     256 px probe), cached by the graph's bytes."""
     import json
 
-    from engines.base import cache_dir
-    from engines.export import sha256
-    from engines.onnx_backend import OnnxEngine
-    from engines.receptive import measured_multiple, measured_radius
+    from engines.base import cache_dir, sha256
     store = cache_dir("onnx") / f"{sha256(path.read_bytes())[:20]}-geometry.json"
     if store.exists():
         return json.loads(store.read_text())
+    from engines.onnx_backend import OnnxEngine
+    from engines.receptive import measured_multiple, measured_radius
     with OnnxEngine(path, device="cpu", **kw) as probe:
         fixed: dict = {}
 

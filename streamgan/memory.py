@@ -6,10 +6,11 @@ layer's output (peak ~ input + output + workspace of the largest layer, 3x its o
 whose memory torch cannot see fall back to a fixed pixel limit.
 """
 
-import torch
-from torch import nn
+from __future__ import annotations
 
-from engines.base import Engine
+import torch
+
+from engines.base import Engine, on_cuda
 
 _CPU_SHARE = 0.5  # of the memory the system reports available
 _GPU_SHARE = 0.8  # of the device's free memory
@@ -30,7 +31,7 @@ def available_bytes(device: torch.device) -> int:
     return 0
 
 
-def _largest_output_bytes(module: nn.Module, x: torch.Tensor) -> int:
+def _largest_output_bytes(module: torch.nn.Module, x: torch.Tensor) -> int:
     sizes = []
     hooks = [m.register_forward_hook(lambda _m, _i, out: sizes.append(out.numel() * out.element_size())
                                      if isinstance(out, torch.Tensor) else None)
@@ -47,6 +48,8 @@ def _largest_output_bytes(module: nn.Module, x: torch.Tensor) -> int:
 def bytes_per_pixel(engine: Engine) -> float | None:
     """Measured activation bytes per input pixel of ``engine`` (None: cannot be measured here)."""
     side = max(64, 2 * engine.meta.size_multiple)
+    if engine.host:  # a runtime's own memory, which torch cannot see
+        return None
     x = torch.zeros(1, engine.meta.in_channels, side, side)
     if engine.device.type == "cuda":
         torch.cuda.synchronize(engine.device)
@@ -70,9 +73,9 @@ def full_frame_decision(engine: Engine, height: int, width: int) -> tuple[bool, 
         return fits, (f"{'full frame' if fits else 'tiles'}: {height}x{width} against the "
                       f"{_FALLBACK_PIXELS / 1e6:.1f} Mpx limit (this engine's memory use cannot be measured)")
     need = per_px * height * width
-    share = _GPU_SHARE if engine.device.type == "cuda" else _CPU_SHARE
+    share = _GPU_SHARE if on_cuda(engine) else _CPU_SHARE
     budget = available_bytes(engine.device) * share
     fits = need <= budget
-    where = "free on the GPU" if engine.device.type == "cuda" else "of available RAM"
+    where = "free on the GPU" if on_cuda(engine) else "of available RAM"
     return fits, f"{'full frame' if fits else 'tiles'}: activations ~{need / 1e9:.2f} GB at {height}x{width} " \
                  f"({per_px:.0f} B/px measured), budget {budget / 1e9:.1f} GB ({share:.0%} {where})"

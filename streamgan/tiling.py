@@ -8,6 +8,8 @@ up to the receptive radius away from the tile's edge, so pixels whose context wa
 tile border get no weight. The windows of neighbours sum to 1.
 """
 
+from __future__ import annotations
+
 import math
 from dataclasses import dataclass
 
@@ -55,7 +57,7 @@ class TilePlan:
     padded: tuple[int, int]
     tile: tuple[int, int]
     boxes: tuple[tuple[int, int], ...]
-    windows: torch.Tensor  # (len(boxes), tile_h, tile_w) float32
+    windows: torch.Tensor | None  # (len(boxes), tile_h, tile_w) float32; None for the whole frame
 
     @property
     def full_frame(self) -> bool:
@@ -67,7 +69,7 @@ class TilePlan:
         """tile 0: one full-frame tile. Otherwise ``tile`` (rounded to ``multiple``) with ``overlap``."""
         ph, pw = round_up(height, multiple), round_up(width, multiple)
         if tile <= 0:
-            return cls(height, width, (ph, pw), (ph, pw), ((0, 0),), torch.ones(1, ph, pw))
+            return cls(height, width, (ph, pw), (ph, pw), ((0, 0),), None)  # nothing to blend
         t = max(multiple, round_up(tile, multiple))
         th, tw = min(t, ph), min(t, pw)
         ys = _positions(ph, th, overlap, multiple)

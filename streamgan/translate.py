@@ -2,8 +2,11 @@
 
 Every source (image files, video, camera) hands RGB uint8 HxWx3 arrays to a Translator.
 On CUDA the pre/post-processing and blending run as Triton kernels; on the CPU the torch
-references do the same arithmetic.
+references do the same arithmetic. Whole frames for host engines (ONNX Runtime, OpenVINO on the
+CPU) go through numpy with the same arithmetic, and torch is never loaded (``streamgan._lazy``).
 """
+
+from __future__ import annotations
 
 import time
 from collections import defaultdict
@@ -11,12 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-import kernels
-from engines.base import Engine
-from engines.streamed import exact_tiled
-from kernels import reference
+from engines.base import Engine, on_cuda
 
 from .errors import OptionError
 from .memory import full_frame_decision
@@ -64,7 +63,8 @@ class Translator:
         self.opt = options or TranslateOptions()
         self.opt.check()
         self.meta = engine.meta
-        self.ops = kernels if engine.device.type == "cuda" and kernels.triton_available() else reference
+        self.cuda = on_cuda(engine)
+        self._ops = None
         self._plans: dict[tuple[int, int], TilePlan] = {}
         self._stats: torch.Tensor | None = None
         self.times: dict[str, float] = defaultdict(float)
@@ -72,6 +72,14 @@ class Translator:
         self.decision = ""  # why the latest plan is full frame or tiles
         self.frames = 0
         self._staging: dict[int, torch.Tensor] = {}  # pinned host buffers of the YUV frame path
+
+    @property
+    def ops(self):
+        """Pre/post-processing and blending: the Triton kernels on CUDA, the torch references elsewhere."""
+        if self._ops is None:
+            import kernels
+            self._ops = kernels if self.cuda and kernels.triton_available() else kernels.reference
+        return self._ops
 
     def plan(self, height: int, width: int) -> TilePlan:
         key = (height, width)
@@ -104,7 +112,7 @@ class Translator:
         if self.opt.norm_stats:
             return self.opt.norm_stats
         torch_module = getattr(self.engine, "plain_module", None) is not None
-        return "exact" if torch_module and self.engine.device.type == "cpu" else "thumbnail"
+        return "exact" if torch_module and not self.cuda else "thumbnail"
 
     def exact(self, plan: TilePlan) -> bool:
         """Layer-by-layer tiles (they need the torch module of a checkpoint)."""
@@ -127,7 +135,7 @@ class Translator:
         h, w = x.shape[-2:]
         scale = min(1.0, self.opt.thumbnail / max(h, w))
         th, tw = max(m, round_up(int(h * scale), m)), max(m, round_up(int(w * scale), m))
-        thumb = F.interpolate(x.float(), size=(th, tw), mode="area") if (th, tw) != (h, w) else x
+        thumb = torch.nn.functional.interpolate(x.float(), size=(th, tw), mode="area") if (th, tw) != (h, w) else x
         stats = self.engine.collect_stats(thumb)
         if self._stats is not None and self.opt.stats_ema > 0:
             stats = self.opt.stats_ema * self._stats + (1 - self.opt.stats_ema) * stats
@@ -135,7 +143,7 @@ class Translator:
         return stats
 
     def _tick(self, stage: str, t0: float) -> float:
-        if self.engine.device.type == "cuda":
+        if self.cuda:
             torch.cuda.synchronize(self.engine.device)
         t1 = time.perf_counter()
         self.times[stage] += t1 - t0
@@ -147,7 +155,7 @@ class Translator:
         thumbnail statistics, an RGB -> RGB model, and the conversion kernels runnable here."""
         plan = self.plan(height, width)
         return (plan.full_frame and self.meta.in_channels == 3 and self.meta.out_channels == 3
-                and plan.padded == (height, width) and kernels.triton_available())
+                and plan.padded == (height, width) and _triton_available())
 
     def translate_planes(self, planes: tuple[np.ndarray, ...], fmt: dict) -> tuple[np.ndarray, ...]:
         """The YUV frame path: decoded planes -> translated planes of the same format, converted on
@@ -191,11 +199,35 @@ class Translator:
         dtype = (torch.uint8 if like.dtype == np.uint8 else torch.int16) if is_np else like.dtype
         buf = self._staging.get(slot)
         if buf is None or buf.shape != tuple(like.shape) or buf.dtype != dtype:
-            buf = torch.empty(tuple(like.shape), dtype=dtype, pin_memory=self.engine.device.type == "cuda")
+            buf = torch.empty(tuple(like.shape), dtype=dtype, pin_memory=self.cuda)
             self._staging[slot] = buf
         if is_np:
             buf.numpy().view(like.dtype)[...] = like
         return buf
+
+    def _host_frame(self, rgb: np.ndarray, t: float) -> np.ndarray:
+        """A whole frame through a host engine in numpy: the references' arithmetic (scale and
+        offset in fp32; clamp, round half to even), padded like the torch path."""
+        h, w = rgb.shape[:2]
+        ph, pw = self.plan(h, w).padded
+        lo, hi = self.meta.input_range
+        if (ph, pw) != (h, w):
+            mode = "reflect" if ph - h < h and pw - w < w else "edge"
+            rgb = np.pad(rgb, ((0, ph - h), (0, pw - w), (0, 0)), mode=mode)
+        x = np.empty((1, rgb.shape[2], ph, pw), np.float32)
+        np.multiply(rgb.transpose(2, 0, 1), np.float32((hi - lo) / 255.0), out=x[0], dtype=np.float32)
+        x += np.float32(lo)
+        t = self._tick("preprocess", t)
+        y = self.engine.run_host(x)
+        t = self._tick("infer", t)
+        olo, ohi = self.meta.output_range
+        v = y[0, :, :h, :w]
+        v = (v - np.float32(olo)) * np.float32(255.0 / (ohi - olo))
+        out = np.rint(np.clip(v, 0, 255, out=v), out=v).astype(np.uint8).transpose(1, 2, 0)
+        out = np.ascontiguousarray(np.broadcast_to(out, (h, w, 3)) if out.shape[-1] == 1 else out)
+        self._tick("postprocess", t)
+        self.frames += 1
+        return out
 
     def __call__(self, rgb: np.ndarray) -> np.ndarray:
         t = time.perf_counter()
@@ -203,6 +235,8 @@ class Translator:
         if self.meta.in_channels == 1:
             rgb = rgb.mean(axis=2, keepdims=True).round().astype(np.uint8)
         plan = self.plan(h, w)
+        if self.engine.host and plan.full_frame:
+            return self._host_frame(rgb, t)
         lo, hi = self.meta.input_range
         frame = torch.from_numpy(np.ascontiguousarray(rgb)).to(self.engine.device)
         ph, pw = plan.padded
@@ -210,7 +244,7 @@ class Translator:
         x = self.ops.preprocess(frame, dtype=wire, lo=lo, hi=hi).to(self.engine.dtype)
         if (ph, pw) != (h, w):
             mode = "reflect" if ph - h < h and pw - w < w else "replicate"
-            x = F.pad(x.float(), (0, pw - w, 0, ph - h), mode=mode).to(self.engine.dtype)
+            x = torch.nn.functional.pad(x.float(), (0, pw - w, 0, ph - h), mode=mode).to(self.engine.dtype)
         t = self._tick("preprocess", t)
         stats = self._thumbnail_stats(x) if self.uses_thumbnail(plan) else None
         t = self._tick("stats", t)
@@ -219,6 +253,7 @@ class Translator:
             if plan.full_frame:
                 y = self.engine.infer(x, stats)
             else:  # layer by layer on host activations, convolutions in tile-sized blocks
+                from engines.streamed import exact_tiled
                 y = exact_tiled(self.engine.plain_module, x, max(plan.tile), self.engine.device)
                 y = y.to(self.engine.device, torch.float32)
             t = self._tick("infer", t)
@@ -241,3 +276,8 @@ class Translator:
         self._tick("postprocess", t)
         self.frames += 1
         return np.ascontiguousarray(result)
+
+
+def _triton_available() -> bool:
+    import kernels
+    return kernels.triton_available()

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from engines.base import Engine
+from engines.base import Engine, on_cuda
 
 from .errors import InputError, OptionError, OutputError, PipelineError
 from .images import expand_images, is_image
@@ -89,7 +89,7 @@ def translate_video(input: str | Path, output: str | Path, engine: Engine, *,
     check_output(output, [input], overwrite)
     reader = VideoReader(input, start, duration)
     translator = Translator(engine, options)
-    smoother = make_smoother(temporal, temporal_strength, device=engine.device)
+    smoother = make_smoother(temporal, temporal_strength, device=engine.device if on_cuda(engine) else None)
     h, w = reader.info.height, reader.info.width
     total = reader.expected_frames() or (
         int(round((duration or reader.info.duration or 0) * float(reader.info.rate or 0))) or None)
@@ -202,7 +202,7 @@ def yuv_format(engine: Engine, reader: VideoReader, writer: VideoWriter, transla
     input, or --pix-fmt naming it) and frames go whole through the model. STREAMGAN_YUV_PATH=off
     turns it off; =on takes it off CUDA too (the kernels then need TRITON_INTERPRET=1: tests)."""
     info, force = reader.info, os.environ.get("STREAMGAN_YUV_PATH", "auto")
-    if force == "off" or (engine.device.type != "cuda" and force != "on"):
+    if force == "off" or (not on_cuda(engine) and force != "on"):
         return None
     if info.pix_fmt not in PLANAR_FORMATS or not same_layout(writer.stream.pix_fmt, info.pix_fmt):
         return None

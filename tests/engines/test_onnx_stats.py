@@ -1,5 +1,7 @@
 """Third-party ONNX graphs: instance norm found (op and decomposed forms), statistics exposed."""
 
+import json
+
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -11,7 +13,7 @@ from engines.onnx_stats import expose_norm_stats, find_instance_norms, plain_gra
 from streamgan import open_engine
 from streamgan.cli import main
 from streamgan.translate import TranslateOptions, Translator
-from tests.streamgan.helpers import textured_frames
+from tests.streamgan.helpers import textured_frames, write_clip
 
 
 class DecomposedIN(nn.Module):
@@ -152,3 +154,34 @@ def test_plain_graph_folds_bound_inputs_and_fuses_every_norm(tmp_path):
         assert (kinds.count("MVN") == 3) == fused, kinds
     # a second value of the bound input is a second graph
     assert plain_graph(path, {"gains": gains * 2})[0] != plain
+
+
+def test_onnx_video_run_on_the_cpu_never_loads_torch(style_onnx, tmp_path):
+    """The host path: whole frames in numpy through OpenVINO / ONNX Runtime, the same pixels as
+    the torch path, and a CLI run that never imports torch (streamgan._lazy)."""
+    import os
+    import subprocess
+    import sys
+    frame = textured_frames(1, 70, 90, seed=5)[0]  # not a multiple of the stride: padded
+    for backend in ("openvino", "onnxruntime"):
+        with open_engine(style_onnx, backend=backend, input_range=(0.0, 1.0), precision="fp32") as eng:
+            assert eng.host
+            host = Translator(eng)(frame)
+            eng.host = False  # the same engine through the torch tensors path
+            assert np.array_equal(Translator(eng)(frame), host)
+    clip, out = write_clip(tmp_path / "in.mp4", textured_frames(6, 64, 96), audio_streams=1), tmp_path / "out.mp4"
+    code = ("import sys; from streamgan.cli import main; from streamgan._lazy import torch_loaded; "
+            "rc = main(sys.argv[1:]); print('torch loaded:', torch_loaded()); sys.exit(rc)")
+    r = subprocess.run([sys.executable, "-c", code, "run", "--engine", str(style_onnx), "--range", "0,1",
+                        "--input", str(clip), "--no-progress", "--report", str(tmp_path / "r.json"),
+                        "--output", str(out)],
+                       capture_output=True, text=True, env={**os.environ, "STREAMGAN_CACHE": str(tmp_path / "c")})
+    assert r.returncode == 0, r.stderr
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["frames_in"] == report["frames_out"] == 6 and report["engine"].endswith("cached choice)") is False
+    # the first run measures the backends and probes the graph (that may load torch); the next does not
+    r = subprocess.run(r.args[:-1] + [str(tmp_path / "again.mp4")], capture_output=True, text=True,
+                       env={**os.environ, "STREAMGAN_CACHE": str(tmp_path / "c")})
+    assert r.returncode == 0 and "torch loaded: False" in r.stdout, (r.stdout, r.stderr)
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["frames_out"] == 6 and "cached choice" in report["engine"]
