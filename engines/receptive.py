@@ -1,11 +1,14 @@
 """Receptive radius of a convolutional generator, walked off its modules in definition order."""
 
+from __future__ import annotations
+
 import math
 
-from torch import nn
+import numpy as np
+import torch
 
 
-def receptive_radius(module: nn.Module) -> int:
+def receptive_radius(module: torch.nn.Module) -> int:
     """Pixels of context each output pixel sees on one side (ResNet-9 at 256: about 84).
 
     Convolutions add (k - 1) / 2 * dilation at the current stride; strided convs multiply the
@@ -14,48 +17,44 @@ def receptive_radius(module: nn.Module) -> int:
     """
     radius, jump = 0.0, 1.0
     for m in module.modules():
-        if isinstance(m, nn.ConvTranspose2d):
+        if isinstance(m, torch.nn.ConvTranspose2d):
             jump /= m.stride[0]
             radius += (m.kernel_size[0] - 1) / 2 * jump
-        elif isinstance(m, nn.Conv2d):
+        elif isinstance(m, torch.nn.Conv2d):
             radius += (m.kernel_size[0] - 1) / 2 * m.dilation[0] * jump
             jump *= m.stride[0]
     return int(math.ceil(radius))
 
 
 def measured_radius(run, channels: int, value_range: tuple[float, float], side: int = 256) -> int:
-    """Receptive radius of a black-box image-to-image function, by experiment: one input pixel in
-    the middle of a ``side`` x ``side`` image changes, and the farthest output pixel that moves by
-    more than 1e-3 of the largest change bounds the context (global effects of per-image statistics
-    are orders of magnitude smaller). ``side // 2`` means "at least that"."""
-    import torch
-    g = torch.Generator().manual_seed(0)
+    """Receptive radius of a black-box image-to-image function (numpy (1, C, H, W) in and out), by
+    experiment: one input pixel in the middle of a ``side`` x ``side`` image changes, and the
+    farthest output pixel that moves by more than 1e-3 of the largest change bounds the context
+    (global effects of per-image statistics are orders of magnitude smaller). ``side // 2`` means
+    "at least that"."""
     lo, hi = value_range
-    x = lo + (hi - lo) * torch.rand(1, channels, side, side, generator=g)
+    x = (lo + (hi - lo) * np.random.default_rng(0).random((1, channels, side, side))).astype(np.float32)
     y0 = run(x)
     x[..., side // 2, side // 2] = lo + hi - x[..., side // 2, side // 2]
-    delta = (run(x) - y0).abs().amax(dim=(0, 1))
-    moved = torch.nonzero(delta > 1e-3 * delta.max())
+    delta = np.abs(run(x) - y0).max(axis=(0, 1))
+    moved = np.argwhere(delta > 1e-3 * delta.max())
     if not len(moved):
         return 0
-    centre = torch.tensor([side // 2, side // 2])
-    return int((moved - centre).abs().max())
+    return int(np.abs(moved - side // 2).max())
 
 
 def measured_multiple(run, channels: int, value_range: tuple[float, float], side: int = 256) -> int:
-    """The translation step a black-box generator is equivariant to (its total stride: 4 for a
-    ResNet generator): the smallest power-of-two shift of the input that shifts the output's interior
-    by the same amount (to 1% of the output's scale: far-away context leaves ~1e-3 behind, a shift
-    off the grid changes the output by tens of percent). Tiles must sit on this grid."""
-    import torch
-    g = torch.Generator().manual_seed(1)
+    """The translation step a black-box generator (numpy in and out) is equivariant to (its total
+    stride: 4 for a ResNet generator): the smallest power-of-two shift of the input that shifts the
+    output's interior by the same amount (to 1% of the output's scale: far-away context leaves ~1e-3
+    behind, a shift off the grid changes the output by tens of percent). Tiles must sit on this grid."""
     lo, hi = value_range
-    x = lo + (hi - lo) * torch.rand(1, channels, side, side, generator=g)
+    x = (lo + (hi - lo) * np.random.default_rng(1).random((1, channels, side, side))).astype(np.float32)
     y = run(x)
     inner = slice(side // 4, 3 * side // 4)
     for k in (1, 2, 4, 8, 16, 32):
-        shifted = run(torch.roll(x, shifts=(k, k), dims=(2, 3)))
-        a, b = torch.roll(y, shifts=(k, k), dims=(2, 3))[..., inner, inner], shifted[..., inner, inner]
-        if (a - b).abs().max() <= 1e-2 * (y.abs().max() + 1e-6):  # off-grid shifts move it by ~50%
+        shifted = run(np.roll(x, shift=(k, k), axis=(2, 3)))
+        a, b = np.roll(y, shift=(k, k), axis=(2, 3))[..., inner, inner], shifted[..., inner, inner]
+        if np.abs(a - b).max() <= 1e-2 * (np.abs(y).max() + 1e-6):  # off-grid shifts move it by ~50%
             return k
     return 64

@@ -176,8 +176,10 @@ def _measured_geometry(path: Path, meta: EngineMeta, kw: dict) -> dict:
 
         def run(x):  # with fixed statistics the effect of one pixel stays local
             if not probe.meta.stats_width:
-                return probe.infer(x)
-            return probe.infer(x, fixed.setdefault("stats", probe.collect_stats(x)))
+                return probe.run_numpy(x)[0]
+            if "stats" not in fixed:
+                fixed["stats"] = probe.run_numpy(x)[1]
+            return probe.run_numpy(x, fixed["stats"], 1.0)[0]
         try:
             facts = {"radius": measured_radius(run, meta.in_channels, meta.input_range),
                      "multiple": measured_multiple(run, meta.in_channels, meta.input_range)}
