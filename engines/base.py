@@ -96,9 +96,18 @@ class Engine:
     dtype = _Default(lambda: torch.float32)
     host: bool = False
 
+    inflight: int = 1  # host batches that can be started before the oldest must be collected
+
     def run_host(self, x: np.ndarray) -> np.ndarray:
         """A float32 (N, C, H, W) numpy batch through the model with its own statistics (host engines)."""
         raise NotImplementedError
+
+    def start_host(self, x: np.ndarray):
+        """Start ``x`` like ``run_host``; returns a function that waits for its output. At most
+        ``inflight`` may be outstanding, collected oldest first. Synchronous here; OpenVINO
+        overlaps them on its throughput streams."""
+        y = self.run_host(x)
+        return lambda: y
 
     def _run(self, x: torch.Tensor, stats: torch.Tensor | None, mix: float,
              collect: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:

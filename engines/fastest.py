@@ -137,6 +137,13 @@ class FastestEngine(Engine):
     def run_host(self, x: np.ndarray) -> np.ndarray:
         return (self.chosen or self.choose(x)).run_host(x)
 
+    def start_host(self, x: np.ndarray):
+        return (self.chosen or self.choose(x)).start_host(x)
+
+    @property
+    def inflight(self) -> int:
+        return self.chosen.inflight if self.chosen is not None else 1
+
     def describe(self) -> str:
         if self.chosen is None:
             return f"{self.meta.backend} (not yet measured)"

