@@ -86,18 +86,18 @@ class FastestEngine(Engine):
 
     def __init__(self, candidates: dict[str, Callable[[], Engine]], key: str, host: bool = False):
         self.candidates = candidates
-        self.host = host  # every candidate is a host engine
+        self.all_host = host  # every candidate is a host engine
+        self.chosen: Engine | None = None
         self.key = f"{key}|{machine_tag()}"
         first = next(iter(candidates))
         self.opened: dict[str, Engine] = {first: candidates[first]()}
         self.meta = dataclasses.replace(self.opened[first].meta)
         self.meta.backend = f"auto({'|'.join(candidates)})"
         if not host:
-            self.device = self.opened[first].device
+            self._device = self.opened[first].device
             self.dtype = torch.float32
             if self.device.type == "cuda":
                 self.key += f"|{torch.cuda.get_device_name(self.device)}"
-        self.chosen: Engine | None = None
         self.choice: dict = {}
 
     def _open(self, name: str) -> Engine:
@@ -139,6 +139,16 @@ class FastestEngine(Engine):
 
     def start_host(self, x: np.ndarray):
         return (self.chosen or self.choose(x)).start_host(x)
+
+    @property
+    def host(self) -> bool:
+        """Whole frames go in as numpy: all candidates take them, or the chosen one does."""
+        return self.chosen.host if self.chosen is not None else self.all_host
+
+    @property
+    def device(self):
+        return self.chosen.device if self.chosen is not None else (
+            torch.device("cpu") if self.all_host else self._device)
 
     @property
     def inflight(self) -> int:
