@@ -72,7 +72,9 @@ class Translator:
         self.decision = ""  # why the latest plan is full frame or tiles
         self.frames = 0
         self._staging: dict[int, torch.Tensor] = {}  # pinned host buffers of the YUV frame path
-        self._pending: deque = deque()  # frames started on a host engine: (tag, result, h, w)
+        self._pending: deque = deque()  # frames started, oldest first: (tag, function finishing it)
+        self._turn = 0  # frames started on the YUV path (buffer slots go round)
+        self._copy_stream = None  # CUDA stream of the YUV path's uploads and downloads
 
     @property
     def ops(self):
@@ -158,44 +160,74 @@ class Translator:
         return (plan.full_frame and self.meta.in_channels == 3 and self.meta.out_channels == 3
                 and plan.padded == (height, width) and _triton_available())
 
-    def translate_planes(self, planes: tuple[np.ndarray, ...], fmt: dict) -> tuple[np.ndarray, ...]:
+    def submit_planes(self, planes: tuple[np.ndarray, ...], fmt: dict, tag=None) -> list[tuple]:
         """The YUV frame path: decoded planes -> translated planes of the same format, converted on
         the engine's device in one kernel each way (``kernels.yuv``: the stream's matrix, range and
-        bit depth in ``fmt``), uploaded from and downloaded to pinned host buffers. No swscale."""
+        bit depth in ``fmt``). No swscale. Like ``submit``: returns the frames finished meanwhile as
+        (tag, planes), in order; ``flush()`` the rest.
+
+        On CUDA the copies overlap the model: planes go up from pinned buffers on a copy stream,
+        the compute stream waits for that upload (an event), converts, infers and converts back,
+        and the copy stream waits for that (an event) to bring the planes down into pinned buffers,
+        while the next frame is staged and started. ``PLANE_DEPTH`` frames are in flight, each with
+        its own buffers; a frame's buffers are reused only after its result was collected."""
         from kernels.yuv import rgb_to_yuv, yuv_to_rgb
-        t = time.perf_counter()
-        dev = self.engine.device
-        staged = [self._stage(p, i) for i, p in enumerate(planes)]
-        dev_planes = [s.to(dev, non_blocking=True) for s in staged]
+        done = []
+        while len(self._pending) >= PLANE_DEPTH:
+            done.append(self._finish())
+        slot = self._turn % PLANE_DEPTH
+        self._turn += 1
+        dev, cuda = self.engine.device, self.cuda
+        if cuda and self._copy_stream is None:
+            self._copy_stream = torch.cuda.Stream(dev)
+        compute = torch.cuda.current_stream(dev) if cuda else None
+        marks = _Marks(cuda)
+        staged = [self._stage(p, ("up", slot, i)) for i, p in enumerate(planes)]
+        with _on(self._copy_stream):
+            marks.mark("start", self._copy_stream)
+            dev_planes = [s.to(dev, non_blocking=True) for s in staged]
+            uploaded = marks.mark("uploaded", self._copy_stream)
+        if cuda:
+            compute.wait_event(uploaded)
+            for p in dev_planes:  # made on the copy stream, used on the compute stream
+                p.record_stream(compute)
         lo, hi = self.meta.input_range
-        wire = self._wire_dtype()
         fmt_layout = getattr(self.engine, "memory_format", torch.contiguous_format)
-        x = yuv_to_rgb(*dev_planes, lo=lo, hi=hi, dtype=wire, memory_format=fmt_layout, **fmt)
-        t = self._tick("preprocess", t)
+        x = yuv_to_rgb(*dev_planes, lo=lo, hi=hi, dtype=self._wire_dtype(), memory_format=fmt_layout, **fmt)
+        marks.mark("converted", compute)
         y = self.engine.infer(x.to(self.engine.dtype))
-        t = self._tick("infer", t)
+        marks.mark("inferred", compute)
         olo, ohi = self.meta.output_range
         out = rgb_to_yuv(y, lo=olo, hi=ohi, **fmt)
-        result = []
-        for i, p in enumerate(out):
-            host = self._stage(p, 3 + i)
-            host.copy_(p, non_blocking=True)
-            result.append(host)
-        if dev.type == "cuda":
-            torch.cuda.current_stream(dev).synchronize()
-        # copies: the encoder thread keeps them while the staging buffers take the next frame
-        planes_out = tuple(h.numpy().copy().view(np.uint16 if h.dtype == torch.int16 else np.uint8) for h in result)
-        self._tick("postprocess", t)
-        self.frames += 1
-        return planes_out
+        computed = marks.mark("computed", compute)
+        if cuda:
+            self._copy_stream.wait_event(computed)
+        with _on(self._copy_stream):
+            hosts = []
+            for i, p in enumerate(out):
+                hosts.append(self._stage(p, ("down", slot, i)).copy_(p, non_blocking=True))
+                if cuda:
+                    p.record_stream(self._copy_stream)
+            marks.mark("downloaded", self._copy_stream)
+
+        def finish() -> tuple[np.ndarray, ...]:
+            marks.wait("downloaded")
+            for stage, (a, b) in (("preprocess", ("start", "converted")), ("infer", ("converted", "inferred")),
+                                  ("postprocess", ("inferred", "downloaded"))):
+                self.times[stage] += marks.seconds(a, b)
+            self.frames += 1
+            # copies: the encoder thread keeps them while the buffers take a later frame
+            return tuple(h.numpy().copy().view(np.uint16 if h.dtype == torch.int16 else np.uint8) for h in hosts)
+        self._pending.append((tag, finish))
+        return done
 
     def _wire_dtype(self) -> torch.dtype:
         """The dtype converted frames are written in (the engine's, or fp32 for bf16 engines)."""
         return self.engine.dtype if self.engine.dtype in (torch.float16, torch.float32) else torch.float32
 
-    def _stage(self, like, slot: int) -> torch.Tensor:
-        """A pinned host buffer (plain memory off CUDA) shaped like a plane, reused per slot; an
-        upload slot is filled from the numpy plane."""
+    def _stage(self, like, slot) -> torch.Tensor:
+        """A pinned host buffer (plain memory off CUDA) shaped like a plane, reused per slot (any
+        key); an upload slot is filled from the numpy plane."""
         is_np = isinstance(like, np.ndarray)
         dtype = (torch.uint8 if like.dtype == np.uint8 else torch.int16) if is_np else like.dtype
         buf = self._staging.get(slot)
@@ -251,18 +283,22 @@ class Translator:
         t = time.perf_counter()
         x = self._host_in(rgb)
         t = self._tick("preprocess", t)
-        self._pending.append((tag, self.engine.start_host(x), h, w))
+        result = self.engine.start_host(x)
         self._tick("infer", t)
+
+        def finish() -> np.ndarray:
+            t = time.perf_counter()
+            y = result()
+            t = self._tick("infer", t)
+            out = self._host_out(y, h, w)
+            self._tick("postprocess", t)
+            return out
+        self._pending.append((tag, finish))
         return done
 
     def _finish(self) -> tuple:
-        tag, result, h, w = self._pending.popleft()
-        t = time.perf_counter()
-        y = result()
-        t = self._tick("infer", t)
-        out = self._host_out(y, h, w)
-        self._tick("postprocess", t)
-        return tag, out
+        tag, finish = self._pending.popleft()
+        return tag, finish()
 
     def flush(self) -> list[tuple]:
         """The frames still in flight, finished, as (tag, output)."""
@@ -320,3 +356,38 @@ class Translator:
 def _triton_available() -> bool:
     import kernels
     return kernels.triton_available()
+
+
+PLANE_DEPTH = 2  # YUV-path frames in flight: one computing while the next is staged and uploaded
+
+
+def _on(stream):
+    """``torch.cuda.stream(stream)``, or nothing off CUDA."""
+    from contextlib import nullcontext
+    return torch.cuda.stream(stream) if stream is not None else nullcontext()
+
+
+class _Marks:
+    """Named points of one frame's work: CUDA events recorded on a stream (read once the last has
+    completed), or wall-clock times where the work ran synchronously."""
+
+    def __init__(self, cuda: bool):
+        self.cuda, self.at = cuda, {}
+
+    def mark(self, name: str, stream):
+        if not self.cuda:
+            self.at[name] = time.perf_counter()
+            return None
+        event = torch.cuda.Event(enable_timing=True)
+        event.record(stream)
+        self.at[name] = event
+        return event
+
+    def wait(self, name: str) -> None:
+        if self.cuda:
+            self.at[name].synchronize()
+
+    def seconds(self, a: str, b: str) -> float:
+        if self.cuda:
+            return self.at[a].elapsed_time(self.at[b]) / 1000.0
+        return self.at[b] - self.at[a]

@@ -169,7 +169,7 @@ def translate_video(input: str | Path, output: str | Path, engine: Engine, *,
                     break
                 frames_in += 1
                 finished = translator.submit(frame.rgb, frame) if frame.planes is None else \
-                    [(frame, translator.translate_planes(frame.planes, yuv))]
+                    translator.submit_planes(frame.planes, yuv, frame)
                 if not all(emit(f, out) for f, out in finished):
                     break
             if not stop.is_set() and all(emit(f, out) for f, out in translator.flush()):
