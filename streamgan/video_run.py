@@ -135,15 +135,18 @@ def translate_video(input: str | Path, output: str | Path, engine: Engine, *,
         for t in threads:
             t.start()
         t_start = time.perf_counter()
-        bar = tqdm(total=total, unit="frame", desc=input.name, disable=not progress, file=sys.stderr)
+        # the first frame also compiles kernels, captures graphs, measures the backends: the bar says so
+        bar = tqdm(total=total, unit="frame", desc=f"{input.name} (warming up)", disable=not progress,
+                   file=sys.stderr)
         frames_in = lead_in = done = 0
-        first_frame = None
+        first_frame = first_out = None
 
         def emit(frame, out) -> bool:  # frames come back in order; False: stop
-            nonlocal lead_in, done, first_frame
+            nonlocal lead_in, done, first_frame, first_out
             done += 1
             if done == 1:
-                first_frame = since_launch()
+                first_frame, first_out = since_launch(), time.perf_counter()
+                bar.set_description(input.name, refresh=False)
             if smoother is not None:
                 t0 = time.perf_counter()
                 out, cut = smoother(frame.rgb, out)
@@ -192,9 +195,12 @@ def translate_video(input: str | Path, output: str | Path, engine: Engine, *,
         frames_in -= lead_in
         if writer.frames != frames_in:
             raise PipelineError(f"{frames_in} frames in but {writer.frames} out; nothing written")
-    report = _report(input, output, engine, reader, writer, frames_in, lost, time.perf_counter() - t_start,
+    end = time.perf_counter()
+    report = _report(input, output, engine, reader, writer, frames_in, lost, end - t_start,
                      {**dict(translator.times), **times})
     report["first_frame_after_launch_s"] = first_frame
+    if first_out is not None and frames_in > 1:  # after the first frame's one-time work
+        report["steady_fps"] = (frames_in - 1) / max(end - first_out, 1e-9)
     report["plan"] = translator.decision
     report["frame_path"] = "yuv planes, converted on the device (no swscale)" if yuv else "rgb (swscale)"
     if progress:
@@ -261,7 +267,8 @@ def _print_report(r: dict) -> None:
     stages = ", ".join(f"{k} {v:.1f}" for k, v in r["ms_per_frame"].items())
     first = r.get("first_frame_after_launch_s")
     start = f"first frame {first:.2f} s after launch, " if first is not None else ""
-    print(f"frames in {r['frames_in']}, out {r['frames_out']}, {r['fps']:.1f} fps ({r['engine']}); "
+    steady = f", {r['steady_fps']:.1f} after the first" if r.get("steady_fps") else ""
+    print(f"frames in {r['frames_in']}, out {r['frames_out']}, {r['fps']:.1f} fps{steady} ({r['engine']}); "
           f"{start}ms/frame: {stages}", file=sys.stderr)
     if r.get("plan"):
         print(f"plan: {r['plan']}", file=sys.stderr)
