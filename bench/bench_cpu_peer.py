@@ -16,16 +16,14 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from common import peer_model, photo_pan_clip, resnet9, save
+from common import NAIVE, peer_model, photo_pan_clip, resnet9, save, wall
 
 from engines.metrics import psnr  # noqa: E402
 from streamgan.video import VideoReader, probe  # noqa: E402
@@ -33,35 +31,6 @@ from streamgan.video import VideoReader, probe  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 WARM_RUNS = 2  # warm figures: the best of this many runs, for the baseline and for streamgan alike
 STREAMGAN = [sys.executable, "-m", "streamgan"]
-
-NAIVE = """
-import sys, time, cv2, numpy as np, torch
-from streamgan.checkpoints import load_generator
-src, dst, ckpt = sys.argv[1:4]
-model = load_generator(ckpt)  # eager fp32, one frame at a time, OpenCV I/O: the official test.py habit
-cap = cv2.VideoCapture(src)
-fps, w, h = cap.get(cv2.CAP_PROP_FPS), int(cap.get(3)), int(cap.get(4))
-out = cv2.VideoWriter(dst, cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
-with torch.no_grad():
-    while True:
-        ok, bgr = cap.read()
-        if not ok:
-            break
-        x = torch.from_numpy(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)).permute(2, 0, 1)[None].float() / 127.5 - 1
-        y = model(x)
-        out.write(cv2.cvtColor(((y[0].permute(1, 2, 0).numpy() + 1) * 127.5).clip(0, 255).astype(np.uint8),
-                               cv2.COLOR_RGB2BGR))
-out.release()
-"""
-
-
-def wall(cmd: list[str], env: dict | None = None) -> float:
-    t = time.perf_counter()
-    r = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    if r.returncode:
-        raise SystemExit(f"failed: {' '.join(map(str, cmd))}\n{r.stderr[-2000:]}")
-    return time.perf_counter() - t
-
 
 def frames_of(path: Path) -> list[np.ndarray]:
     return [f.rgb for f in VideoReader(path, threads=False)]

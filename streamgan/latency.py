@@ -1,5 +1,6 @@
-"""Per-stage latency samples and their summary (p50/p95/p99 in ms)."""
+"""Per-stage latency samples and their summary (p50/p95/p99 in ms); time since launch."""
 
+import os
 from collections import defaultdict
 
 import numpy as np
@@ -32,3 +33,14 @@ class LatencyLog:
             return 0.0, 0.0
         ms = np.asarray(vals) * 1000
         return float(np.percentile(ms, 50)), float(np.percentile(ms, 99))
+
+
+def since_launch() -> float | None:
+    """Seconds since this process started (Linux /proc; None elsewhere): the start-up a user waits."""
+    try:
+        with open("/proc/self/stat") as f:
+            started = int(f.read().rsplit(")", 1)[1].split()[19]) / os.sysconf("SC_CLK_TCK")
+        with open("/proc/uptime") as f:
+            return float(f.read().split()[0]) - started
+    except (OSError, ValueError, IndexError):
+        return None

@@ -157,8 +157,8 @@ class VideoReader:
     """Iterate ``Frame``s of the first video stream from ``start`` seconds for ``duration`` seconds.
 
     Decoding uses frame+slice threads. A decode error ends iteration; ``error`` then says why.
-    ``planar``: frames carry views of their YUV planes (they keep the decoded frame alive) and no RGB (the YUV frame path converts on
-    the GPU); only for inputs whose pix_fmt is in PLANAR_FORMATS.
+    ``planar``: frames carry views of their YUV planes (they keep the decoded frame alive) and no
+    RGB (the YUV frame path converts on the GPU); only for inputs whose pix_fmt is in PLANAR_FORMATS.
     """
 
     def __init__(self, path: Path, start: float = 0.0, duration: float | None = None, threads: bool = True,

@@ -16,6 +16,7 @@ from engines.base import Engine, on_cuda
 from .errors import InputError, OptionError, OutputError, PipelineError
 from .images import expand_images, is_image
 from .io_utils import atomic_path, check_output
+from .latency import since_launch
 from .temporal import TEMPORAL_MODES, make_smoother
 from .translate import TranslateOptions, Translator
 from .video import PLANAR_FORMATS, VideoReader, VideoWriter, is_video, matrix_name, same_layout
@@ -226,17 +227,6 @@ def yuv_format(engine: Engine, reader: VideoReader, writer: VideoWriter, transla
         return None
     bits, sub = PLANAR_FORMATS[info.pix_fmt]
     return dict(matrix=matrix_name(info.colour), full_range=info.colour.explicit().range == 2, bits=bits, sub=sub)
-
-
-def since_launch() -> float | None:
-    """Seconds since this process started (Linux /proc; None elsewhere): the start-up a user waits."""
-    try:
-        with open("/proc/self/stat") as f:
-            started = int(f.read().rsplit(")", 1)[1].split()[19]) / os.sysconf("SC_CLK_TCK")
-        with open("/proc/uptime") as f:
-            return float(f.read().split()[0]) - started
-    except (OSError, ValueError, IndexError):
-        return None
 
 
 def _lost_frames(reader: VideoReader, keep_partial: bool, writer: VideoWriter) -> int:

@@ -14,7 +14,7 @@ import numpy as np
 from engines.base import Engine
 
 from .errors import InputError, OptionError, OutputError
-from .latency import LatencyLog
+from .latency import LatencyLog, since_launch
 from .temporal import make_smoother
 from .translate import TranslateOptions, Translator
 
@@ -148,7 +148,7 @@ def run_webcam(engine: Engine, camera: str = "0", *, size: tuple[int, int] | Non
     smoother = make_smoother(temporal, temporal_strength)
     use_temporal = smoother is not None
     cap = LatestFrameCapture(camera, size, fps)
-    log, writer, vcam, shown = LatencyLog(), None, None, 0
+    log, writer, vcam, shown, first_shown = LatencyLog(), None, None, 0, None
     paused, error = False, None
     rec_tmp = None
     warm = _warm_up(translator, smoother, cap)
@@ -206,6 +206,8 @@ def run_webcam(engine: Engine, camera: str = "0", *, size: tuple[int, int] | Non
                     paused = not paused
             t3 = time.perf_counter()
             shown += 1
+            if shown == 1:
+                first_shown = since_launch()
             log.add_all({"wait": t0 - item.t, "translate": t1 - t0, "temporal": t2 - t1, "output": t3 - t2,
                          "end_to_end": t3 - item.t})
             for k, v in translator.last.items():
@@ -224,7 +226,8 @@ def run_webcam(engine: Engine, camera: str = "0", *, size: tuple[int, int] | Non
                 pass
     elapsed = time.perf_counter() - t_start
     stats = {"frames": shown, "dropped": cap.dropped, "offered": cap.offered, "fps": shown / elapsed if elapsed else 0,
-             "seconds": elapsed, "warm_up_s": warm, "latency_ms": log.summary(), "engine": engine.describe(),
+             "seconds": elapsed, "warm_up_s": warm, "first_shown_after_launch_s": first_shown,
+             "latency_ms": log.summary(), "engine": engine.describe(),
              "camera": camera, "recorded": record if writer is not None else None}
     if stats_json:
         Path(stats_json).write_text(json.dumps(stats, indent=2))
