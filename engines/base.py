@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
+
+from .lazy import torch  # imported on first use (engines/lazy.py)
 
 
 @dataclass

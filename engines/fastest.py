@@ -14,9 +14,9 @@ import time
 from collections.abc import Callable
 
 import numpy as np
-import torch
 
 from .base import Engine, cache_dir, write_json
+from .lazy import torch  # imported on first use (engines/lazy.py)
 
 
 def machine_tag() -> str:

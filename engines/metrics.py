@@ -6,7 +6,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import torch
+
+from .lazy import torch  # imported on first use (engines/lazy.py)
 
 
 def _host(a) -> np.ndarray:

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from .base import Engine, EngineMeta
 from .errors import EngineError
+from .lazy import torch  # imported on first use (engines/lazy.py)
 
 _NP = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64}
 

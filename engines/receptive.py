@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import torch
+
+from .lazy import torch  # imported on first use (engines/lazy.py)
 
 
 def receptive_radius(module: torch.nn.Module) -> int:

@@ -1,20 +1,16 @@
 """streamgan: trained image-to-image GAN generators as fast video and live-stream filters."""
 
-from ._lazy import lazy_torch
-
-lazy_torch()  # before anything imports it: ONNX/OpenVINO runs never load torch
-
 __version__ = "0.1.0"
 
 __all__ = ["load_generator", "save_generator", "open_engine", "StreamganError", "TranslateOptions",
            "Translator", "translate_video", "__version__"]
 
+# imported on first use: ``import streamgan`` stays cheap (an ONNX run on a CPU never loads torch)
 _EXPORTS = {"load_generator": "checkpoints", "save_generator": "checkpoints", "open_engine": "engine",
             "StreamganError": "errors", "TranslateOptions": "translate", "Translator": "translate"}
 
 
 def __getattr__(name: str):
-    """The public names, each imported from its module on first use."""
     if name not in _EXPORTS:
         raise AttributeError(f"module 'streamgan' has no attribute {name!r}")
     import importlib

@@ -7,9 +7,8 @@ import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
-import torch  # lazily loaded (streamgan._lazy): ONNX and IR engines on a CPU never touch it
-
 from engines.base import Engine, EngineMeta
+from engines.lazy import torch  # imported on first use (engines/lazy.py)
 
 from .errors import EngineError, InputError, OptionError
 

@@ -8,9 +8,8 @@ whose memory torch cannot see fall back to a fixed pixel limit.
 
 from __future__ import annotations
 
-import torch
-
 from engines.base import Engine, on_cuda
+from engines.lazy import torch  # imported on first use (engines/lazy.py)
 
 _CPU_SHARE = 0.5  # of the memory the system reports available
 _GPU_SHARE = 0.8  # of the device's free memory

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import torch
+from engines.lazy import torch  # imported on first use (engines/lazy.py)
 
 
 def round_up(v: int, m: int) -> int:

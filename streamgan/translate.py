@@ -3,7 +3,7 @@
 Every source (image files, video, camera) hands RGB uint8 HxWx3 arrays to a Translator.
 On CUDA the pre/post-processing and blending run as Triton kernels; on the CPU the torch
 references do the same arithmetic. Whole frames for host engines (ONNX Runtime, OpenVINO on the
-CPU) go through numpy with the same arithmetic, and torch is never loaded (``streamgan._lazy``).
+CPU) go through numpy with the same arithmetic, and torch is never imported (``engines/lazy.py``).
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from collections import defaultdict, deque
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from engines.base import Engine, on_cuda
+from engines.lazy import torch  # imported on first use (engines/lazy.py)
 
 from .errors import OptionError
 from .memory import full_frame_decision
