@@ -142,20 +142,24 @@ class OpenVINOEngine(Engine):
             self.graphs[True] = self._load(Path(self.stats_graph()))
         return self.graphs[True]
 
-    def _compile(self, graph: _Graph, x_shape, precision: str):
+    def _compile(self, graph: _Graph, x_shape, precision: str, throughput: bool = False):
+        """``graph`` compiled for inputs shaped like ``x_shape`` (one latency-mode request, or the
+        compiled model for throughput streams)."""
         model = graph.model.clone()
         image = graph.binding.image
         shapes = {image.name: _static(image.shape, x_shape)}
         if graph.binding.stats_io:
             shapes.update(norm_stats=[x_shape[0], self.meta.stats_width], stats_mix=[1])
         model.reshape(shapes)
+        config = {**self.config, "INFERENCE_PRECISION_HINT": PRECISIONS[precision]}
+        if throughput:
+            config["PERFORMANCE_HINT"] = "THROUGHPUT"
         try:
-            compiled = self.core.compile_model(model, "CPU",
-                                               {**self.config, "INFERENCE_PRECISION_HINT": PRECISIONS[precision]})
+            compiled = self.core.compile_model(model, "CPU", config)
         except Exception as exc:
             raise EngineError(f"OpenVINO cannot compile this model for {shapes} "
                               f"({str(exc).splitlines()[-1][:160]})") from None
-        return compiled.create_infer_request()
+        return compiled if throughput else compiled.create_infer_request()
 
     def _auto_precision(self) -> str:
         """bf16 if the CPU has it natively and the probe stays >= 40 dB from f32; cached."""
@@ -216,11 +220,7 @@ class OpenVINOEngine(Engine):
         graph = self.graphs[False]
         key = tuple(x.shape)
         if key not in self._streams:
-            model = graph.model.clone()
-            model.reshape({graph.binding.image.name: _static(graph.binding.image.shape, x.shape)})
-            compiled = self.core.compile_model(model, "CPU", {
-                **self.config, "PERFORMANCE_HINT": "THROUGHPUT",
-                "INFERENCE_PRECISION_HINT": PRECISIONS[self.meta.precision]})
+            compiled = self._compile(graph, x.shape, self.meta.precision, throughput=True)
             n = max(1, min(_MAX_INFLIGHT, int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))))
             self._streams = {key: [compiled.create_infer_request() for _ in range(n)]}  # one frame size at a time
             self._turn = 0

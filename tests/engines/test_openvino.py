@@ -4,6 +4,7 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -34,6 +35,15 @@ def test_ir_fp32_and_bf16_match_torch_on_two_sizes(ckpts, tmp_path, kind):
             for h, w in ((32, 64), (96, 32)):
                 x = torch.rand(2, 3, h, w) * 2 - 1
                 assert psnr(eng.infer(x), reference_output(ckpts[kind], x)) >= need
+            if precision == "fp32":  # frames in flight on throughput streams, statistics inputs fed too
+                frames = textured_frames(3, 64, 96)
+                tr, done = Translator(eng), []
+                for i, f in enumerate(frames):
+                    done += tr.submit(f, i)
+                done += tr.flush()
+                assert [i for i, _ in done] == [0, 1, 2]
+                for (_, got), f in zip(done, frames):
+                    assert np.abs(got.astype(int) - Translator(eng)(f)).max() <= 2
 
 
 def test_onnx_through_openvino_thumbnail_tiles_match_torch(ckpts, tmp_path):
