@@ -12,15 +12,13 @@ child process (a crash is recorded, not fatal), with its build and load seconds.
 
 import argparse
 import copy
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-from common import resnet9, save, sync, timeit
+from common import build_fixed_pt2, resnet9, save, sync, timeit
 
 from engines.metrics import psnr  # noqa: E402
 from engines.torch_backend import TorchEngine  # noqa: E402
@@ -34,14 +32,8 @@ def fixed_package(raw, tmp: Path, h: int, w: int, dev: torch.device):
     ckpt, out = tmp / "g.pth", tmp / f"fixed_{h}x{w}.pt2"
     if not ckpt.exists():
         torch.save(raw.state_dict(), ckpt)
-    cmd = [sys.executable, "-m", "streamgan", "build", str(ckpt), "--out", str(out), "--static",
-           "--shapes", f"{h}x{w}", "--overwrite", "--device", str(dev)] + (["--fp16"] if dev.type == "cuda" else [])
-    t = time.perf_counter()
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    facts = {"build_s": time.perf_counter() - t, "returncode": r.returncode}
-    if r.returncode:
-        facts["error"] = (r.stderr.strip().splitlines() or ["?"])[-1]
-        print(f"aoti_fixed {h}x{w}: {facts['error']}")
+    facts = build_fixed_pt2(ckpt, out, h, w, str(dev))
+    if facts["returncode"]:
         return None, facts
     t = time.perf_counter()
     eng = AOTIEngine(out)

@@ -23,7 +23,6 @@ import copy
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,7 +32,7 @@ import cv2
 import numpy as np
 import torch
 
-from common import NAIVE, photo_pan_clip, resnet9, save, wall
+from common import NAIVE, build_fixed_pt2, photo_pan_clip, resnet9, save, wall
 
 from engines.metrics import psnr  # noqa: E402
 from engines.torch_backend import TorchEngine  # noqa: E402
@@ -108,17 +107,9 @@ def whole_process(args) -> None:
     res["psnr_to_official_fp32_db"] = psnr(np.stack(got).astype(np.float32), np.stack(ref).astype(np.float32), 255.0)
     # a fixed-shape package for this frame size (fp16 on CUDA), as `streamgan build` makes it
     pt2 = work / "G.pt2"
-    build = [sys.executable, "-m", "streamgan", "build", ckpt, "--out", pt2, "--static", "--shapes", f"{h}x{w}",
-             "--overwrite"] + (["--fp16"] if dev == "cuda" else [])
-    t = time.perf_counter()
-    r = subprocess.run([str(c) for c in build], env=env, capture_output=True, text=True)
-    res["pt2_fixed"] = {"build_s": time.perf_counter() - t, "returncode": r.returncode}
-    if r.returncode == 0:
-        rep = json.loads(r.stdout.strip().splitlines()[-1])
-        res["pt2_fixed"].update(precision=rep["precision"], psnr_db=rep["validation"]["psnr_db"],
-                                run=run("pt2", "--engine", pt2, "--preset", "veryfast"))
-    else:
-        res["pt2_fixed"]["error"] = (r.stderr.strip().splitlines() or ["?"])[-1]
+    res["pt2_fixed"] = build_fixed_pt2(ckpt, pt2, h, w, dev, env)
+    if not res["pt2_fixed"]["returncode"]:
+        res["pt2_fixed"]["run"] = run("pt2", "--engine", pt2, "--preset", "veryfast")
     # live: a 720p clip played as the camera, 300 frames at 30 fps, empty cache then warm
     live_clip = photo_pan_clip(work / "live.mp4", 1280, 720, 300)
     shutil.rmtree(cache, ignore_errors=True)

@@ -137,3 +137,21 @@ def wall(cmd: list, env: dict | None = None) -> float:
     if r.returncode:
         raise SystemExit(f"failed: {' '.join(map(str, cmd))}\n{r.stderr[-2000:]}")
     return time.perf_counter() - t
+
+
+def build_fixed_pt2(ckpt: Path, out: Path, h: int, w: int, device: str, env: dict | None = None) -> dict:
+    """``streamgan build --static --shapes HxW`` (fp16 on CUDA) as a user runs it, in its own
+    process (a crash is recorded, not fatal): build seconds, and the build report or the error."""
+    import subprocess
+    cmd = [sys.executable, "-m", "streamgan", "build", str(ckpt), "--out", str(out), "--static", "--shapes",
+           f"{h}x{w}", "--overwrite", "--device", device] + (["--fp16"] if device.startswith("cuda") else [])
+    t = time.perf_counter()
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    facts = {"build_s": time.perf_counter() - t, "returncode": r.returncode}
+    if r.returncode:
+        facts["error"] = (r.stderr.strip().splitlines() or ["?"])[-1]
+        print(f"fixed-shape .pt2 {h}x{w}: {facts['error']}")
+    else:
+        rep = json.loads(r.stdout.strip().splitlines()[-1])
+        facts.update(precision=rep["precision"], psnr_db=rep["validation"]["psnr_db"])
+    return facts

@@ -95,7 +95,6 @@ class FastestEngine(Engine):
         self.meta.backend = f"auto({'|'.join(candidates)})"
         if not host:
             self._device = self.opened[first].device
-            self.dtype = torch.float32
             if self.device.type == "cuda":
                 self.key += f"|{torch.cuda.get_device_name(self.device)}"
         self.choice: dict = {}

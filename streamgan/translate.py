@@ -245,7 +245,7 @@ class Translator:
         ph, pw = self.plan(h, w).padded
         lo, hi = self.meta.input_range
         if (ph, pw) != (h, w):
-            mode = "reflect" if ph - h < h and pw - w < w else "edge"
+            mode = "reflect" if _reflects(h, w, ph, pw) else "edge"
             rgb = np.pad(rgb, ((0, ph - h), (0, pw - w), (0, 0)), mode=mode)
         x = np.empty((1, rgb.shape[2], ph, pw), np.float32)
         np.multiply(rgb.transpose(2, 0, 1), np.float32((hi - lo) / 255.0), out=x[0], dtype=np.float32)
@@ -318,7 +318,7 @@ class Translator:
         wire = self._wire_dtype()
         x = self.ops.preprocess(frame, dtype=wire, lo=lo, hi=hi).to(self.engine.dtype)
         if (ph, pw) != (h, w):
-            mode = "reflect" if ph - h < h and pw - w < w else "replicate"
+            mode = "reflect" if _reflects(h, w, ph, pw) else "replicate"
             x = torch.nn.functional.pad(x.float(), (0, pw - w, 0, ph - h), mode=mode).to(self.engine.dtype)
         t = self._tick("preprocess", t)
         stats = self._thumbnail_stats(x) if self.uses_thumbnail(plan) else None
@@ -351,6 +351,12 @@ class Translator:
         self._tick("postprocess", t)
         self.frames += 1
         return np.ascontiguousarray(result)
+
+
+def _reflects(h: int, w: int, ph: int, pw: int) -> bool:
+    """Whether padding (h, w) up to (ph, pw) can mirror the frame (less than a frame's worth);
+    otherwise the edge is repeated."""
+    return ph - h < h and pw - w < w
 
 
 def _triton_available() -> bool:
