@@ -73,6 +73,45 @@ def save_ir(onnx_path: Path, xml_path: Path, meta_json: str) -> None:
     ov.save_model(model, str(xml_path), compress_to_fp16=False)
 
 
+# A KxK convolution with a few output channels (a generator's RGB output layer) leaves most of the
+# CPU plugin's output-channel vector lanes empty: 32 -> 3 channels 7x7 at 640x360 took 13.8 ms
+# of ResNet-6 ngf32's 88 ms in bf16, as long as 32 -> 16 channels. Split as a Kx1 convolution with
+# K times the outputs (one per column offset) and a grouped 1xK convolution that adds the shifted
+# columns, it took 7.6 ms. Measured on single layers at 640x360 (2-core EPYC, bf16): 2x faster
+# from 32 in-channels x 7 up; no gain below about 64 in-channels x kernel width.
+_SPLIT_MAX_OUT = 4
+_SPLIT_MIN_DEPTH = 64
+
+
+def split_narrow_convs(model, ops) -> int:
+    """Rewrites ``model`` (an ov.Model) in place: each stride-1, undilated KxK convolution with
+    constant weights, at most ``_SPLIT_MAX_OUT`` outputs and in-channels x K >= ``_SPLIT_MIN_DEPTH``
+    becomes the equivalent Kx1 convolution to out x K channels and a grouped 1xK convolution whose
+    one-hot weights sum each output's K shifted columns. Returns how many were split."""
+    split = 0
+    for op in model.get_ordered_ops():
+        if op.get_type_name() != "Convolution" or op.input_value(1).get_node().get_type_name() != "Constant":
+            continue
+        w = op.input_value(1).get_node().get_data()
+        a = op.get_attributes()
+        if w.ndim != 4 or w.dtype != np.float32 or a["auto_pad"] not in ("explicit", "notset"):
+            continue
+        oc, ic, kh, kw = w.shape
+        if oc > _SPLIT_MAX_OUT or kw < 3 or ic * kw < _SPLIT_MIN_DEPTH or a["strides"] != [1, 1] \
+                or a["dilations"] != [1, 1]:
+            continue
+        columns = np.ascontiguousarray(w.transpose(0, 3, 1, 2).reshape(oc * kw, ic, kh, 1))  # [o*K+dx, c, dy]
+        onehot = np.zeros((oc, 1, kw, 1, kw), np.float32)  # group o, column dx, tap dx
+        onehot[:, 0, np.arange(kw), 0, np.arange(kw)] = 1
+        cols = ops.convolution(op.input_value(0), ops.constant(columns), [1, 1], a["pads_begin"], a["pads_end"],
+                               [1, 1])
+        out = ops.group_convolution(cols, ops.constant(onehot), [1, 1], [0, 0], [0, 0], [1, 1])
+        out.set_friendly_name(op.get_friendly_name())
+        op.output(0).replace(out.output(0))
+        split += 1
+    return split
+
+
 def _static(dims, fill) -> list[int]:
     return [d if d is not None else f for d, f in zip(dims, fill)]
 
@@ -118,7 +157,7 @@ class OpenVINOEngine(Engine):
         self.config = {"PERFORMANCE_HINT": "LATENCY", "CACHE_DIR": str(cache_dir("openvino"))}
         if threads:
             self.config["INFERENCE_NUM_THREADS"] = threads
-        self.key = f"{sha256(path.read_bytes())[:16]}-{self.ov.get_version()}"
+        self.key = f"{sha256(path.read_bytes())[:16]}-{self.ov.get_version()}-split{_SPLIT_MIN_DEPTH}"
         if precision == "auto":
             precision = self._auto_precision()
         self.meta.precision = precision
@@ -128,6 +167,7 @@ class OpenVINOEngine(Engine):
 
     def _load(self, path: Path) -> _Graph:
         model = _read(self.core, path)
+        split_narrow_convs(model, self.ov.opset13)
         inputs = [GraphInput(i.get_any_name(),
                              [d.get_length() if d.is_static else None for d in i.get_partial_shape()],
                              np.float16 if i.get_element_type() == self.ov.Type.f16 else np.float32)

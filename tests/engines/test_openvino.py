@@ -136,3 +136,25 @@ def test_info_reports_the_remembered_choice(ckpts):
     choices = info(ckpts["resnet"])["engine choices"]
     line = next(v for k, v in choices.items() if "1x3x32x40" in k)
     assert line.startswith(eng.choice["backend"]) and "openvino" in line and "torch" in line and " ms" in line
+
+
+def test_narrow_output_convolutions_are_split_and_equal(tmp_path):
+    """A KxK convolution to RGB from many channels runs as a Kx1 convolution and a grouped 1xK one
+    (engines.openvino_backend.split_narrow_convs): same output as ONNX Runtime on the original."""
+    import onnxruntime as ort
+    torch.manual_seed(5)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 16, 3, padding=1), torch.nn.ReLU(),
+                              torch.nn.ReflectionPad2d((3, 2, 1, 4)),
+                              torch.nn.Conv2d(16, 3, (6, 7), padding=(2, 3)),  # split
+                              torch.nn.Conv2d(3, 3, 3, padding=2), torch.nn.Tanh()).eval()  # too shallow: kept
+    path = tmp_path / "narrow.onnx"
+    axes = {0: "n", 2: "h", 3: "w"}
+    torch.onnx.export(net, (torch.rand(1, 3, 32, 32),), str(path), dynamo=False, input_names=["image"],
+                      output_names=["out"], dynamic_axes={"image": axes, "out": axes}, opset_version=17)
+    x = np.random.RandomState(0).rand(2, 3, 40, 56).astype(np.float32) * 2 - 1
+    ref = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"image": x})[0]
+    eng = OpenVINOEngine(path, precision="fp32")
+    kinds = [op.get_type_name() for op in eng.graphs[False].model.get_ordered_ops()]
+    assert kinds.count("GroupConvolution") == 1 and kinds.count("Convolution") == 3, kinds
+    y = eng.run_host(x)
+    assert y.shape == ref.shape and np.abs(y - ref).max() < 1e-5
