@@ -145,5 +145,6 @@ class Engine:
 
 
 def on_cuda(engine: Engine) -> bool:
-    """Whether ``engine`` runs on a CUDA device (asked without loading torch for host engines)."""
-    return not engine.host and engine.device.type == "cuda"
+    """Whether ``engine`` runs on a CUDA device (asked without loading torch for host engines and
+    for a choice among them that may still fall on torch on the CPU)."""
+    return not engine.host and (getattr(engine, "device_type", None) or engine.device.type) == "cuda"

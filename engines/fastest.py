@@ -93,7 +93,8 @@ class FastestEngine(Engine):
         self.opened: dict[str, Engine] = {first: candidates[first]()}
         self.meta = dataclasses.replace(self.opened[first].meta)
         self.meta.backend = f"auto({'|'.join(candidates)})"
-        if not host:
+        self._device = None  # a host engine's is the CPU (reading it would load torch)
+        if not self.opened[first].host:
             self._device = self.opened[first].device
             if self.device.type == "cuda":
                 self.key += f"|{torch.cuda.get_device_name(self.device)}"
@@ -104,21 +105,34 @@ class FastestEngine(Engine):
             self.opened[name] = self.candidates[name]()
         return self.opened[name]
 
+    def _shape_key(self, shape) -> str:
+        return f"{self.key}|{'x'.join(map(str, shape))}"
+
     def choose(self, x) -> Engine:
         """Pick (or recall) the fastest candidate for batches shaped like ``x`` (a tensor, or a
         numpy array for host candidates)."""
+        if self.recall(x.shape):
+            return self.chosen
+        ms = {name: 1000 * _time(self._open(name), x) for name in self.candidates}
+        choice = {"backend": min(ms, key=ms.get), "ms": ms}
         known = _known()
-        key = f"{self.key}|{'x'.join(map(str, x.shape))}"
-        if key in known and known[key]["backend"] in self.candidates:
-            self.choice = {**known[key], "cached": True}
-        else:
-            ms = {name: 1000 * _time(self._open(name), x) for name in self.candidates}
-            self.choice = {"backend": min(ms, key=ms.get), "ms": ms}
-            known[key] = self.choice
-            write_json(_store(), known)
-            self.choice = {**self.choice, "cached": False}
-        self.chosen = self._open(self.choice["backend"])
-        for name in [n for n in self.opened if n != self.choice["backend"]]:
+        known[self._shape_key(x.shape)] = choice
+        write_json(_store(), known)
+        return self._keep({**choice, "cached": False})
+
+    def recall(self, shape) -> bool:
+        """Open the winner remembered for batches of ``shape`` now, if there is one: nothing is
+        measured and no other candidate is opened (so a host winner needs no torch)."""
+        if self.chosen is None:
+            known = _known().get(self._shape_key(shape))
+            if known and known["backend"] in self.candidates:
+                self._keep({**known, "cached": True})
+        return self.chosen is not None
+
+    def _keep(self, choice: dict) -> Engine:
+        self.choice = choice
+        self.chosen = self._open(choice["backend"])
+        for name in [n for n in self.opened if n != choice["backend"]]:
             self.opened.pop(name).close()
         self.meta.backend, self.meta.precision = self.chosen.meta.backend, self.chosen.meta.precision
         return self.chosen
@@ -146,8 +160,13 @@ class FastestEngine(Engine):
 
     @property
     def device(self):
-        return self.chosen.device if self.chosen is not None else (
-            torch.device("cpu") if self.all_host else self._device)
+        if self.chosen is not None:
+            return self.chosen.device
+        return self._device if self._device is not None else torch.device("cpu")
+
+    @property
+    def device_type(self) -> str:
+        return self.device.type if self.chosen is not None or self._device is not None else "cpu"
 
     @property
     def inflight(self) -> int:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -42,46 +44,85 @@ def parse_range(text: str | None) -> tuple[float, float] | None:
 BACKEND_CHOICES = ("auto", "torch", "openvino", "onnxruntime")
 
 
+def _cuda_possible() -> bool:
+    """False where no CUDA device can be (no NVIDIA driver on Linux, macOS), known without torch."""
+    if sys.platform.startswith("linux"):
+        return any(os.path.exists(p) for p in ("/proc/driver/nvidia/version", "/dev/nvidiactl", "/dev/dxg"))
+    return sys.platform != "darwin"
+
+
 def _on_cpu(device) -> bool:
-    return (torch.device(device).type == "cpu") if device is not None else not torch.cuda.is_available()
+    """Whether ``device`` (None: CUDA if there is a GPU) is the CPU; torch loads only to ask a driver."""
+    if device is not None:
+        return str(device).split(":")[0] == "cpu"
+    return not _cuda_possible() or not torch.cuda.is_available()
 
 
 def _graph_on_cpu(device) -> bool:
-    """Where an ONNX graph runs, decided without loading torch when it can be: the CPU unless a
-    CUDA device is named, or ONNX Runtime has its CUDA provider and a GPU is there."""
-    if device is not None:
-        return str(device).split(":")[0] == "cpu"
-    import onnxruntime as ort
-    return "CUDAExecutionProvider" not in ort.get_available_providers() or not torch.cuda.is_available()
+    """Where an ONNX graph runs: the CPU unless a CUDA device is named, or ONNX Runtime has its
+    CUDA provider and a GPU is there."""
+    if device is None:
+        import onnxruntime as ort
+        if "CUDAExecutionProvider" not in ort.get_available_providers():
+            return True
+    return _on_cpu(device)
 
 
-def _checkpoint_onnx(path: Path, model: torch.nn.Module, meta: EngineMeta, opts: dict, stats: bool = True) -> Path:
-    """The checkpoint exported to ONNX once, kept in the cache (keyed by its bytes and load options);
-    ``stats=False``: the plain graph (image -> output, one InstanceNormalization op a norm)."""
-    from engines.base import cache_dir, sha256
-    from engines.export import export_onnx
-    tag = sha256(f"{sha256(path.read_bytes())}|{opts.get('arch')}|{opts.get('bn_stats', 'batch')}".encode())[:20]
-    onnx_path = cache_dir("onnx") / f"{tag}{'' if stats else '-plain'}.onnx"
-    if not onnx_path.exists():
-        onnx_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = onnx_path.with_suffix(f".{id(model)}.tmp")
-        export_onnx(model, tmp, dataclasses.replace(meta), stats=stats)
-        tmp.replace(onnx_path)
-    return onnx_path
+class _Checkpoint:
+    """A checkpoint file, loaded only when something needs the module. What the engines need
+    without it (metadata, statistics width) is kept in the cache beside the exported graphs, keyed
+    by the file's bytes and the load options, so a run that a remembered choice sends to OpenVINO
+    never loads torch."""
+
+    def __init__(self, path: Path, opts: dict):
+        import json
+
+        from engines.base import cache_dir, sha256
+        self.path, self.opts = path, opts
+        load = f"{opts.get('arch')}|{opts.get('bn_stats', 'batch')}"
+        self.tag = sha256(f"{sha256(path.read_bytes())}|{load}".encode())[:20]
+        self._module = None
+        facts = cache_dir("onnx") / f"{self.tag}-facts.json"
+        if facts.exists():
+            d = json.loads(facts.read_text())
+        else:
+            from engines.base import write_json
+            from engines.normstats import stats_width
+            d = {"meta": json.loads(generator_meta(self.module).to_json()), "stats_width": stats_width(self.module)}
+            write_json(facts, d)
+        self.meta, self.stats_width = EngineMeta.from_dict(d["meta"]), d["stats_width"]
+
+    @property
+    def module(self) -> torch.nn.Module:
+        if self._module is None:
+            from .checkpoints import load_generator
+            self._module = load_generator(self.path, arch=self.opts.get("arch"),
+                                          bn_stats=self.opts.get("bn_stats", "batch"),
+                                          dropout=self.opts.get("dropout", False))
+        return self._module
+
+    def onnx(self, stats: bool = True) -> Path:
+        """The checkpoint exported to ONNX once, kept in the cache; ``stats=False``: the plain graph
+        (image -> output, one InstanceNormalization op a norm)."""
+        from engines.base import cache_dir
+        onnx_path = cache_dir("onnx") / f"{self.tag}{'' if stats else '-plain'}.onnx"
+        if not onnx_path.exists():
+            from engines.export import export_onnx
+            onnx_path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = onnx_path.with_suffix(f".{os.getpid()}.tmp")
+            export_onnx(self.module, tmp, dataclasses.replace(self.meta), stats=stats)
+            tmp.replace(onnx_path)
+        return onnx_path
 
 
 def _open_checkpoint(path: Path, device, opts: dict) -> Engine:
-    from engines.torch_backend import TorchEngine
-
-    from .checkpoints import load_generator
-    model = load_generator(path, arch=opts.get("arch"), bn_stats=opts.get("bn_stats", "batch"),
-                           dropout=opts.get("dropout", False))
-    meta = generator_meta(model)
-    if opts.get("input_range"):
-        meta.input_range = meta.output_range = opts["input_range"]
     backend = opts.get("backend") or "auto"
     if backend == "onnxruntime":
         raise OptionError("--backend onnxruntime takes an .onnx engine", hint="streamgan build CKPT --out G.onnx")
+    ckpt = _Checkpoint(path, opts)
+    meta = ckpt.meta
+    if opts.get("input_range"):
+        meta.input_range = meta.output_range = opts["input_range"]
     # OpenVINO runs the exported graph: deterministic, fp32 or bf16; not for dropout or a forced precision
     can_ov = _on_cpu(device) and not opts.get("dropout") and not opts.get("compile") \
         and (opts.get("precision") or "auto") in ("auto", "fp32", "bf16")
@@ -89,15 +130,15 @@ def _open_checkpoint(path: Path, device, opts: dict) -> Engine:
         raise OptionError("--backend openvino runs on the CPU without --dropout or --compile")
 
     def torch_engine(**kw) -> Engine:  # on its own copy: bf16 / fusing convert the module in place
+        from engines.torch_backend import TorchEngine
         kw = {"compile": opts.get("compile", False), **kw}
-        return TorchEngine(copy.deepcopy(model), meta, device=device, precision=opts.get("precision") or "auto", **kw)
+        return TorchEngine(copy.deepcopy(ckpt.module), dataclasses.replace(meta), device=device,
+                           precision=opts.get("precision") or "auto", **kw)
 
     def openvino_engine() -> Engine:
-        from engines.normstats import stats_width
         from engines.openvino_backend import OpenVINOEngine
-        eng = OpenVINOEngine(_checkpoint_onnx(path, model, meta, opts, stats=False), device="cpu",
-                             precision=opts.get("precision") or "auto", stats_width=stats_width(model),
-                             stats_graph=lambda: _checkpoint_onnx(path, model, meta, opts))
+        eng = OpenVINOEngine(ckpt.onnx(stats=False), device="cpu", precision=opts.get("precision") or "auto",
+                             stats_width=ckpt.stats_width, stats_graph=ckpt.onnx)
         eng.meta = dataclasses.replace(meta, backend=eng.meta.backend, precision=eng.meta.precision,
                                        stats_width=eng.meta.stats_width)
         return eng

@@ -16,7 +16,7 @@ from streamgan import open_engine
 from streamgan.build import build
 from streamgan.cli import main
 from streamgan.translate import TranslateOptions, Translator
-from tests.streamgan.helpers import reference_output, textured_frames
+from tests.streamgan.helpers import reference_output, textured_frames, write_clip
 
 pytest.importorskip("openvino")
 
@@ -87,6 +87,45 @@ def test_auto_backend_measures_once_and_remembers(ckpts):
         again.infer(x)
         assert again.choice["cached"] and again.choice["backend"] == eng.choice["backend"]
         assert list(again.opened) == [again.choice["backend"]]  # the loser is not even opened
+
+
+def test_a_remembered_host_choice_gets_whole_frames_and_opens_nothing_else(ckpts):
+    frame = textured_frames(1, 64, 96, seed=2)[0]
+
+    def openvino():
+        return open_engine(ckpts["resnet"], backend="openvino", precision="fp32")
+
+    with FastestEngine({"openvino": openvino}, key="remembered-host") as first:  # the measured winner
+        want = Translator(first)(frame)
+
+    def torch_candidate():
+        raise AssertionError("the losing candidate was opened")
+    with FastestEngine({"openvino": openvino, "torch": torch_candidate}, key="remembered-host") as eng:
+        tr = Translator(eng)
+        assert not eng.host  # not known before a frame size is
+        got = tr(frame)
+        assert eng.host and eng.choice["cached"] and list(eng.opened) == ["openvino"]
+        assert np.array_equal(got, want)
+
+
+def test_checkpoint_through_openvino_needs_no_torch_once_exported(ckpts, tmp_path):
+    import subprocess
+    import sys
+    clip = write_clip(tmp_path / "in.mp4", textured_frames(4, 48, 64), audio_streams=1)
+    code = ("import sys; from streamgan.cli import main; "
+            "rc = main(sys.argv[1:]); print('torch loaded:', 'torch' in sys.modules); sys.exit(rc)")
+    env = {**os.environ, "STREAMGAN_CACHE": str(tmp_path / "c")}
+    runs = []
+    for name in ("first.mp4", "again.mp4"):
+        runs.append(subprocess.run([sys.executable, "-c", code, "run", "--engine", str(ckpts["resnet"]),
+                                    "--backend", "openvino", "--input", str(clip), "--no-progress",
+                                    "--output", str(tmp_path / name)], capture_output=True, text=True, env=env))
+        assert runs[-1].returncode == 0, runs[-1].stderr
+    assert "torch loaded: True" in runs[0].stdout  # loads and exports the checkpoint
+    assert "torch loaded: False" in runs[1].stdout  # metadata and graph from the cache
+    from streamgan.video import VideoReader
+    first, again = ([f.rgb for f in VideoReader(tmp_path / n)] for n in ("first.mp4", "again.mp4"))
+    assert len(first) == len(again) == 4 and all(np.array_equal(a, b) for a, b in zip(first, again))
 
 
 def test_fixed_batch_graph_gets_tiles_one_at_a_time(ckpts, tmp_path):
