@@ -94,7 +94,26 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def _keep_freed_memory() -> None:
+    """glibc: keep freed frame-sized buffers in the process for the next frame instead of giving
+    them back to the kernel and faulting them in again (a 1080p float image is 25 MB; measured on
+    the 640x360 style-transfer run: a third fewer page faults, ~0.1 s of 2.7 s). Linux/glibc only."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):  # not glibc
+        return
+    m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3
+    mallopt(m_mmap_threshold, 32 << 20)  # glibc's largest; blocks below it come from the heap
+    mallopt(m_trim_threshold, 1 << 30)
+    mallopt(m_top_pad, 64 << 20)
+
+
 def main(argv: list[str] | None = None) -> int:
+    if argv is None:  # the process is ours (the streamgan command), not a caller's
+        _keep_freed_memory()
     argv = sys.argv[1:] if argv is None else argv
     command = next((a for a in argv if not a.startswith("-")), None)
     parser = build_parser(command if command in COMMANDS or command in ("run", "info") else None)
