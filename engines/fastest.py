@@ -1,9 +1,9 @@
 """A measured choice between backends: the fastest on the first batch it sees, remembered.
 
-The first call times every candidate on that batch (one warm-up, then the best of two runs),
-keeps the winner and closes the others. The verdict is stored under
-``$STREAMGAN_CACHE/choices/fastest.json``, keyed by the model, the batch shape, this CPU and the
-library versions, so later runs open only the winner.
+The first call times every candidate on that batch (one warm-up, then the best of two runs; one
+when that is already clearly slower than the best so far), keeps the winner and closes the others.
+The verdict is stored under ``$STREAMGAN_CACHE/choices/fastest.json``, keyed by the model, the
+batch shape, this CPU and the library versions, so later runs open only the winner.
 """
 
 import dataclasses
@@ -32,15 +32,19 @@ def machine_tag() -> str:
     return f"{name} x{len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()}"
 
 
-def _time(engine: Engine, x, repeats: int = 2) -> float:
-    """Best of ``repeats`` runs on ``x`` after one warm-up (numpy x: a host engine's own path)."""
+_CLEARLY_SLOWER = 1.5  # a candidate whose first timed run is this much slower than the best is out
+
+
+def _time(engine: Engine, x, repeats: int = 2, best_so_far: float = float("inf")) -> float:
+    """Best of ``repeats`` runs on ``x`` after one warm-up (numpy x: a host engine's own path);
+    the repeats stop once a run is clearly slower than ``best_so_far`` (another candidate's)."""
     if isinstance(x, np.ndarray):
         if engine.host:
             def run():
                 engine.run_host(x)
             sync = None
         else:
-            return _time(engine, torch.from_numpy(x), repeats)
+            return _time(engine, torch.from_numpy(x), repeats, best_so_far)
     else:
         x = x.to(engine.device, engine.dtype)
 
@@ -55,6 +59,8 @@ def _time(engine: Engine, x, repeats: int = 2) -> float:
         run()
         sync and sync()  # GPU work is asynchronous: time it finished, not launched
         best = min(best, time.perf_counter() - t)
+        if best > _CLEARLY_SLOWER * best_so_far:
+            break
     return best
 
 
@@ -113,7 +119,9 @@ class FastestEngine(Engine):
         numpy array for host candidates)."""
         if self.recall(x.shape):
             return self.chosen
-        ms = {name: 1000 * _time(self._open(name), x) for name in self.candidates}
+        ms: dict[str, float] = {}
+        for name in self.candidates:
+            ms[name] = 1000 * _time(self._open(name), x, best_so_far=min(ms.values(), default=float("inf")) / 1000)
         choice = {"backend": min(ms, key=ms.get), "ms": ms}
         known = _known()
         known[self._shape_key(x.shape)] = choice
