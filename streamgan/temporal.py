@@ -220,7 +220,7 @@ class FlowSmoother(Smoother):
         bw, trust = self.small_flow_and_trust(rgb)
         h, w = rgb.shape[:2]
         if bw.shape[:2] != (h, w):
-            bw = cv2.resize(bw, (w, h), interpolation=cv2.INTER_LINEAR) * (w / bw.shape[1])
+            bw = cv2.multiply(cv2.resize(bw, (w, h), interpolation=cv2.INTER_LINEAR), (w / bw.shape[1],) * 4)
             trust = cv2.resize(trust, (w, h), interpolation=cv2.INTER_LINEAR)
         return bw, trust
 
@@ -234,14 +234,14 @@ class FlowSmoother(Smoother):
         fresh = out.astype(np.float32)
         fy = cv2.transform(fresh, LUMA)
         dy = cv2.subtract(cv2.transform(warped, LUMA), fy)
-        # luma beyond the plain blend's a dy: per band, gain x (p + k a d) - (p + a d); base: 0
-        fix = None
-        for p, d, k in zip(_bands(fy, self.sigmas), _bands(dy, self.sigmas), self.band_weights):
+        # luma beyond the plain blend's: the bands' sum of gain x (p + k a d), less their plain part
+        # sum of (p + a d) = (fy - base of fy) + a (dy - base of dy)
+        fb, db = _bands(fy, self.sigmas), _bands(dy, self.sigmas)
+        fix = cv2.subtract(cv2.subtract(fb[-1], fy), cv2.multiply(alpha, cv2.subtract(dy, db[-1])))
+        for p, d, k in zip(fb, db, self.band_weights):
             mixed = cv2.add(p, cv2.multiply(alpha, d, scale=k))
             gain = cv2.sqrt(cv2.divide(_local_energy(p, self.window) + 1e-3, _local_energy(mixed, self.window) + 1e-3))
-            gain = _full(cv2.min(cv2.max(gain, 1.0), self.max_gain), p)
-            band = cv2.subtract(cv2.multiply(mixed, gain), cv2.add(p, cv2.multiply(alpha, d)))
-            fix = band if fix is None else cv2.add(fix, band)
+            fix = cv2.add(fix, cv2.multiply(mixed, _full(cv2.min(cv2.max(gain, 1.0), self.max_gain), p)))
         plain = cv2.add(fresh, cv2.multiply(cv2.merge([alpha] * 3), cv2.subtract(warped, fresh)))
         result = cv2.add(plain, cv2.merge([fix] * 3))
         cv2.min(result, (255.0,) * 4, dst=result)  # a 4-tuple reaches every channel (a scalar: only the first)
