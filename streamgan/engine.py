@@ -77,16 +77,17 @@ class _Checkpoint:
     def __init__(self, path: Path, opts: dict):
         import json
 
-        from engines.base import cache_dir, sha256
+        from engines.base import cache_dir, sha256, write_json
+
+        from . import __version__
         self.path, self.opts = path, opts
         load = f"{opts.get('arch')}|{opts.get('bn_stats', 'batch')}"
         self.tag = sha256(f"{sha256(path.read_bytes())}|{load}".encode())[:20]
         self._module = None
-        facts = cache_dir("onnx") / f"{self.tag}-facts.json"
+        facts = cache_dir("onnx") / f"{self.tag}-facts-{__version__}.json"  # (a release may derive them anew)
         if facts.exists():
             d = json.loads(facts.read_text())
         else:
-            from engines.base import write_json
             from engines.normstats import stats_width
             d = {"meta": json.loads(generator_meta(self.module).to_json()), "stats_width": stats_width(self.module)}
             write_json(facts, d)
