@@ -87,11 +87,12 @@ class TorchFlowSmoother(FlowSmoother):
         luma = torch.from_numpy(LUMA).to(self.device).view(1, 3, 1, 1)
         fy = (fresh * luma).sum(1, keepdim=True)
         dy = (warped * luma).sum(1, keepdim=True) - fy
-        fix = torch.zeros_like(fy)
-        for p, d, k in zip(_bands(fy, self.sigmas), _bands(dy, self.sigmas), self.band_weights):
+        fb, db = _bands(fy, self.sigmas), _bands(dy, self.sigmas)
+        fix = (fb[-1] - fy) - alpha * (dy - db[-1])
+        for p, d, k in zip(fb, db, self.band_weights):
             mixed = p + (k * alpha) * d
             gain = torch.sqrt((_local_energy(p, self.window) + 1e-3) / (_local_energy(mixed, self.window) + 1e-3))
-            fix = fix + mixed * _full(gain.clamp(1.0, self.max_gain), (h, w)) - (p + alpha * d)
+            fix = fix + mixed * _full(gain.clamp(1.0, self.max_gain), (h, w))
         result = fresh + alpha * (warped - fresh) + fix
         self.prev_exact = result.clamp(0, 255)
         return (self.prev_exact + 0.5).to(torch.uint8)[0].permute(1, 2, 0).cpu().numpy()
