@@ -242,7 +242,7 @@ class FlowSmoother(Smoother):
             mixed = cv2.add(p, cv2.multiply(alpha, d, scale=k))
             gain = cv2.sqrt(cv2.divide(_local_energy(p, self.window) + 1e-3, _local_energy(mixed, self.window) + 1e-3))
             fix = cv2.add(fix, cv2.multiply(mixed, _full(cv2.min(cv2.max(gain, 1.0), self.max_gain), p)))
-        plain = cv2.add(fresh, cv2.multiply(cv2.merge([alpha] * 3), cv2.subtract(warped, fresh)))
+        plain = cv2.blendLinear(fresh, warped, 1.0 - alpha, alpha)  # (1 - a) P + a W in one pass
         result = cv2.add(plain, cv2.merge([fix] * 3))
         cv2.min(result, (255.0,) * 4, dst=result)  # a 4-tuple reaches every channel (a scalar: only the first)
         cv2.max(result, (0.0,) * 4, dst=result)
