@@ -6,6 +6,7 @@ frame always passes through.
 """
 
 import functools
+import threading
 
 import cv2
 import numpy as np
@@ -64,6 +65,11 @@ class Smoother:
 
     def blend(self, rgb: np.ndarray, out: np.ndarray) -> np.ndarray:
         raise NotImplementedError
+
+    def ahead(self, rgb: np.ndarray) -> None:
+        """``rgb`` is the next input frame to come to ``__call__`` after those announced before:
+        a smoother whose per-frame work depends on the inputs alone starts it now, beside the
+        model (the flow smoother's optical flow)."""
 
 
 def _mix(prev: np.ndarray, fresh: np.ndarray, w_prev: np.ndarray | float) -> np.ndarray:
@@ -198,15 +204,42 @@ class FlowSmoother(Smoother):
         # the forward flow only checks the backward one: the fast preset (4x cheaper) gave the same
         # E_warp / detail / lag on the benchmark's pans; the warp's own flow needs the medium one
         self.dis_check = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
+        self._announced: np.ndarray | None = None  # the last frame given to ahead()
+        self._ahead: dict[int, tuple] = {}  # id(frame) -> (frame before it, frame, future flow and trust)
+        self._worker, self._flow_lock = None, threading.Lock()  # (one DIS instance: one flow at a time)
+
+    def ahead(self, rgb: np.ndarray) -> None:
+        """Start the flow between the frame announced before and ``rgb`` on a worker thread (OpenCV
+        releases the GIL): it runs while the model translates, off the frame's critical path."""
+        prev, self._announced = self._announced, rgb
+        if prev is None or prev.shape != rgb.shape:
+            return
+        if self._worker is None:
+            from concurrent.futures import ThreadPoolExecutor
+            self._worker = ThreadPoolExecutor(1, thread_name_prefix="flow")
+        while len(self._ahead) >= 8:  # frames that never came to be blended (cuts, a stopped run)
+            self._ahead.pop(next(iter(self._ahead)))
+        self._ahead[id(rgb)] = (prev, rgb, self._worker.submit(self._flow_and_trust_between, prev, rgb))
 
     def small_flow_and_trust(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Backward flow (t -> t-1) and trust in [0, 1] at the flow's resolution: ``scale``, at most
-        ``max_flow_side`` px on the long side (flow in those pixels)."""
+        ``max_flow_side`` px on the long side (flow in those pixels); started by ``ahead`` when it
+        was announced after the previous frame."""
+        started = self._ahead.pop(id(rgb), None)
+        if started is not None and started[0] is self.prev_in and started[1] is rgb:
+            return started[2].result()
+        return self._flow_and_trust_between(self.prev_in, rgb)
+
+    def _flow_and_trust_between(self, prev: np.ndarray, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        with self._flow_lock:
+            return self._flow_and_trust(prev, rgb)
+
+    def _flow_and_trust(self, prev: np.ndarray, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         h, w = rgb.shape[:2]
         f = min(self.scale, self.max_flow_side / max(h, w))
         size = (max(8, round(w * f)), max(8, round(h * f)))
         a_rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
-        b_rgb = cv2.resize(self.prev_in, size, interpolation=cv2.INTER_AREA)
+        b_rgb = cv2.resize(prev, size, interpolation=cv2.INTER_AREA)
         a, b = cv2.cvtColor(a_rgb, cv2.COLOR_RGB2GRAY), cv2.cvtColor(b_rgb, cv2.COLOR_RGB2GRAY)
         bw = self.dis.calc(a, b, None)
         fw = self.dis_check.calc(b, a, None)

@@ -172,6 +172,8 @@ def translate_video(input: str | Path, output: str | Path, engine: Engine, *,
                 if frame is _END:
                     break
                 frames_in += 1
+                if smoother is not None:
+                    smoother.ahead(frame.rgb)  # its flow runs beside the model
                 finished = translator.submit(frame.rgb, frame) if frame.planes is None else \
                     translator.submit_planes(frame.planes, yuv, frame)
                 if not all(emit(f, out) for f, out in finished):

@@ -145,7 +145,7 @@ def run_webcam(engine: Engine, camera: str = "0", *, size: tuple[int, int] | Non
         from .io_utils import check_output
         check_output(Path(record), [], overwrite)
     translator = Translator(engine, options)
-    smoother = make_smoother(temporal, temporal_strength)
+    smoother = make_smoother(temporal, temporal_strength, device=engine.device if translator.cuda else None)
     use_temporal = smoother is not None
     cap = LatestFrameCapture(camera, size, fps)
     log, writer, vcam, shown, first_shown = LatencyLog(), None, None, 0, None
@@ -163,6 +163,8 @@ def run_webcam(engine: Engine, camera: str = "0", *, size: tuple[int, int] | Non
             if paused:
                 continue
             t0 = time.perf_counter()
+            if use_temporal:
+                smoother.ahead(item.rgb)  # its flow runs beside the model
             out = translator(item.rgb)
             t1 = time.perf_counter()
             if use_temporal:

@@ -110,3 +110,32 @@ def test_torch_flow_smoother_matches_the_host_one(device):
         a, b = host(f, o)[0].astype(float), dev(f, o)[0].astype(float)
         assert 10 * np.log10(255 ** 2 / max(np.mean((a - b) ** 2), 1e-12)) >= 40
     assert isinstance(make_smoother("flow", device="cuda:0"), TorchFlowSmoother)
+
+
+def test_flow_started_ahead_gives_the_same_frames():
+    """``ahead`` runs the flow on a worker thread beside the model; the frames are the same as
+    computed in turn, through a scene cut, a reset and frames announced but never blended."""
+    frames = textured_frames(12, 64, 96, shift=2, vshift=1, cut_at=7, seed=9)
+    rs = np.random.RandomState(3)
+    outs = [np.clip(f + rs.randn(*f.shape) * 8, 0, 255).astype(np.uint8) for f in frames]
+    in_turn, early = make_smoother("flow"), make_smoother("flow")
+    want = [in_turn(f, o)[0] for f, o in zip(frames, outs)]
+    import threading
+    where, flow = [], early._flow_and_trust_between
+
+    def recorded(prev, rgb):
+        where.append(threading.current_thread().name.startswith("flow"))
+        return flow(prev, rgb)
+    early._flow_and_trust_between = recorded
+    got = []
+    early.ahead(frames[0])
+    for i, (f, o) in enumerate(zip(frames, outs)):
+        if i + 1 < len(frames):
+            early.ahead(frames[i + 1])  # one frame ahead, as frames in flight are
+        got.append(early(f, o)[0])
+    assert all(np.array_equal(a, b) for a, b in zip(got, want))
+    assert len(where) == len(frames) - 1 and all(where)  # every flow on the worker, none again in turn
+    assert not early._ahead or set(early._ahead) <= {id(frames[7])}  # the cut frame was never blended
+    early.reset()
+    early.ahead(frames[1])
+    assert np.array_equal(early(frames[0], outs[0])[0], outs[0])  # after a reset: passes through
