@@ -184,7 +184,7 @@ class FlowSmoother(Smoother):
 
     In RGB: result = P + a (W - P) + (Y* - Y(P + a (W - P))) on all three channels, where Y* is the
     luma of step 4: adding one value to R, G and B moves luma by it and leaves chroma alone. Luma
-    work is one channel, so a 1080p frame costs ~1.5x less than banding all three (README).
+    work is one channel: a 1080p frame costs less than half of banding all three (README).
 
     Measured with bench/bench_temporal.py (README): E_warp 0.31-0.44x of per-frame output with
     0.83-0.94x of its detail (Laplacian energy) and no lag on clean and noisy photo pans.
