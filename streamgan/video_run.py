@@ -65,6 +65,16 @@ def _put(q: queue.Queue, item, stop: threading.Event) -> bool:
     return False
 
 
+def _get(q: queue.Queue, stop: threading.Event):
+    """The next item of ``q``; ``_END`` once ``stop`` is set (a stopped run's threads end promptly)."""
+    while not stop.is_set():
+        try:
+            return q.get(timeout=0.1)
+        except queue.Empty:
+            continue
+    return _END
+
+
 def _side_by_side(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.concatenate([a, b], axis=1)
 
@@ -122,7 +132,7 @@ def translate_video(input: str | Path, output: str | Path, engine: Engine, *,
         def encode() -> None:
             try:
                 while True:
-                    item = q_out.get()
+                    item = _get(q_out, stop)
                     if item is _END:
                         return
                     t0 = time.perf_counter()
