@@ -21,7 +21,7 @@ from .lazy import torch  # imported on first use (engines/lazy.py)
 
 def machine_tag() -> str:
     """This CPU (model name, threads available) for cache keys of measured choices."""
-    name = platform.processor() or platform.machine()
+    name = None
     try:
         for line in open("/proc/cpuinfo"):
             if line.startswith("model name"):
@@ -29,6 +29,7 @@ def machine_tag() -> str:
                 break
     except OSError:
         pass
+    name = name or platform.processor() or platform.machine()  # (processor() runs `uname -p`: a fork)
     return f"{name} x{len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()}"
 
 
