@@ -1,9 +1,11 @@
-"""A measured choice between backends: the fastest on the first batch it sees, remembered.
+"""A measured choice between backends: the fastest on the first batch it sees (or on one
+image-like probe for every batch shape), remembered.
 
-The first call times every candidate on that batch (one warm-up, then the best of two runs; one
-when that is already clearly slower than the best so far), keeps the winner and closes the others.
-The verdict is stored under ``$STREAMGAN_CACHE/choices/fastest.json``, keyed by the model, the
-batch shape, this CPU and the library versions, so later runs open only the winner.
+The first call times every candidate on that batch or probe (one warm-up, then the best of two
+runs; one when that is already clearly slower than the best so far), keeps the winner and closes
+the others. The verdict is stored under ``$STREAMGAN_CACHE/choices/fastest.json``, keyed by the
+model, the batch shape (or "probe"), this CPU and the library versions, so later runs open only
+the winner.
 """
 
 import dataclasses
@@ -79,7 +81,8 @@ def remembered_choices(prefix: str) -> dict[str, str]:
     (measured a X ms, b Y ms)', for ``streamgan info``."""
     known = _known()
     return {k[len(prefix):].lstrip(":|"): f"{v['backend']} (measured " +
-            ", ".join(f"{name} {ms:.1f} ms" for name, ms in v["ms"].items()) + ")"
+            ", ".join(f"{name} {ms:.1f} ms" for name, ms in v["ms"].items()) +
+            (f" on a {'x'.join(map(str, v['probe']))} probe" if "probe" in v else "") + ")"
             for k, v in known.items() if k.startswith(prefix)}
 
 
@@ -91,8 +94,10 @@ class FastestEngine(Engine):
     ``meta.precision`` become the winner's once it is chosen.
     """
 
-    def __init__(self, candidates: dict[str, Callable[[], Engine]], key: str, host: bool = False):
+    def __init__(self, candidates: dict[str, Callable[[], Engine]], key: str, host: bool = False,
+                 probe_side: int = 0):
         self.candidates = candidates
+        self.probe_side = probe_side  # > 0 (host candidates): timed once on a probe this size, for every shape
         self.all_host = host  # every candidate is a host engine
         self.chosen: Engine | None = None
         self.key = f"{key}|{machine_tag()}"
@@ -107,13 +112,28 @@ class FastestEngine(Engine):
                 self.key += f"|{torch.cuda.get_device_name(self.device)}"
         self.choice: dict = {}
 
-    def _open(self, name: str) -> Engine:
+    def candidate(self, name: str) -> Engine:
+        """Candidate ``name``, opened now if it is not yet (closed with the others that lose)."""
         if name not in self.opened:
             self.opened[name] = self.candidates[name]()
         return self.opened[name]
 
     def _shape_key(self, shape) -> str:
-        return f"{self.key}|{'x'.join(map(str, shape))}"
+        return f"{self.key}|probe" if self.probe_side else f"{self.key}|{'x'.join(map(str, shape))}"
+
+    def _probe(self) -> np.ndarray:
+        """What host candidates are timed on when ``probe_side`` is set: an image-like input in the
+        model's range, at the graph's fixed size, else ``probe_side`` rounded up to its size
+        multiple (OpenVINO's precision probe is this input: its compiled request is reused).
+        Timing a 128 px probe instead of a first 640x360 frame saves most of a cold start's
+        measuring, and the order agrees (multistyle26, 2-core EPYC: OpenVINO 2.8x ONNX Runtime at
+        128 px, 2.5x at 256, 2.1x at 640x360)."""
+        from .metrics import probe_image
+        m = self.meta
+        side = m.shapes["max"][-1] if m.shapes else -(-self.probe_side // m.size_multiple) * m.size_multiple
+        lo, hi = m.input_range
+        x = (probe_image(m.in_channels, side, side) + 1) / 2 * (hi - lo) + lo
+        return np.repeat(x, m.max_batch or 1, axis=0)
 
     def choose(self, x) -> Engine:
         """Pick (or recall) the fastest candidate for batches shaped like ``x`` (a tensor, or a
@@ -121,9 +141,13 @@ class FastestEngine(Engine):
         if self.recall(x.shape):
             return self.chosen
         ms: dict[str, float] = {}
+        timed = self._probe() if self.probe_side else x
         for name in self.candidates:
-            ms[name] = 1000 * _time(self._open(name), x, best_so_far=min(ms.values(), default=float("inf")) / 1000)
+            best = min(ms.values(), default=float("inf")) / 1000
+            ms[name] = 1000 * _time(self.candidate(name), timed, best_so_far=best)
         choice = {"backend": min(ms, key=ms.get), "ms": ms}
+        if self.probe_side:
+            choice["probe"] = list(timed.shape[-2:])
         known = _known()
         known[self._shape_key(x.shape)] = choice
         write_json(_store(), known)
@@ -140,7 +164,7 @@ class FastestEngine(Engine):
 
     def _keep(self, choice: dict) -> Engine:
         self.choice = choice
-        self.chosen = self._open(choice["backend"])
+        self.chosen = self.candidate(choice["backend"])
         for name in [n for n in self.opened if n != choice["backend"]]:
             self.opened.pop(name).close()
         self.meta.backend, self.meta.precision = self.chosen.meta.backend, self.chosen.meta.precision
@@ -150,7 +174,7 @@ class FastestEngine(Engine):
     def plain_module(self):
         """The torch candidate's module (exact tiles run it layer by layer), None without one."""
         name = next((n for n in self.candidates if n.startswith("torch")), None)
-        return getattr(self._open(name), "plain_module", None) if name else None
+        return getattr(self.candidate(name), "plain_module", None) if name else None
 
     def _run(self, x, stats, mix, collect=False):
         engine = self.chosen or self.choose(x)
@@ -184,8 +208,10 @@ class FastestEngine(Engine):
     def describe(self) -> str:
         if self.chosen is None:
             return f"{self.meta.backend} (not yet measured)"
+        probe = "x".join(map(str, self.choice.get("probe", ())))
         how = "cached choice" if self.choice.get("cached") else \
-            "measured " + ", ".join(f"{k} {v:.0f} ms" for k, v in self.choice["ms"].items())
+            "measured " + ", ".join(f"{k} {v:.1f} ms" for k, v in self.choice["ms"].items()) + \
+            (f" on a {probe} probe" if probe else "")
         return f"{self.chosen.describe()} (fastest: {how})"
 
     def close(self) -> None:

@@ -26,6 +26,9 @@ def max_error(a, b) -> float:
     return float(np.abs(_host(a) - _host(b)).max())
 
 
+PROBE_SIDE = 128  # host engines' probes (OpenVINO's bf16 check, the measured backend choice) are this size
+
+
 def probe_image(channels: int, height: int, width: int, seed: int = 0) -> np.ndarray:
     """(1, C, H, W) float32 in [-1, 1], image-like, in numpy: linearly upsampled coarse noise plus
     fine detail (the host engines' probes run without torch)."""

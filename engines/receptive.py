@@ -27,33 +27,49 @@ def receptive_radius(module: torch.nn.Module) -> int:
     return int(math.ceil(radius))
 
 
-def measured_radius(run, channels: int, value_range: tuple[float, float], side: int = 256) -> int:
+def measured_radius(run, channels: int, value_range: tuple[float, float], sides: tuple[int, ...] = (256,)) -> int:
     """Receptive radius of a black-box image-to-image function (numpy (1, C, H, W) in and out), by
     experiment: one input pixel in the middle of a ``side`` x ``side`` image changes, and the
     farthest output pixel that moves by more than 1e-3 of the largest change bounds the context
-    (global effects of per-image statistics are orders of magnitude smaller). ``side // 2`` means
-    "at least that"."""
+    (global effects of per-image statistics are orders of magnitude smaller). The next of
+    ``sides`` is tried when the moved pixels reach the probe's edge or leave gaps (a dilated
+    field may go on past the edge); on the last, ``side // 2`` means "at least that"."""
     lo, hi = value_range
-    x = (lo + (hi - lo) * np.random.default_rng(0).random((1, channels, side, side))).astype(np.float32)
-    y0 = run(x)
-    x[..., side // 2, side // 2] = lo + hi - x[..., side // 2, side // 2]
-    delta = np.abs(run(x) - y0).max(axis=(0, 1))
-    moved = np.argwhere(delta > 1e-3 * delta.max())
-    if not len(moved):
-        return 0
-    return int(np.abs(moved - side // 2).max())
+    for side in sides:
+        x = (lo + (hi - lo) * np.random.default_rng(0).random((1, channels, side, side))).astype(np.float32)
+        y0 = run(x)
+        x[..., side // 2, side // 2] = lo + hi - x[..., side // 2, side // 2]
+        delta = np.abs(run(x) - y0).max(axis=(0, 1))
+        moved = np.argwhere(delta > 1e-3 * delta.max())
+        if not len(moved):
+            return 0
+        distances = np.unique(np.abs(moved - side // 2).max(axis=1))  # rings around the pixel that moved
+        radius = int(distances[-1])
+        if radius < side // 2 - 1 and len(distances) == radius + 1:  # one block, inside the probe
+            break
+    return radius
 
 
-def measured_multiple(run, channels: int, value_range: tuple[float, float], side: int = 256) -> int:
+def measured_multiple(run, channels: int, value_range: tuple[float, float], radius: int | None = None) -> int:
     """The translation step a black-box generator (numpy in and out) is equivariant to (its total
     stride: 4 for a ResNet generator): the smallest power-of-two shift of the input that shifts the
     output's interior by the same amount (to 1% of the output's scale: far-away context leaves ~1e-3
-    behind, a shift off the grid changes the output by tens of percent). Tiles must sit on this grid."""
+    behind, a shift off the grid changes the output by tens of percent). Tiles must sit on this grid.
+
+    The interior is what lies farther than ``radius`` + the shift from every edge (where the shift
+    wraps content around); with ``radius`` known, each shift runs on the smallest image with 32 px
+    of interior, else on 256 px with the middle half as interior."""
     lo, hi = value_range
-    x = (lo + (hi - lo) * np.random.default_rng(1).random((1, channels, side, side))).astype(np.float32)
-    y = run(x)
-    inner = slice(side // 4, 3 * side // 4)
+    rng = np.random.default_rng(1)
+    base: dict[int, tuple] = {}
     for k in (1, 2, 4, 8, 16, 32):
+        side = 256 if radius is None else 32 * -(-(2 * (radius + max(k, 8) + 1) + 32) // 32)
+        if side not in base:
+            x = (lo + (hi - lo) * rng.random((1, channels, side, side))).astype(np.float32)
+            base[side] = x, run(x)
+        x, y = base[side]
+        margin = side // 4 if radius is None else radius + k + 1
+        inner = slice(margin, side - margin)
         shifted = run(np.roll(x, shift=(k, k), axis=(2, 3)))
         a, b = np.roll(y, shift=(k, k), axis=(2, 3))[..., inner, inner], shifted[..., inner, inner]
         if np.abs(a - b).max() <= 1e-2 * (np.abs(y).max() + 1e-6):  # off-grid shifts move it by ~50%

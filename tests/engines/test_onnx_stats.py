@@ -222,3 +222,31 @@ def test_plain_graph_leaves_norms_over_few_channels_element_wise(tmp_path):
     assert [(s.channels, s.divides) for s in sites] == [(8, True), (3, False)]
     x = np.random.RandomState(4).rand(1, 3, 24, 40).astype(np.float32)
     assert np.abs(_session(plain).run(None, {"image": x})[0] - _session(path).run(None, {"image": x})[0]).max() < 1e-5
+
+
+class Dilated(nn.Module):
+    """Two 3x3 convolutions dilated 36: each output pixel sees 72 px to each side (> the 128 px probe's half)."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(1)
+        self.c1, self.c2 = (nn.Conv2d(3, 3, 3, padding=36, dilation=36) for _ in range(2))
+
+    def forward(self, image):
+        return torch.tanh(self.c2(torch.relu(self.c1(image))))
+
+
+def test_geometry_of_a_third_party_graph_by_experiment(tmp_path):
+    """Radius and stride of graphs without streamgan metadata, measured on small probes: a ResNet
+    generator (instance norm, stride 4) against the radius its modules give, and a graph whose
+    radius passes the first probe's half (measured again on the larger one)."""
+    from streamgan.checkpoints import load_generator
+    from tests.streamgan.helpers import tiny_resnet
+    module = load_generator(tiny_resnet(tmp_path / "g.pth", n_blocks=3))
+    radius = open_engine(tmp_path / "g.pth", device="cpu", backend="torch").meta.receptive_radius
+    for net, path, want_radius, want_multiple in ((module, tmp_path / "g.onnx", radius, 4),
+                                                  (Dilated(), tmp_path / "d.onnx", 72, 1)):
+        _export(net, path)
+        with open_engine(path, backend="onnxruntime") as eng:
+            got = eng.meta.receptive_radius
+            assert want_radius - 12 <= got <= want_radius and eng.meta.size_multiple == want_multiple, (got, eng.meta)
