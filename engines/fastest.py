@@ -1,11 +1,10 @@
 """A measured choice between backends: the fastest on the first batch it sees (or on one
 image-like probe for every batch shape), remembered.
 
-The first call times every candidate on that batch or probe (one warm-up, then the best of two
-runs; one when that is already clearly slower than the best so far), keeps the winner and closes
-the others. The verdict is stored under ``$STREAMGAN_CACHE/choices/fastest.json``, keyed by the
-model, the batch shape (or "probe"), this CPU and the library versions, so later runs open only
-the winner.
+The first call times every candidate on that batch or probe (one warm-up, then one run; the best
+of two where candidates come within 30% of each other), keeps the winner and closes the others.
+The verdict is stored under ``$STREAMGAN_CACHE/choices/fastest.json``, keyed by the model, the
+batch shape (or "probe"), this CPU and the library versions, so later runs open only the winner.
 """
 
 import dataclasses
@@ -35,19 +34,23 @@ def machine_tag() -> str:
     return f"{name} x{len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()}"
 
 
-_CLEARLY_SLOWER = 1.5  # a candidate whose first timed run is this much slower than the best is out
+_CLOSE = 1.3  # candidates within this factor of the fastest's single run are timed once more
+# On a probe that does not decide, a candidate this much slower than the fastest is not timed on the
+# batch. The ratio holds across sizes: ResNet-6 ngf32, torch bf16 / OpenVINO bf16 on a 2-core EPYC,
+# 1.55 at 128 px, 1.38 at 192, 1.41 at 256, 1.57 at 640x360.
+_RULED_OUT = 1.3
 
 
-def _time(engine: Engine, x, repeats: int = 2, best_so_far: float = float("inf")) -> float:
-    """Best of ``repeats`` runs on ``x`` after one warm-up (numpy x: a host engine's own path);
-    the repeats stop once a run is clearly slower than ``best_so_far`` (another candidate's)."""
+def _timer(engine: Engine, x) -> Callable[[], float]:
+    """Runs ``engine`` once on ``x`` now (the warm-up) and returns a function that times one more
+    run in seconds (numpy x: a host engine's own path; on CUDA until the work has finished)."""
     if isinstance(x, np.ndarray):
-        if engine.host:
-            def run():
-                engine.run_host(x)
-            sync = None
-        else:
-            return _time(engine, torch.from_numpy(x), repeats, best_so_far)
+        if not engine.host:
+            return _timer(engine, torch.from_numpy(x))
+
+        def run():
+            engine.run_host(x)
+        sync = None
     else:
         x = x.to(engine.device, engine.dtype)
 
@@ -55,16 +58,14 @@ def _time(engine: Engine, x, repeats: int = 2, best_so_far: float = float("inf")
             engine._run(x, None, 0.0)
         sync = (lambda: torch.cuda.synchronize(engine.device)) if engine.device.type == "cuda" else None
     run()
-    best = float("inf")
-    for _ in range(repeats):
+
+    def timed() -> float:
         sync and sync()
         t = time.perf_counter()
         run()
         sync and sync()  # GPU work is asynchronous: time it finished, not launched
-        best = min(best, time.perf_counter() - t)
-        if best > _CLEARLY_SLOWER * best_so_far:
-            break
-    return best
+        return time.perf_counter() - t
+    return timed
 
 
 def _store():
@@ -76,14 +77,21 @@ def _known() -> dict:
     return json.loads(store.read_text()) if store.exists() else {}
 
 
+def _figures(choice: dict) -> str:
+    """'a X ms, b Y ms' of a choice, and where it was measured when that was a probe."""
+    text = ", ".join(f"{name} {ms:.1f} ms" for name, ms in choice["ms"].items())
+    if "probe" in choice:
+        text += f" on a {'x'.join(map(str, choice['probe']))} probe"
+    if choice.get("ruled_out"):
+        text += "; ruled out on a probe: " + ", ".join(f"{n} {ms:.1f} ms" for n, ms in choice["ruled_out"].items())
+    return text
+
+
 def remembered_choices(prefix: str) -> dict[str, str]:
     """Choices made for keys starting with ``prefix`` (a model's path): '<key tail>' -> 'winner
     (measured a X ms, b Y ms)', for ``streamgan info``."""
-    known = _known()
-    return {k[len(prefix):].lstrip(":|"): f"{v['backend']} (measured " +
-            ", ".join(f"{name} {ms:.1f} ms" for name, ms in v["ms"].items()) +
-            (f" on a {'x'.join(map(str, v['probe']))} probe" if "probe" in v else "") + ")"
-            for k, v in known.items() if k.startswith(prefix)}
+    return {k[len(prefix):].lstrip(":|"): f"{v['backend']} (measured {_figures(v)})"
+            for k, v in _known().items() if k.startswith(prefix)}
 
 
 class FastestEngine(Engine):
@@ -95,9 +103,12 @@ class FastestEngine(Engine):
     """
 
     def __init__(self, candidates: dict[str, Callable[[], Engine]], key: str, host: bool = False,
-                 probe_side: int = 0):
+                 probe_side: int = 0, probe_decides: bool = True):
         self.candidates = candidates
-        self.probe_side = probe_side  # > 0 (host candidates): timed once on a probe this size, for every shape
+        # probe_side > 0: candidates are timed on a probe this size first; it decides for every
+        # batch shape (probe_decides), or rules out those _RULED_OUT times slower than the best
+        # and the rest are timed on the batch (one measured, the choice kept per batch shape)
+        self.probe_side, self.probe_decides = probe_side, probe_decides
         self.all_host = host  # every candidate is a host engine
         self.chosen: Engine | None = None
         self.key = f"{key}|{machine_tag()}"
@@ -111,6 +122,7 @@ class FastestEngine(Engine):
             if self.device.type == "cuda":
                 self.key += f"|{torch.cuda.get_device_name(self.device)}"
         self.choice: dict = {}
+        self._probed: tuple[list[str], dict] | None = None  # (candidates left, choice) once the probe ran
 
     def candidate(self, name: str) -> Engine:
         """Candidate ``name``, opened now if it is not yet (closed with the others that lose)."""
@@ -119,7 +131,9 @@ class FastestEngine(Engine):
         return self.opened[name]
 
     def _shape_key(self, shape) -> str:
-        return f"{self.key}|probe" if self.probe_side else f"{self.key}|{'x'.join(map(str, shape))}"
+        if self.probe_side and self.probe_decides:
+            return f"{self.key}|probe"
+        return f"{self.key}|{'x'.join(map(str, shape))}"
 
     def _probe(self) -> np.ndarray:
         """What host candidates are timed on when ``probe_side`` is set: an image-like input in the
@@ -135,21 +149,52 @@ class FastestEngine(Engine):
         x = (probe_image(m.in_channels, side, side) + 1) / 2 * (hi - lo) + lo
         return np.repeat(x, m.max_batch or 1, axis=0)
 
+    def _measure(self, x, names: list[str], runs: int = 1) -> dict[str, float]:
+        """Milliseconds of each of ``names`` on ``x``: the best of ``runs`` after a warm-up; close
+        calls (within _CLOSE of the fastest) get one run more."""
+        timers, seconds = {}, {}
+        for name in names:  # each timed right after its own warm-up (another's threads may still spin)
+            timers[name] = _timer(self.candidate(name), x)
+            seconds[name] = min(timers[name]() for _ in range(runs))
+        close = [name for name, s in seconds.items() if s <= _CLOSE * min(seconds.values())]
+        for name in close if len(close) > 1 else ():
+            seconds[name] = min(seconds[name], timers[name]())
+        return {name: 1000 * s for name, s in seconds.items()}
+
+    def _on_probe(self) -> tuple[list[str], dict]:
+        """The candidates the probe leaves (all when it decides) and its choice."""
+        probe = self._probe()
+        ms = self._measure(probe, list(self.candidates), runs=3)  # (runs of a few ms: noise matters more)
+        left = [name for name in ms if self.probe_decides or ms[name] <= _RULED_OUT * min(ms.values())]
+        return left, {"backend": min(ms, key=ms.get), "ms": ms, "probe": list(probe.shape[-2:]),
+                      "ruled_out": {name: t for name, t in ms.items() if name not in left}}
+
+    def decide(self, shape) -> bool:
+        """Recall the choice for batches of ``shape``, or make it now where the probe alone can (it
+        decides, or leaves one candidate), before any batch: a host winner then gets numpy frames
+        from the first. Whether a candidate is chosen."""
+        if self.recall(shape) or not self.probe_side:
+            return self.chosen is not None
+        if self._probed is None:
+            self._probed = self._on_probe()
+        left, choice = self._probed
+        if self.probe_decides or len(left) == 1:
+            self._remember(shape, {k: v for k, v in choice.items() if k != "ruled_out"})
+        return self.chosen is not None
+
     def choose(self, x) -> Engine:
         """Pick (or recall) the fastest candidate for batches shaped like ``x`` (a tensor, or a
         numpy array for host candidates)."""
-        if self.recall(x.shape):
+        if self.decide(x.shape):
             return self.chosen
-        ms: dict[str, float] = {}
-        timed = self._probe() if self.probe_side else x
-        for name in self.candidates:
-            best = min(ms.values(), default=float("inf")) / 1000
-            ms[name] = 1000 * _time(self.candidate(name), timed, best_so_far=best)
-        choice = {"backend": min(ms, key=ms.get), "ms": ms}
-        if self.probe_side:
-            choice["probe"] = list(timed.shape[-2:])
+        left, probed = self._probed or (list(self.candidates), {})
+        ms = self._measure(x, left)
+        return self._remember(x.shape, {"backend": min(ms, key=ms.get), "ms": ms,
+                                        **({"ruled_out": probed["ruled_out"]} if probed.get("ruled_out") else {})})
+
+    def _remember(self, shape, choice: dict) -> Engine:
         known = _known()
-        known[self._shape_key(x.shape)] = choice
+        known[self._shape_key(shape)] = choice
         write_json(_store(), known)
         return self._keep({**choice, "cached": False})
 
@@ -208,10 +253,7 @@ class FastestEngine(Engine):
     def describe(self) -> str:
         if self.chosen is None:
             return f"{self.meta.backend} (not yet measured)"
-        probe = "x".join(map(str, self.choice.get("probe", ())))
-        how = "cached choice" if self.choice.get("cached") else \
-            "measured " + ", ".join(f"{k} {v:.1f} ms" for k, v in self.choice["ms"].items()) + \
-            (f" on a {probe} probe" if probe else "")
+        how = "cached choice" if self.choice.get("cached") else "measured " + _figures(self.choice)
         return f"{self.chosen.describe()} (fastest: {how})"
 
     def close(self) -> None:

@@ -150,7 +150,9 @@ def _open_checkpoint(path: Path, device, opts: dict) -> Engine:
           f"{opts.get('bn_stats', 'batch')}"
     if backend == "auto" and can_ov:
         from engines.fastest import FastestEngine
-        return FastestEngine({"openvino": openvino_engine, "torch": torch_engine}, key=key)
+        from engines.metrics import PROBE_SIDE
+        return FastestEngine({"openvino": openvino_engine, "torch": torch_engine}, key=key, probe_side=PROBE_SIDE,
+                             probe_decides=False)
     if backend == "auto" and not _on_cpu(device) and not opts.get("compile") and not opts.get("dropout"):
         # CUDA: the fused generator in either layout, and torch.compile unless the caller must start
         # fast (the live filter): measured on the first batch, remembered per model, size and GPU

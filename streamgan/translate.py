@@ -275,7 +275,7 @@ class Translator:
         the order they were submitted. Whole frames on a host engine overlap (``start_host``: up to
         ``engine.inflight`` at once); everything else finishes at once. ``flush()`` returns the rest."""
         h, w = rgb.shape[:2]
-        self._recall(h, w)
+        self._decide(h, w)
         if not (self.engine.host and self.meta.in_channels == 3 and self.plan(h, w).full_frame):
             return self.flush() + [(tag, self(rgb))]
         done = []
@@ -305,18 +305,18 @@ class Translator:
         """The frames still in flight, finished, as (tag, output)."""
         return [self._finish() for _ in range(len(self._pending))]
 
-    def _recall(self, h: int, w: int) -> None:
-        """Before the first frame: a backend choice the engine remembers for whole frames of this
-        size is opened now (FastestEngine.recall), so a host winner gets numpy frames from the
-        start and the other candidates are never opened."""
-        if not self.frames and hasattr(self.engine, "recall"):
+    def _decide(self, h: int, w: int) -> None:
+        """Before the first frame: the backend choice for whole frames of this size is recalled, or
+        made where a probe can make it (FastestEngine.decide), so a host winner gets numpy frames
+        from the start and a remembered winner's rivals are never opened."""
+        if not self.frames and hasattr(self.engine, "decide"):
             m = self.meta.size_multiple
-            self.engine.recall((1, self.meta.in_channels, round_up(h, m), round_up(w, m)))
+            self.engine.decide((1, self.meta.in_channels, round_up(h, m), round_up(w, m)))
 
     def __call__(self, rgb: np.ndarray) -> np.ndarray:
         t = time.perf_counter()
         h, w = rgb.shape[:2]
-        self._recall(h, w)
+        self._decide(h, w)
         if self.meta.in_channels == 1:
             rgb = rgb.mean(axis=2, keepdims=True).round().astype(np.uint8)
         plan = self.plan(h, w)

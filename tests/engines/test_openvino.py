@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from engines.base import Engine
 from engines.errors import EngineError
 from engines.fastest import FastestEngine
 from engines.metrics import psnr
@@ -106,6 +107,40 @@ def test_a_remembered_host_choice_gets_whole_frames_and_opens_nothing_else(ckpts
         got = tr(frame)
         assert eng.host and eng.choice["cached"] and list(eng.opened) == ["openvino"]
         assert np.array_equal(got, want)
+
+
+class FourTimes(Engine):
+    """A real engine that does its work four times a call: a clearly slower candidate."""
+
+    host = True
+
+    def __init__(self, inner: Engine):
+        self.inner, self.meta = inner, inner.meta
+
+    def run_host(self, x):
+        for _ in range(3):
+            self.inner.run_host(x)
+        return self.inner.run_host(x)
+
+    def close(self):
+        self.inner.close()
+
+
+def test_a_clearly_slower_candidate_is_ruled_out_on_the_probe_before_any_frame(ckpts):
+    def openvino():
+        return open_engine(ckpts["resnet"], backend="openvino", precision="fp32")
+
+    frame = textured_frames(1, 48, 64, seed=4)[0]
+    with FastestEngine({"slow": lambda: FourTimes(openvino()), "fast": openvino}, key="ruled-out", probe_side=64,
+                       probe_decides=False) as eng:
+        tr = Translator(eng)
+        got = tr(frame)
+        assert eng.choice["backend"] == "fast" and list(eng.opened) == ["fast"] and eng.choice["probe"] == [64, 64]
+        assert eng.choice["ms"]["slow"] > 1.3 * eng.choice["ms"]["fast"] and "on a 64x64 probe" in eng.describe()
+    with openvino() as alone:
+        assert np.array_equal(got, Translator(alone)(frame))
+    store = Path(os.environ["STREAMGAN_CACHE"]) / "choices" / "fastest.json"
+    assert any(k.startswith("ruled-out") and k.endswith("1x3x48x64") for k in json.loads(store.read_text()))
 
 
 def test_checkpoint_through_openvino_needs_no_torch_once_exported(ckpts, tmp_path):
