@@ -181,6 +181,17 @@ def test_rotation_metadata_kept(tmp_path, engine):
         assert frame.rotation == 90 and (frame.width, frame.height) == (64, 48)
 
 
+def test_default_encoder_settings_are_in_the_stream(tmp_path, engine):
+    """x264 records its settings in the stream: medium at the given crf, with the shorter rate-control
+    lookahead (20 frames, video.py); another preset keeps its own."""
+    src = write_clip(tmp_path / "in.mp4", textured_frames(6, 48, 64))
+    for preset, lookahead in (("medium", 20), ("slow", 50)):
+        out = tmp_path / f"{preset}.mp4"
+        translate_video(src, out, engine, progress=False, preset=preset)
+        settings = out.read_bytes()
+        assert b"crf=18.0" in settings and f"rc_lookahead={lookahead} ".encode() in settings, preset
+
+
 def test_folder_runs_refuse_file_outputs_and_report_bad_videos(tmp_path, gen, capsys):
     folder = tmp_path / "in"
     folder.mkdir()
