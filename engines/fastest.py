@@ -87,6 +87,12 @@ def _figures(choice: dict) -> str:
     return text
 
 
+def remembered(key: str, shape: str = "probe") -> bool:
+    """Whether a FastestEngine of ``key`` on this CPU has a choice for ``shape`` ("NxCxHxW", or
+    "probe" where the probe decides) and will open only its winner."""
+    return f"{key}|{machine_tag()}|{shape}" in _known()
+
+
 def remembered_choices(prefix: str) -> dict[str, str]:
     """Choices made for keys starting with ``prefix`` (a model's path): '<key tail>' -> 'winner
     (measured a X ms, b Y ms)', for ``streamgan info``."""

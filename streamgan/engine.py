@@ -186,24 +186,45 @@ def _open_onnx(path: Path, device, opts: dict) -> Engine:
         return OpenVINOEngine(plain, device=device, precision="auto" if precision == "fp16" else precision,
                               stats_graph=(lambda: path) if layers else None, stats_width=width, **kw)
 
+    beside = False
     if backend == "openvino":
         engine = openvino_engine()
     elif backend == "auto" and _graph_on_cpu(device):
-        from engines.fastest import FastestEngine
+        from engines.fastest import FastestEngine, remembered
         from engines.metrics import PROBE_SIDE
-        engine = FastestEngine({"openvino": openvino_engine, "onnxruntime": ort_engine}, host=True,
-                               key=f"{given.resolve()}:{given.stat().st_mtime_ns}|{opts.get('precision')}",
-                               probe_side=PROBE_SIDE)
+        key = f"{given.resolve()}:{given.stat().st_mtime_ns}|{opts.get('precision')}"
+        beside = not remembered(key)  # ONNX Runtime will be timed: it opens beside OpenVINO's probes
+        engine = FastestEngine({"openvino": openvino_engine,
+                                "onnxruntime": _opened_beside(ort_engine, path, kw) if beside else ort_engine},
+                               host=True, key=key, probe_side=PROBE_SIDE)
     else:
         engine = ort_engine()
     if layers:
         engine.meta.extra = {**engine.meta.extra, "instance_norm_layers": layers, "statistics": "exposed"}
     if not engine.meta.receptive_radius and not engine.meta.shapes:  # a third-party graph: what tiles need
-        # measured on ONNX Runtime: the session of the candidate when there is one (opened once)
-        session = (lambda: engine.candidate("onnxruntime")) if hasattr(engine, "candidate") else None
+        # measured on ONNX Runtime: by the candidate opened beside OpenVINO when there is one
+        session = (lambda: engine.candidate("onnxruntime")) if beside else None
         geometry = _measured_geometry(path, engine.meta, kw, session)
         engine.meta.receptive_radius, engine.meta.size_multiple = geometry["radius"], geometry["multiple"]
     return engine
+
+
+def _opened_beside(open_ort: Callable[[], Engine], path: Path, kw: dict) -> Callable[[], Engine]:
+    """Opens the ONNX Runtime candidate on a second thread, and measures the graph's geometry on it
+    where the graph needs that, while OpenVINO compiles and checks its probes on this one (both
+    libraries leave the GIL while they work; the second core is otherwise idle then). Returns the
+    candidate's factory: it waits for that thread."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def work() -> Engine:
+        engine = open_ort()
+        if not engine.meta.receptive_radius and not engine.meta.shapes:
+            _measured_geometry(path, engine.meta, kw, lambda: engine)
+        return engine
+    pool = ThreadPoolExecutor(1, thread_name_prefix="onnxruntime")
+    opened = pool.submit(work)
+    pool.shutdown(wait=False)
+    return opened.result
 
 
 def _measured_geometry(path: Path, meta: EngineMeta, kw: dict,
@@ -216,11 +237,12 @@ def _measured_geometry(path: Path, meta: EngineMeta, kw: dict,
 
     from engines.base import cache_dir, sha256
     store = cache_dir("onnx") / f"{sha256(path.read_bytes())[:20]}-geometry.json"
+    probe = session() if session else None  # (a session opened on another thread may have measured it)
     if store.exists():
         return json.loads(store.read_text())
     from engines.onnx_backend import OnnxEngine
     from engines.receptive import measured_multiple, measured_radius
-    probe = session() if session else OnnxEngine(path, device="cpu", **kw)
+    probe = probe or OnnxEngine(path, device="cpu", **kw)
     fixed: dict = {}
 
     def run(x):  # with fixed statistics the effect of one pixel stays local

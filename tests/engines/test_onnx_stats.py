@@ -250,3 +250,29 @@ def test_geometry_of_a_third_party_graph_by_experiment(tmp_path):
         with open_engine(path, backend="onnxruntime") as eng:
             got = eng.meta.receptive_radius
             assert want_radius - 12 <= got <= want_radius and eng.meta.size_multiple == want_multiple, (got, eng.meta)
+
+
+def test_a_first_run_opens_onnx_runtime_once_beside_openvino(style_onnx, tmp_path, monkeypatch):
+    """On a first run the ONNX Runtime candidate opens on a second thread while OpenVINO checks its
+    probes, the graph's geometry is measured on that session, and the choice uses it too; a run
+    that remembers the choice opens ONNX Runtime only if it won."""
+    import threading
+
+    from engines.onnx_backend import OnnxEngine
+    monkeypatch.setenv("STREAMGAN_CACHE", str(tmp_path / "cache"))
+    opened = []
+    real = OnnxEngine.__init__
+
+    def counted(self, *args, **kwargs):
+        opened.append(threading.current_thread().name)
+        real(self, *args, **kwargs)
+    monkeypatch.setattr(OnnxEngine, "__init__", counted)
+    shape = (1, 3, 64, 96)
+    with open_engine(style_onnx, input_range=(0.0, 1.0)) as eng:
+        assert eng.meta.size_multiple == 2 and eng.meta.receptive_radius > 0
+        assert eng.decide(shape) and set(eng.choice["ms"]) == {"openvino", "onnxruntime"}
+        assert len(opened) == 1 and opened[0].startswith("onnxruntime"), opened
+    with open_engine(style_onnx, input_range=(0.0, 1.0)) as again:
+        assert again.decide(shape) and again.choice["cached"]
+        assert len(opened) == 1 + (again.choice["backend"] == "onnxruntime")  # only a remembered winner opens
+        assert (again.meta.size_multiple, again.meta.receptive_radius) == (2, eng.meta.receptive_radius)
