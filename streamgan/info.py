@@ -15,12 +15,8 @@ def info(path: str | Path) -> dict:
         raise InputError(f"{path}: no such file")
     suffix = path.suffix.lower()
     if suffix in CHECKPOINT_SUFFIXES:
-        from engines.fastest import remembered_choices
         facts = {"file": str(path), "kind": "checkpoint", **describe(load_generator(path))}
-        chosen = remembered_choices(f"{path.resolve()}:{path.stat().st_mtime_ns}")
-        if chosen:  # which backend `--backend auto` runs it with, per frame shape and machine, and why
-            facts["engine choices"] = chosen
-        return facts
+        return _with_choices(facts, path)
     if suffix == ".onnx":
         from engines.onnx_backend import read_onnx_meta
         from engines.onnx_stats import with_norm_stats
@@ -28,7 +24,7 @@ def info(path: str | Path) -> dict:
         layers = with_norm_stats(path)[1]
         if layers:
             facts["normalisation"] = f"{layers} instance-norm layers, statistics exposed (thumbnail tiles, EMA)"
-        return facts
+        return _with_choices(facts, path)
     if suffix == ".xml":
         from engines.openvino_backend import read_ir_meta
         return {"file": str(path), "kind": "openvino-ir", **read_ir_meta(path)}
@@ -39,3 +35,11 @@ def info(path: str | Path) -> dict:
         from engines.aoti_backend import read_pt2_meta
         return {"file": str(path), "kind": "pt2", **read_pt2_meta(path)}
     raise EngineError(f"{path}: unknown file type {suffix!r} (or its {sidecar.name} is missing)")
+
+
+def _with_choices(facts: dict, path: Path) -> dict:
+    """``facts`` and which backend `--backend auto` runs ``path`` with, per frame shape (or probe)
+    and machine, and why (the measured times)."""
+    from engines.fastest import remembered_choices
+    chosen = remembered_choices(f"{path.resolve()}:{path.stat().st_mtime_ns}")
+    return {**facts, "engine choices": chosen} if chosen else facts

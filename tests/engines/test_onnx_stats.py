@@ -278,3 +278,6 @@ def test_a_first_run_opens_onnx_runtime_once_beside_openvino(style_onnx, tmp_pat
         assert again.decide(shape) and again.choice["cached"]
         assert len(opened) == 1 + (again.choice["backend"] == "onnxruntime")  # only a remembered winner opens
         assert (again.meta.size_multiple, again.meta.receptive_radius) == (2, eng.meta.receptive_radius)
+    from streamgan.info import info
+    choices = info(style_onnx)["engine choices"]  # what `streamgan info` lists: the probe's verdict
+    assert any(v.startswith(again.choice["backend"]) and "128x128 probe" in v for v in choices.values()), choices
