@@ -1,8 +1,9 @@
 """A measured choice between backends: the fastest on the first batch it sees (or on one
 image-like probe for every batch shape), remembered.
 
-The first call times every candidate on that batch or probe (one warm-up, then one run; the best
-of two where candidates come within 30% of each other), keeps the winner and closes the others.
+The first call times every candidate on that batch (one warm-up, then one run; the best of two
+where candidates come within 30% of each other) or on the probe (the best of three), keeps the
+winner and closes the others.
 The verdict is stored under ``$STREAMGAN_CACHE/choices/fastest.json``, keyed by the model, the
 batch shape (or "probe"), this CPU and the library versions, so later runs open only the winner.
 """
@@ -142,7 +143,7 @@ class FastestEngine(Engine):
         return f"{self.key}|{'x'.join(map(str, shape))}"
 
     def _probe(self) -> np.ndarray:
-        """What host candidates are timed on when ``probe_side`` is set: an image-like input in the
+        """What candidates are timed on first when ``probe_side`` is set: an image-like input in the
         model's range, at the graph's fixed size, else ``probe_side`` rounded up to its size
         multiple (OpenVINO's precision probe is this input: its compiled request is reused).
         Timing a 128 px probe instead of a first 640x360 frame saves most of a cold start's

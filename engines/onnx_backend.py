@@ -123,7 +123,7 @@ class OnnxEngine(Engine):
         if want_cuda and "CUDAExecutionProvider" in ort.get_available_providers():
             providers.insert(0, "CUDAExecutionProvider")
         so = ort.SessionOptions()
-        so.log_severity_level = 3
+        so.log_severity_level = 4  # fatal only: a failed run raises (and is reported in one line) anyway
         so.add_session_config_entry("session.intra_op.allow_spinning", "0")  # idle threads must not steal the CPU
         if threads:
             so.intra_op_num_threads = threads

@@ -33,11 +33,17 @@ def measured_radius(run, channels: int, value_range: tuple[float, float], sides:
     farthest output pixel that moves by more than 1e-3 of the largest change bounds the context
     (global effects of per-image statistics are orders of magnitude smaller). The next of
     ``sides`` is tried when the moved pixels reach the probe's edge or leave gaps (a dilated
-    field may go on past the edge); on the last, ``side // 2`` means "at least that"."""
+    field may go on past the edge) or the graph will not run at that size; on the last,
+    ``side // 2`` means "at least that"."""
     lo, hi = value_range
     for side in sides:
         x = (lo + (hi - lo) * np.random.default_rng(0).random((1, channels, side, side))).astype(np.float32)
-        y0 = run(x)
+        try:
+            y0 = run(x)
+        except Exception:  # too small for this graph (many downsamplings): the next size
+            if side == sides[-1]:
+                raise
+            continue
         x[..., side // 2, side // 2] = lo + hi - x[..., side // 2, side // 2]
         delta = np.abs(run(x) - y0).max(axis=(0, 1))
         moved = np.argwhere(delta > 1e-3 * delta.max())
@@ -58,7 +64,17 @@ def measured_multiple(run, channels: int, value_range: tuple[float, float], radi
 
     The interior is what lies farther than ``radius`` + the shift from every edge (where the shift
     wraps content around); with ``radius`` known, each shift runs on the smallest image with 32 px
-    of interior, else on 256 px with the middle half as interior."""
+    of interior (on 256 px if the graph will not run at that size), else on 256 px with the middle
+    half as interior."""
+    if radius is not None:
+        try:
+            return _measured_multiple(run, channels, value_range, radius)
+        except Exception:  # a size the graph does not take (a U-Net 256 takes multiples of 256)
+            radius = None
+    return _measured_multiple(run, channels, value_range, radius)
+
+
+def _measured_multiple(run, channels: int, value_range: tuple[float, float], radius: int | None) -> int:
     lo, hi = value_range
     rng = np.random.default_rng(1)
     base: dict[int, tuple] = {}

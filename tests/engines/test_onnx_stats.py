@@ -252,6 +252,14 @@ def test_geometry_of_a_third_party_graph_by_experiment(tmp_path):
         with open_engine(path, backend="onnxruntime") as eng:
             got = eng.meta.receptive_radius
             assert want_radius - 12 <= got <= want_radius and eng.meta.size_multiple == want_multiple, (got, eng.meta)
+    # a U-Net 256 will not run on the small probes: measured on 256 px as before ("at least 128")
+    from tests.streamgan.helpers import tiny_unet
+    axes = {0: "n", 2: "h", 3: "w"}
+    torch.onnx.export(load_generator(tiny_unet(tmp_path / "u.pth", num_downs=8)).eval(), (torch.rand(1, 3, 256, 256),),
+                      str(tmp_path / "u.onnx"), dynamo=False, input_names=["image"], output_names=["out"],
+                      dynamic_axes={"image": axes, "out": axes}, opset_version=17)
+    with open_engine(tmp_path / "u.onnx", backend="onnxruntime") as eng:
+        assert (eng.meta.receptive_radius, eng.meta.size_multiple) == (128, 64), eng.meta
 
 
 def test_a_first_run_opens_onnx_runtime_once_beside_openvino(style_onnx, tmp_path, monkeypatch):
