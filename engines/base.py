@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -69,6 +70,18 @@ def write_json(path: Path, data) -> None:
 
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def file_sha256(path) -> str:
+    """sha256 of a file's bytes, read once per process while the file is unchanged (the caches of
+    graphs, metadata, geometry and compiled models are all keyed by the same few files)."""
+    st = os.stat(path)
+    return _file_sha256(str(path), st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=32)
+def _file_sha256(path: str, mtime_ns: int, size: int) -> str:
+    return sha256(Path(path).read_bytes())
 
 
 class _Default:

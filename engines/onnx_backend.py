@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import Engine, EngineMeta, cache_dir, sha256, write_json
+from .base import Engine, EngineMeta, cache_dir, file_sha256, write_json
 from .errors import EngineError
 from .lazy import torch  # imported on first use (engines/lazy.py)
 
@@ -20,13 +20,12 @@ def read_onnx_meta(path: Path) -> dict:
     """The streamgan metadata of an ONNX file (or what its graph says about inputs/outputs); kept
     in the cache by the file's bytes, so a run that finds it there needs no onnx package (its
     import and a parse of the graph: 0.05-0.1 s at every start)."""
-    data = Path(path).read_bytes()
-    store = cache_dir("onnx") / f"{sha256(data)[:20]}-meta.json"
+    store = cache_dir("onnx") / f"{file_sha256(path)[:20]}-meta.json"
     if store.exists():
         return json.loads(store.read_text())
     import onnx
     try:
-        model = onnx.load_from_string(data)
+        model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:
         raise EngineError(f"{path}: not a readable ONNX file ({exc.__class__.__name__})") from None
     props = {p.key: p.value for p in model.metadata_props}

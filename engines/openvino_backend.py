@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import Engine, cache_dir, sha256, write_json
+from .base import Engine, cache_dir, file_sha256, write_json
 from .errors import EngineError
 from .onnx_backend import Binding, GraphInput, bind_inputs, graph_meta, read_onnx_meta, stats_feed
 
@@ -156,7 +156,7 @@ class OpenVINOEngine(Engine):
         self.config = {"PERFORMANCE_HINT": "LATENCY", "CACHE_DIR": str(cache_dir("openvino"))}
         if threads:
             self.config["INFERENCE_NUM_THREADS"] = threads
-        self.key = f"{sha256(path.read_bytes())[:16]}-{self.ov.get_version()}-split{_SPLIT_MIN_DEPTH}"
+        self.key = f"{file_sha256(path)[:16]}-{self.ov.get_version()}-split{_SPLIT_MIN_DEPTH}"
         self._compiled: dict[tuple, object] = {}
         if precision == "auto":
             precision = self._auto_precision()

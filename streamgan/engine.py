@@ -77,12 +77,12 @@ class _Checkpoint:
     def __init__(self, path: Path, opts: dict):
         import json
 
-        from engines.base import cache_dir, sha256, write_json
+        from engines.base import cache_dir, file_sha256, sha256, write_json
 
         from . import __version__
         self.path, self.opts = path, opts
         load = f"{opts.get('arch')}|{opts.get('bn_stats', 'batch')}"
-        self.tag = sha256(f"{sha256(path.read_bytes())}|{load}".encode())[:20]
+        self.tag = sha256(f"{file_sha256(path)}|{load}".encode())[:20]
         self._module = None
         facts = cache_dir("onnx") / f"{self.tag}-facts-{__version__}.json"  # (a release may derive them anew)
         if facts.exists():
@@ -235,8 +235,8 @@ def _measured_geometry(path: Path, meta: EngineMeta, kw: dict,
     images that radius allows: about a third of the pixels of 256 px probes throughout."""
     import json
 
-    from engines.base import cache_dir, sha256
-    store = cache_dir("onnx") / f"{sha256(path.read_bytes())[:20]}-geometry.json"
+    from engines.base import cache_dir, file_sha256
+    store = cache_dir("onnx") / f"{file_sha256(path)[:20]}-geometry.json"
     probe = session() if session else None  # (a session opened on another thread may have measured it)
     if store.exists():
         return json.loads(store.read_text())
