@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import cache_dir
+from .base import cache_dir, file_sha256
 from .errors import EngineError
 
 STATS_IN, MIX_IN, STATS_OUT = "norm_stats", "stats_mix", "own_stats"
@@ -272,13 +272,12 @@ def _opset(model) -> int:
 def with_norm_stats(path: Path) -> tuple[Path, int]:
     """(graph to run, instance-norm layers exposed): a third-party graph with instance norm is
     rewritten once into the cache (keyed by its bytes); others come back unchanged with 0."""
-    data = path.read_bytes()
-    cached = cache_dir("onnx") / f"{hashlib.sha256(data).hexdigest()[:20]}-stats.onnx"
+    cached = cache_dir("onnx") / f"{file_sha256(path)[:20]}-stats.onnx"
     if cached.exists():
         return cached, int(json.loads(cached.with_suffix(".json").read_text())["layers"])
     import onnx
     try:
-        model = onnx.load_from_string(data)
+        model = onnx.load_from_string(path.read_bytes())
     except Exception:  # not ONNX: the engine that opens it says so
         return path, 0
     if {STATS_IN, MIX_IN} & {i.name for i in model.graph.input}:
