@@ -65,16 +65,17 @@ def save(results: dict, name: str, out_dir: str | None) -> Path:
 
 
 def photo_pan_clip(path: Path, width: int = 640, height: int = 360, frames: int = 60, fps: int = 30,
-                   crf: int = 20, noise: float = 0.0, seed: int = 0, pix_fmt: str = "yuv420p") -> Path:
-    """A clip of a real photograph (matplotlib's grace_hopper.jpg) panned with subpixel steps,
-    x264 at ``crf`` with AAC audio: the content users film rather than flat synthetic frames.
-    ``noise``: sensor-like Gaussian noise (fraction of 255) added per frame."""
+                   crf: int = 20, noise: float = 0.0, seed: int = 0, pix_fmt: str = "yuv420p",
+                   photo: Path | None = None) -> Path:
+    """A clip of a real photograph (``photo``, default matplotlib's grace_hopper.jpg) panned with
+    subpixel steps, x264 at ``crf`` with AAC audio: the content users film rather than flat synthetic
+    frames. ``noise``: sensor-like Gaussian noise (fraction of 255) added per frame."""
     import cv2
     import matplotlib.cbook
     import numpy as np
 
     from tests.streamgan.helpers import write_clip
-    photo = cv2.imread(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))[:, :, ::-1]
+    photo = cv2.imread(str(photo or matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)))[:, :, ::-1]
     scale = 1.35 * max(width / photo.shape[1], height / photo.shape[0])
     big = cv2.resize(photo, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
     rs = np.random.RandomState(seed)

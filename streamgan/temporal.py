@@ -24,10 +24,31 @@ def _gray(rgb: np.ndarray, scale: float) -> np.ndarray:
     return g
 
 
+def _after_global_shift(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean |a - b| (0..255) where the two overlap once b is moved back by the translation
+    between them (phase correlation); inf when they hardly overlap."""
+    h, w = a.shape
+    (dx, dy), _ = cv2.phaseCorrelate(a, b, cv2.createHanningWindow((w, h), cv2.CV_32F))  # b(x) ~ a(x - d)
+    mx, my = int(np.ceil(abs(dx))) + 1, int(np.ceil(abs(dy))) + 1
+    if 2 * mx >= w or 2 * my >= h:
+        return float("inf")
+    back = cv2.warpAffine(b, np.float32([[1, 0, dx], [0, 1, dy]]), (w, h),
+                          flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)  # back(x) = b(x + d)
+    return float(cv2.absdiff(a, back)[my:h - my, mx:w - mx].mean())
+
+
 def is_cut(prev_rgb: np.ndarray, rgb: np.ndarray) -> bool:
+    """A hard cut: the frames differ by more than CUT_THRESHOLD on average (gray, 1/4 resolution),
+    also after undoing the camera's pan between them (a pan over fine texture - foliage, gravel,
+    crowds - changes every pixel as much as a cut does; measured on real photographs, a 19 px a
+    frame pan at 720p read as a cut 16 frames in 23 without this). Undone, a pan leaves < 0.04 on
+    the benchmark's photo pans; frames of two shots still differ by > 0.15 (real photographs) or
+    ~0.09 (two random textures of the same statistics, where a spurious shift's interpolation
+    lowers the difference): a cut is a difference that stays above CUT_THRESHOLD / 2."""
     a = _gray(prev_rgb, 0.25).astype(np.float32)
     b = _gray(rgb, 0.25).astype(np.float32)
-    return float(np.abs(a - b).mean()) / 255.0 > CUT_THRESHOLD
+    limit = CUT_THRESHOLD * 255.0
+    return float(cv2.absdiff(a, b).mean()) > limit and _after_global_shift(a, b) > limit / 2
 
 
 class Smoother:

@@ -6,7 +6,7 @@ import torch
 
 from streamgan import open_engine, translate_video
 from streamgan.cli import main
-from streamgan.temporal import make_smoother
+from streamgan.temporal import CUT_THRESHOLD, is_cut, make_smoother
 from streamgan.temporal_eval import evaluate_temporal
 from tests.streamgan.helpers import textured_frames, tiny_resnet, write_clip
 
@@ -86,6 +86,24 @@ def test_scene_cut_resets():
         assert np.array_equal(outs[0][0], fresh[0])
         assert outs[5][1] and np.array_equal(outs[5][0], fresh[5]), mode
         assert not any(cut for _, cut in outs[1:5])
+
+
+def test_a_pan_over_fine_texture_is_not_a_cut():
+    """Every pixel of a fine texture changes as the camera pans (more than CUT_THRESHOLD), yet it
+    is one shot: smoothing goes on. A cut to another texture of the same statistics still resets."""
+    import cv2
+    rs = np.random.RandomState(5)
+    fine = [cv2.resize(rs.rand(50, 75, 3).astype(np.float32) * 255, None, fx=4, fy=4, interpolation=cv2.INTER_CUBIC)
+            for _ in range(2)]
+    pan = [np.clip(fine[0][10:154, 7 * i:7 * i + 192], 0, 255).astype(np.uint8) for i in range(6)]
+    other = np.clip(fine[1][10:154, 0:192], 0, 255).astype(np.uint8)
+    g = [cv2.resize(cv2.cvtColor(f, cv2.COLOR_RGB2GRAY), None, fx=0.25, fy=0.25, interpolation=cv2.INTER_AREA)
+         .astype(np.float32) for f in pan[:2]]
+    assert np.abs(g[0] - g[1]).mean() / 255 > CUT_THRESHOLD  # the plain difference alone reads a cut
+    assert not any(is_cut(a, b) for a, b in zip(pan, pan[1:]))
+    assert is_cut(pan[-1], other)
+    sm = make_smoother("flow")
+    assert not any(sm(f, f)[1] for f in pan) and sm(other, other)[1] and sm.cuts == 1
 
 
 def test_eval_temporal_cli(setup, capsys, tmp_path):
