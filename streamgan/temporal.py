@@ -216,7 +216,9 @@ class FlowSmoother(Smoother):
     band_weights = (0.4, 0.9, 1.0)
     max_gain = 3.0
     window = 9
-    max_flow_side = 640
+    # on real 2560x1600 photographs panned at 720p, flow at 480x270 (and even 320x180) gave the
+    # E_warp / detail / lag of 640x360 within 0.03, for about half the DIS time
+    max_flow_side = 480
 
     def __init__(self, strength: float | None = None, scale: float = 0.5, residual_k: float = 30.0):
         super().__init__(strength)
