@@ -1,7 +1,7 @@
 """The detail-keeping flow smoother with its per-pixel work in torch, on the engine's GPU.
 
 Same arithmetic as ``temporal.FlowSmoother`` (tested equal on the CPU): DIS flow and trust are
-computed on the host at <= 480 px and uploaded (a few hundred kB); the upsampling, the bicubic warp
+computed on the host at <= 640 px and uploaded (a few hundred kB); the upsampling, the bicubic warp
 of the previous result (kept on the device), the luma band split, the energy-preserving gains and
 the blend run as torch ops on the device, so a 1080p frame costs a few small kernels instead of
 ~100 ms of host OpenCV on two cores.
