@@ -30,6 +30,7 @@ import torch
 from common import device_label, peer_model, photo_pan_clip, save
 
 from streamgan import open_engine, translate_video  # noqa: E402
+from streamgan.bench import versions  # noqa: E402
 from streamgan.demo import BUNDLED  # noqa: E402
 from streamgan.temporal import dis_flow, make_smoother, remap  # noqa: E402
 from streamgan.temporal_eval import evaluate_temporal  # noqa: E402
@@ -154,6 +155,7 @@ def main():
     print(md)
     date = time.strftime("%Y-%m-%d")
     (out_dir / f"temporal_{date}.json").write_text(json.dumps({"device": device_label(), "date": date,
+                                                               "versions": versions(),
                                                                "table": table, "cost_ms": cost}, indent=2))
     (out_dir / "temporal.md").write_text(md + "\n")
 
