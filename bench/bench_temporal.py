@@ -39,6 +39,7 @@ from streamgan.video import VideoReader  # noqa: E402
 MODES = ("off", "ema", "motion", "flow")
 WALLPAPERS = [Path("/usr/share/wallpapers") / n / "contents/images/2560x1600.jpg"
               for n in ("OneStandsOut", "EveningGlow")]
+CROP_720P = (slice(240, 480), slice(520, 880))  # 360x240 px of the 720p frame, shown 2x
 
 
 def _photo_name(path: Path) -> str:
@@ -75,22 +76,26 @@ def cost_table(photos: list[Path]) -> dict:
     return {f"{w}x{h}": smoother_cost(w, h, photo=photo) for w, h in ((1280, 720), (1920, 1080))}
 
 
-def picture(src: Path, outs: dict, path: Path) -> None:
+def picture(src: Path, outs: dict, path: Path, crop=(slice(16, 144), slice(40, 200)), zoom: int = 3,
+            label: str = "input (noisy)") -> None:
+    """input | per-frame | flow on one frame's ``crop`` (zoomed, nearest), with the flicker E_warp
+    measures, |frame t warped onto t-1 - frame t-1| x4, below."""
     frames = {m: [f.rgb for f in VideoReader(p)] for m, p in outs.items()}
     inp = [f.rgb for f in VideoReader(src)]
     t = len(inp) // 2
-    crop = (slice(16, 144), slice(40, 200))
     top = np.hstack([inp[t][crop], frames["off"][t][crop], frames["flow"][t][crop]])
     gray = [cv2.cvtColor(inp[i], cv2.COLOR_RGB2GRAY) for i in (t - 1, t)]
-    fw = dis_flow(gray[0], gray[1], cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)  # the flicker E_warp measures
+    fw = dis_flow(gray[0], gray[1], cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
     diff = lambda m: np.clip(np.abs(remap(frames[m][t], fw).astype(int) - frames[m][t - 1].astype(int)) * 4,  # noqa: E731
                              0, 255)
     bottom = np.hstack([np.zeros_like(inp[t][crop]), diff("off")[crop].astype(np.uint8),
                         diff("flow")[crop].astype(np.uint8)])
-    img = cv2.resize(np.vstack([top, bottom]), None, fx=3, fy=3, interpolation=cv2.INTER_NEAREST)
-    for x, text in ((8, "input (noisy)"), (488, "per-frame"), (968, "--temporal flow")):
+    img = cv2.resize(np.vstack([top, bottom]), None, fx=zoom, fy=zoom, interpolation=cv2.INTER_NEAREST)
+    w, h = img.shape[1] // 3, img.shape[0] // 2
+    for x, text in ((8, label), (w + 8, "per-frame"), (2 * w + 8, "--temporal flow")):
         cv2.putText(img, text, (x, 28), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (255, 255, 255), 2, cv2.LINE_AA)
-    cv2.putText(img, "|frame t warped - frame t-1| x4", (488, 420), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (255, 255, 255), 2)
+    cv2.putText(img, "|frame t warped - frame t-1| x4", (w + 8, h + 36), cv2.FONT_HERSHEY_SIMPLEX, 0.7,
+                (255, 255, 255), 2)
     cv2.imwrite(str(path), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
 
 
@@ -137,6 +142,8 @@ def main():
                                          for m, r in res.items()}
             if noise and name.startswith("day2night") and clip["width"] == 256:
                 picture(src, outs, out_dir / "temporal_frame.png")
+            elif noise and name.startswith("day2night") and clip["photo"] == photos[0]:
+                picture(src, outs, out_dir / "temporal_frame_720p.png", CROP_720P, 2, f"{label}, input")
             print(label, name, "done", flush=True)
     cost = cost_table(photos)
     lines = ["| model, clip | mode | E_warp | vs per-frame | detail kept | lag | PSNR to per-frame |",
