@@ -142,7 +142,7 @@ def main():
                                          for m, r in res.items()}
             if noise and name.startswith("day2night") and clip["width"] == 256:
                 picture(src, outs, out_dir / "temporal_frame.png")
-            elif noise and name.startswith("day2night") and clip["photo"] == photos[0]:
+            elif noise and name.startswith("day2night") and clip.get("photo") == photos[0]:
                 picture(src, outs, out_dir / "temporal_frame_720p.png", CROP_720P, 2, f"{label}, input")
             print(label, name, "done", flush=True)
     cost = cost_table(photos)

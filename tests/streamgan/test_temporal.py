@@ -6,7 +6,7 @@ import torch
 
 from streamgan import open_engine, translate_video
 from streamgan.cli import main
-from streamgan.temporal import CUT_THRESHOLD, is_cut, make_smoother
+from streamgan.temporal import CUT_THRESHOLD, _gray, is_cut, make_smoother
 from streamgan.temporal_eval import evaluate_temporal
 from tests.streamgan.helpers import textured_frames, tiny_resnet, write_clip
 
@@ -97,8 +97,7 @@ def test_a_pan_over_fine_texture_is_not_a_cut():
             for _ in range(2)]
     pan = [np.clip(fine[0][10:154, 7 * i:7 * i + 192], 0, 255).astype(np.uint8) for i in range(6)]
     other = np.clip(fine[1][10:154, 0:192], 0, 255).astype(np.uint8)
-    g = [cv2.resize(cv2.cvtColor(f, cv2.COLOR_RGB2GRAY), None, fx=0.25, fy=0.25, interpolation=cv2.INTER_AREA)
-         .astype(np.float32) for f in pan[:2]]
+    g = [_gray(f, 0.25).astype(np.float32) for f in pan[:2]]  # what is_cut compares
     assert np.abs(g[0] - g[1]).mean() / 255 > CUT_THRESHOLD  # the plain difference alone reads a cut
     assert not any(is_cut(a, b) for a, b in zip(pan, pan[1:]))
     assert is_cut(pan[-1], other)
