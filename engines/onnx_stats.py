@@ -337,10 +337,9 @@ def canonical_norms(model, consts: dict | None = None):
 
 def plain_graph(path: Path, consts: dict | None = None) -> tuple[Path, int]:
     """(graph for plain inference, statistics width of its norm layers): ``canonical_norms`` of
-    ``path`` written once into the cache (keyed by its bytes and the folded values); a graph
+    ``path`` written once into the cache (keyed by its bytes' digest and the folded values); a graph
     with nothing to rewrite comes back unchanged."""
-    data = path.read_bytes()
-    digest = hashlib.sha256(data)
+    digest = hashlib.sha256(file_sha256(path).encode())  # (the memoised digest of the file's bytes)
     digest.update(f"mvn>={_MVN_MIN_CHANNELS}".encode())  # a new rewrite rule is a new graph
     for name in sorted(consts or {}):
         digest.update(name.encode() + np.asarray(consts[name], np.float64).tobytes())
@@ -351,7 +350,7 @@ def plain_graph(path: Path, consts: dict | None = None) -> tuple[Path, int]:
         return (cached if d["rewritten"] else path), d["stats_width"]
     import onnx
     try:
-        model = onnx.load_from_string(data)
+        model = onnx.load_from_string(path.read_bytes())
     except Exception:  # not ONNX: the engine that opens it says so
         return path, 0
     names = {i.name for i in model.graph.input}
