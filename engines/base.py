@@ -7,7 +7,6 @@ import functools
 import hashlib
 import json
 import os
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,19 +52,6 @@ class EngineMeta:
             if k in kw:
                 kw[k] = tuple(float(v) for v in kw[k])
         return cls(**kw)
-
-
-def cache_dir(kind: str) -> Path:
-    """Where compiled artifacts and measured choices of one kind are kept ($STREAMGAN_CACHE)."""
-    return Path(os.environ.get("STREAMGAN_CACHE", Path.home() / ".cache" / "streamgan")) / kind
-
-
-def write_json(path: Path, data) -> None:
-    """Write ``data`` as JSON all at once: a reader sees the old file or the new one, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}-{threading.get_ident()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    tmp.replace(path)
 
 
 def sha256(data: bytes) -> str:
@@ -128,9 +114,17 @@ class Engine:
         """(output, own statistics if ``collect`` and the backend can give them)."""
         raise NotImplementedError
 
+    def _input(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` as this engine's runtime takes it: on its device, in its dtype and dense in its
+        memory layout. Callers may pass any strides (the pipeline's frames are channel-permuted
+        views of HWC pixels, tiles are crops): compiled runtimes read raw buffers."""
+        fmt = getattr(self, "memory_format", None) or torch.contiguous_format
+        return x.to(self.device, self.dtype).contiguous(memory_format=fmt)
+
     def infer(self, x: torch.Tensor, norm_stats: torch.Tensor | None = None) -> torch.Tensor:
-        """Translate a batch; ``norm_stats`` (1 or N, stats_width) replaces per-sample statistics."""
-        x = x.to(self.device, self.dtype)
+        """Translate a batch of any strides; ``norm_stats`` (1 or N, stats_width) replaces
+        per-sample statistics."""
+        x = self._input(x)
         if norm_stats is not None:
             if not self.meta.stats_width:
                 raise ValueError("this engine takes no normalisation statistics")
@@ -142,7 +136,7 @@ class Engine:
         """Per-sample normalisation statistics of ``x``, packed (N, stats_width), fp32."""
         if not self.meta.stats_width:
             raise ValueError("this engine has no normalisation statistics to collect")
-        return self._run(x.to(self.device, self.dtype), None, 0.0, collect=True)[1].float()
+        return self._run(self._input(x), None, 0.0, collect=True)[1].float()
 
     def close(self) -> None:
         pass

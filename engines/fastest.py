@@ -1,15 +1,15 @@
 """A measured choice between backends: the fastest on the first batch it sees (or on one
-image-like probe for every batch shape), remembered.
+image-like probe, and then on an image-like batch of the frame's shape when the probe leaves
+several), remembered.
 
-The first call times every candidate on that batch (one warm-up, then one run; the best of two
-where candidates come within 30% of each other) or on the probe (the best of three), keeps the
-winner and closes the others.
+Candidates are timed (one warm-up, then one run; the best of two where candidates come within
+30% of each other; the best of three on the probe); the winner is kept and the others closed.
 The verdict is stored under ``$STREAMGAN_CACHE/choices/fastest.json``, keyed by the model, the
 batch shape (or "probe"), this CPU and the library versions, so later runs open only the winner.
+Runs started together on one cache measure once, under a lock, and all run the winner.
 """
 
 import dataclasses
-import json
 import os
 import platform
 import time
@@ -17,7 +17,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .base import Engine, cache_dir, write_json
+from .base import Engine, sha256
+from .cache import cache_dir, locked, read_json, update_json
 from .lazy import torch  # imported on first use (engines/lazy.py)
 
 
@@ -53,7 +54,7 @@ def _timer(engine: Engine, x) -> Callable[[], float]:
             engine.run_host(x)
         sync = None
     else:
-        x = x.to(engine.device, engine.dtype)
+        x = engine._input(x)
 
         def run():
             engine._run(x, None, 0.0)
@@ -74,8 +75,7 @@ def _store():
 
 
 def _known() -> dict:
-    store = _store()
-    return json.loads(store.read_text()) if store.exists() else {}
+    return read_json(_store(), {})
 
 
 def _figures(choice: dict) -> str:
@@ -177,32 +177,54 @@ class FastestEngine(Engine):
                       "ruled_out": {name: t for name, t in ms.items() if name not in left}}
 
     def decide(self, shape) -> bool:
-        """Recall the choice for batches of ``shape``, or make it now where the probe alone can (it
-        decides, or leaves one candidate), before any batch: a host winner then gets numpy frames
-        from the first. Whether a candidate is chosen."""
+        """Recall the choice for batches of ``shape``, or make it now, before any batch: on the
+        probe where it decides or leaves one candidate, else on an image-like batch of ``shape``
+        (the time a model takes does not depend on the picture). A host winner then gets numpy
+        frames from the first. Whether a candidate is chosen (always, with a probe)."""
         if self.recall(shape) or not self.probe_side:
             return self.chosen is not None
-        if self._probed is None:
-            self._probed = self._on_probe()
-        left, choice = self._probed
-        if self.probe_decides or len(left) == 1:
-            self._remember(shape, {k: v for k, v in choice.items() if k != "ruled_out"})
-        return self.chosen is not None
+        with self._measuring(shape):
+            if self.recall(shape):  # another process measured it meanwhile
+                return True
+            if self._probed is None:
+                self._probed = self._on_probe()
+            left, choice = self._probed
+            if self.probe_decides or len(left) == 1:
+                self._remember(shape, {k: v for k, v in choice.items() if k != "ruled_out"})
+            else:
+                self._time_on(self._image_like(shape), left, choice.get("ruled_out"))
+        return True
+
+    def _image_like(self, shape) -> np.ndarray:
+        """An image-like batch of ``shape`` (N, C, H, W) in the model's input range."""
+        from .metrics import probe_image
+        n, c, h, w = shape
+        lo, hi = self.meta.input_range
+        return np.repeat((probe_image(c, h, w) + 1) / 2 * (hi - lo) + lo, n, axis=0)
+
+    def _time_on(self, x, names: list[str], ruled_out: dict | None) -> Engine:
+        """Times ``names`` on ``x`` (one run each, two for close calls) and keeps the fastest."""
+        ms = self._measure(x, names)
+        return self._remember(x.shape, {"backend": min(ms, key=ms.get), "ms": ms,
+                                        **({"ruled_out": ruled_out} if ruled_out else {})})
+
+    def _measuring(self, shape):
+        """The lock of this model's choice for ``shape``: runs started together measure once (the
+        others wait for the verdict, then open only its winner) and so run the same backend."""
+        return locked(cache_dir("choices") / sha256(self._shape_key(shape).encode())[:24])
 
     def choose(self, x) -> Engine:
         """Pick (or recall) the fastest candidate for batches shaped like ``x`` (a tensor, or a
         numpy array for host candidates)."""
         if self.decide(x.shape):
             return self.chosen
-        left, probed = self._probed or (list(self.candidates), {})
-        ms = self._measure(x, left)
-        return self._remember(x.shape, {"backend": min(ms, key=ms.get), "ms": ms,
-                                        **({"ruled_out": probed["ruled_out"]} if probed.get("ruled_out") else {})})
+        with self._measuring(x.shape):
+            if self.recall(x.shape):
+                return self.chosen
+            return self._time_on(x, list(self.candidates), None)
 
     def _remember(self, shape, choice: dict) -> Engine:
-        known = _known()
-        known[self._shape_key(shape)] = choice
-        write_json(_store(), known)
+        update_json(_store(), lambda known: known.update({self._shape_key(shape): choice}))
         return self._keep({**choice, "cached": False})
 
     def recall(self, shape) -> bool:
@@ -230,7 +252,7 @@ class FastestEngine(Engine):
 
     def _run(self, x, stats, mix, collect=False):
         engine = self.chosen or self.choose(x)
-        return engine._run(x.to(engine.device, engine.dtype), stats, mix, collect)
+        return engine._run(engine._input(x), stats, mix, collect)
 
     def run_host(self, x: np.ndarray) -> np.ndarray:
         return (self.chosen or self.choose(x)).run_host(x)

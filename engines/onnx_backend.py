@@ -9,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import Engine, EngineMeta, cache_dir, file_sha256, write_json
+from .base import Engine, EngineMeta, file_sha256
+from .cache import cache_dir, read_json, write_json
 from .errors import EngineError
 from .lazy import torch  # imported on first use (engines/lazy.py)
 
@@ -21,8 +22,9 @@ def read_onnx_meta(path: Path) -> dict:
     in the cache by the file's bytes, so a run that finds it there needs no onnx package (its
     import and a parse of the graph: 0.05-0.1 s at every start)."""
     store = cache_dir("onnx") / f"{file_sha256(path)[:20]}-meta.json"
-    if store.exists():
-        return json.loads(store.read_text())
+    known = read_json(store)
+    if known is not None:
+        return known
     import onnx
     try:
         model = onnx.load(str(path), load_external_data=False)

@@ -19,14 +19,13 @@ and activation after it as post-ops) instead of five element-wise passes with la
 """
 
 import hashlib
-import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .base import cache_dir, file_sha256
+from .base import file_sha256
+from .cache import cache_dir, entry
 from .errors import EngineError
 
 STATS_IN, MIX_IN, STATS_OUT = "norm_stats", "stats_mix", "own_stats"
@@ -273,25 +272,27 @@ def with_norm_stats(path: Path) -> tuple[Path, int]:
     """(graph to run, instance-norm layers exposed): a third-party graph with instance norm is
     rewritten once into the cache (keyed by its bytes); others come back unchanged with 0."""
     cached = cache_dir("onnx") / f"{file_sha256(path)[:20]}-stats.onnx"
-    if cached.exists():
-        return cached, int(json.loads(cached.with_suffix(".json").read_text())["layers"])
+    layers = entry(cached, lambda tmp: {"layers": write_norm_stats(path, tmp), "source": str(path)})["layers"]
+    return (cached, layers) if layers else (path, 0)
+
+
+def write_norm_stats(path: Path, out: Path) -> int:
+    """Write ``path``'s graph with its instance norms' statistics exposed to ``out``; returns how
+    many it exposed (0: nothing written, for a graph without instance norm, one that already has
+    statistics inputs, or a file that is not ONNX)."""
     import onnx
     try:
         model = onnx.load_from_string(path.read_bytes())
     except Exception:  # not ONNX: the engine that opens it says so
-        return path, 0
+        return 0
     if {STATS_IN, MIX_IN} & {i.name for i in model.graph.input}:
-        return path, 0
+        return 0
     try:
         new, sites = expose_norm_stats(model)
     except EngineError:
-        return path, 0
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cached.with_suffix(f".{os.getpid()}.tmp")
-    onnx.save(new, str(tmp))
-    cached.with_suffix(".json").write_text(json.dumps({"layers": len(sites), "source": str(path)}))
-    tmp.replace(cached)
-    return cached, len(sites)
+        return 0
+    onnx.save(new, str(out))
+    return len(sites)
 
 
 # Norms over fewer channels stay element-wise: OpenVINO's CPU MVN kernel is slow on them (the
@@ -344,23 +345,19 @@ def plain_graph(path: Path, consts: dict | None = None) -> tuple[Path, int]:
     for name in sorted(consts or {}):
         digest.update(name.encode() + np.asarray(consts[name], np.float64).tobytes())
     cached = cache_dir("onnx") / f"{digest.hexdigest()[:20]}-plain.onnx"
-    facts = cached.with_suffix(".json")
-    if facts.exists():
-        d = json.loads(facts.read_text())
-        return (cached if d["rewritten"] else path), d["stats_width"]
-    import onnx
-    try:
-        model = onnx.load_from_string(path.read_bytes())
-    except Exception:  # not ONNX: the engine that opens it says so
-        return path, 0
-    names = {i.name for i in model.graph.input}
-    new, width = canonical_norms(model, consts)
-    rewritten = bool(names & set(consts or {})) or any(
-        a.op_type != b.op_type for a, b in zip(model.graph.node, new.graph.node))
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    if rewritten:
-        tmp = cached.with_suffix(f".{os.getpid()}.tmp")
-        onnx.save(new, str(tmp))
-        tmp.replace(cached)
-    facts.write_text(json.dumps({"rewritten": rewritten, "stats_width": width, "source": str(path)}))
-    return (cached if rewritten else path), width
+
+    def make(tmp: Path) -> dict:  # no file written: the graph is run as it is
+        import onnx
+        try:
+            model = onnx.load_from_string(path.read_bytes())
+        except Exception:  # not ONNX: the engine that opens it says so
+            return {"rewritten": False, "stats_width": 0, "source": str(path)}
+        names = {i.name for i in model.graph.input}
+        new, width = canonical_norms(model, consts)
+        rewritten = bool(names & set(consts or {})) or any(
+            a.op_type != b.op_type for a, b in zip(model.graph.node, new.graph.node))
+        if rewritten:
+            onnx.save(new, str(tmp))
+        return {"rewritten": rewritten, "stats_width": width, "source": str(path)}
+    d = entry(cached, make)
+    return (cached if d["rewritten"] else path), d["stats_width"]

@@ -1,7 +1,9 @@
 """OpenVINO engine: ONNX models and OpenVINO IR (.xml + .bin) on the CPU.
 
 The graph is compiled once per input shape (a static shape lets the CPU plugin pick its fastest
-convolution kernels), with OpenVINO's own compiled-model cache under ``$STREAMGAN_CACHE/openvino``.
+convolution kernels) and the compiled model is kept under ``$STREAMGAN_CACHE/openvino``: exported
+and imported by this module rather than by OpenVINO's CACHE_DIR, which writes its blobs in place
+and maps them in (a process that read a blob another was still writing died with SIGBUS).
 Precision "auto" runs bf16 where the CPU has native bf16 and a probe on an image-like input stays
 >= 40 dB from f32, else f32; the probe's verdict is cached per model and OpenVINO version.
 """
@@ -15,9 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import Engine, cache_dir, file_sha256, write_json
+from .base import Engine, file_sha256, sha256
+from .cache import cache_dir, locked, read_json, update_json, write_bytes
 from .errors import EngineError
 from .onnx_backend import Binding, GraphInput, bind_inputs, graph_meta, read_onnx_meta, stats_feed
+from .onnx_stats import MIX_IN, STATS_IN, STATS_OUT
 
 PRECISIONS = {"fp32": "f32", "bf16": "bf16"}
 _BF16_MIN_PSNR = 40.0
@@ -111,6 +115,32 @@ def split_narrow_convs(model, ops) -> int:
     return split
 
 
+def plain_model(model, width: int):
+    """A copy of ``model`` (an ov.Model with the statistics inputs and output of
+    ``onnx_stats.expose_norm_stats`` or an exported StatsGenerator) for per-image inference: the
+    mix fixed at 0 and the given statistics at zeros, as constants, and ``own_stats`` no longer an
+    output. The CPU plugin folds the branches that are then constant or unused away at compile:
+    a graph rewritten by ``expose_norm_stats`` runs as fast as the graph it was made from (its
+    selects pick the original normalisation when the mix is 0)."""
+    import openvino as ov
+    ops = ov.opset13
+    m = model.clone()
+    fixed = {MIX_IN: np.zeros(1, np.float32), STATS_IN: np.zeros((1, width), np.float32)}
+    for p in list(m.get_parameters()):
+        names = p.output(0).get_names()
+        value = next((v for n, v in fixed.items() if n in names), None)
+        if value is None:
+            continue
+        for target in list(p.output(0).get_target_inputs()):
+            target.replace_source_output(ops.constant(value).output(0))
+        m.remove_parameter(p)
+    for r in list(m.get_results()):
+        if STATS_OUT in r.input_value(0).get_names():
+            m.remove_result(r)
+    m.validate_nodes_and_infer_types()
+    return m
+
+
 def _static(dims, fill) -> list[int]:
     return [d if d is not None else f for d, f in zip(dims, fill)]
 
@@ -122,6 +152,7 @@ class _Graph:
     model: object
     binding: Binding
     outputs: list[str]
+    digest: str  # of the file it was read from
 
 
 class OpenVINOEngine(Engine):
@@ -130,7 +161,9 @@ class OpenVINOEngine(Engine):
 
     ``stats_graph`` (with ``stats_width``): where the same model with statistics inputs/outputs
     is, for a ``path`` graph without them (``onnx_stats.plain_graph``, a plain checkpoint export);
-    opened at the first call that gives or collects statistics. Plain calls run ``path``.
+    opened at the first call that gives or collects statistics. Plain calls run ``path``. A
+    ``path`` graph that has statistics inputs/outputs itself (an IR from ``streamgan build``) runs
+    plain calls on a copy specialised for its own statistics (``plain_model``).
     """
 
     host = True
@@ -147,13 +180,18 @@ class OpenVINOEngine(Engine):
         self.ov, self.core = _core()
         info = read_ir_meta(path) if path.suffix.lower() == ".xml" else read_onnx_meta(path)
         self.consts = consts
-        self.graphs = {False: self._load(path)}
+        graph = self._load(path)
+        self.meta = graph_meta(path, info, graph.binding, input_range, "openvino")
+        self.stats_graph = None
+        if graph.binding.stats_io:
+            self.graphs = {True: graph, False: self._load(path, plain_model(graph.model, self.meta.stats_width))}
+        else:
+            self.graphs = {False: graph}
+            self.stats_graph = stats_graph
+            if stats_graph is not None:
+                self.meta.stats_width = stats_width
         self.binding = self.graphs[False].binding
-        self.meta = graph_meta(path, info, self.binding, input_range, "openvino")
-        self.stats_graph = None if self.binding.stats_io else stats_graph
-        if self.stats_graph is not None:
-            self.meta.stats_width = stats_width
-        self.config = {"PERFORMANCE_HINT": "LATENCY", "CACHE_DIR": str(cache_dir("openvino"))}
+        self.config = {"PERFORMANCE_HINT": "LATENCY"}
         if threads:
             self.config["INFERENCE_NUM_THREADS"] = threads
         self.key = f"{file_sha256(path)[:16]}-{self.ov.get_version()}-split{_SPLIT_MIN_DEPTH}"
@@ -164,18 +202,21 @@ class OpenVINOEngine(Engine):
         self._streams: dict[tuple, list] = {}  # frame shape -> asynchronous requests (start_host)
         self._turn = 0
 
-    def _load(self, path: Path) -> _Graph:
-        model = _read(self.core, path)
+    def _load(self, path: Path, model=None) -> _Graph:
+        """The graph in ``path`` (or ``model``, derived from it), made ready to compile."""
+        derived = model is not None
+        model = model if derived else _read(self.core, path)
         split_narrow_convs(model, self.ov.opset13)
         inputs = [GraphInput(i.get_any_name(),
                              [d.get_length() if d.is_static else None for d in i.get_partial_shape()],
                              np.float16 if i.get_element_type() == self.ov.Type.f16 else np.float32)
                   for i in model.inputs]
-        return _Graph(model, bind_inputs(path, inputs, self.consts), [o.get_any_name() for o in model.outputs])
+        return _Graph(model, bind_inputs(path, inputs, self.consts), [o.get_any_name() for o in model.outputs],
+                      file_sha256(path) + ("-plain" if derived else ""))
 
     def _graph(self, with_stats: bool) -> _Graph:
         """The graph for a call that gives or collects statistics (``with_stats``) or not."""
-        if not with_stats or self.stats_graph is None:
+        if not with_stats or (True not in self.graphs and self.stats_graph is None):
             return self.graphs[False]
         if True not in self.graphs:
             self.graphs[True] = self._load(Path(self.stats_graph()))
@@ -183,29 +224,59 @@ class OpenVINOEngine(Engine):
 
     def _compile(self, graph: _Graph, x_shape, precision: str, throughput: bool = False):
         """``graph`` compiled for inputs shaped like ``x_shape`` (one latency-mode request, or the
-        compiled model for throughput streams)."""
-        model = graph.model.clone()
+        compiled model for throughput streams); from the cache when compiled here before."""
         image = graph.binding.image
         shapes = {image.name: _static(image.shape, x_shape)}
         if graph.binding.stats_io:
             shapes.update(norm_stats=[x_shape[0], self.meta.stats_width], stats_mix=[1])
-        model.reshape(shapes)
         config = {**self.config, "INFERENCE_PRECISION_HINT": PRECISIONS[precision]}
         if throughput:
             config["PERFORMANCE_HINT"] = "THROUGHPUT"
-        try:
-            compiled = self.core.compile_model(model, "CPU", config)
-        except Exception as exc:
-            raise EngineError(f"OpenVINO cannot compile this model for {shapes} "
-                              f"({str(exc).splitlines()[-1][:160]})") from None
+        compiled = self._cached(graph, shapes, config)
         return compiled if throughput else compiled.create_infer_request()
+
+    def _cached(self, graph: _Graph, shapes: dict, config: dict):
+        """The compiled model, imported from the cache or compiled (by one process at a time:
+        the others wait, then import it) and exported there. The key: the graph's bytes, shapes,
+        settings, OpenVINO's version and this CPU. A blob that will not import is compiled anew."""
+        from .fastest import machine_tag
+        key = json.dumps([graph.digest, _SPLIT_MIN_DEPTH, shapes, config, self.ov.get_version(), machine_tag()],
+                         sort_keys=True)
+        blob = cache_dir("openvino") / f"{sha256(key.encode())[:32]}.blob"
+        compiled = self._import(blob, config)
+        if compiled is not None:
+            return compiled
+        with locked(blob):
+            compiled = self._import(blob, config)
+            if compiled is not None:
+                return compiled
+            model = graph.model.clone()
+            model.reshape(shapes)
+            try:
+                compiled = self.core.compile_model(model, "CPU", config)
+            except Exception as exc:
+                raise EngineError(f"OpenVINO cannot compile this model for {shapes} "
+                                  f"({str(exc).splitlines()[-1][:160]})") from None
+            try:
+                write_bytes(blob, compiled.export_model().getvalue())
+            except (OSError, RuntimeError):  # a read-only cache, a plugin that cannot export: compile next time
+                pass
+            return compiled
+
+    def _import(self, blob: Path, config: dict):
+        if not blob.exists():
+            return None
+        try:
+            return self.core.import_model(blob.read_bytes(), "CPU", config)
+        except Exception:  # damaged or from another build: compiled anew
+            return None
 
     def _auto_precision(self) -> str:
         """bf16 if the CPU has it natively and the probe stays >= 40 dB from f32; cached."""
         if "BF16" not in self.core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
             return "fp32"
         verdicts = cache_dir("openvino") / "precision.json"
-        known = json.loads(verdicts.read_text()) if verdicts.exists() else {}
+        known = read_json(verdicts, {})
         if self.key not in known:
             from .metrics import PROBE_SIDE, probe_image, psnr
             side = max(PROBE_SIDE, self.meta.size_multiple)
@@ -217,7 +288,7 @@ class OpenVINOEngine(Engine):
             olo, ohi = self.meta.output_range
             db = psnr(outs[1], outs[0], ohi - olo)
             known[self.key] = {"bf16_psnr_db": db, "precision": "bf16" if db >= _BF16_MIN_PSNR else "fp32"}
-            write_json(verdicts, known)
+            update_json(verdicts, lambda d: d.update({self.key: known[self.key]}))
             # kept: a measured backend choice times this probe (FastestEngine's probe is the same input)
             self._compiled[(graph.binding.stats_io, *x.shape)] = requests[known[self.key]["precision"]]
         self.probe = known[self.key]

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import torch
 
-from .base import Engine, EngineMeta, cache_dir
+from .base import Engine, EngineMeta
+from .cache import cache_dir, locked, write_bytes
 from .errors import EngineError
 
 
@@ -93,38 +94,36 @@ def build_plan(onnx_bytes: bytes, plan: Path, meta: EngineMeta, profile: Profile
     meta.backend, meta.precision = "tensorrt", precision
     meta.shapes = {"min": list(profile.min), "opt": list(profile.opt), "max": list(profile.max)}
     meta.extra = {**meta.extra, "tensorrt_version": trt.__version__, "device_name": gpu, "cache_key": key}
-    if not cached.exists():
-        logger = trt.Logger(trt.Logger.WARNING)
-        builder = trt.Builder(logger)
-        flags = 0
-        strong = getattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED", None)
-        if needs_fp16_graph(trt.__version__) and strong is not None:
-            flags |= 1 << int(strong)
-        network = builder.create_network(flags)
-        parser = trt.OnnxParser(network, logger)
-        if not parser.parse(onnx_bytes):
-            errs = "; ".join(str(parser.get_error(i).desc()) for i in range(parser.num_errors))
-            raise EngineError(f"TensorRT cannot parse the ONNX graph: {errs[:300]}")
-        config = builder.create_builder_config()
-        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gb * (1 << 30)))
-        if fp16 and not needs_fp16_graph(trt.__version__):
-            config.set_flag(trt.BuilderFlag.FP16)
-        opt_profile = builder.create_optimization_profile()
-        for i in range(network.num_inputs):
-            name = network.get_input(i).name
-            opt_profile.set_shape(name, *profile.shapes(name, meta.in_channels, meta.stats_width))
-        config.add_optimization_profile(opt_profile)
-        tc_path = plan.with_name(plan.name + ".timing")
-        cache = config.create_timing_cache(tc_path.read_bytes() if tc_path.exists() else b"")
-        config.set_timing_cache(cache, False)
-        serialized = builder.build_serialized_network(network, config)
-        if serialized is None:
-            raise EngineError("TensorRT failed to build the engine (see the log above)")
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cached.with_suffix(".tmp")
-        tmp.write_bytes(bytes(serialized))
-        tmp.replace(cached)
-        tc_path.write_bytes(bytes(config.get_timing_cache().serialize()))
+    with locked(cached):  # one build at a time; a process that waited finds it built
+        if not cached.exists():
+            logger = trt.Logger(trt.Logger.WARNING)
+            builder = trt.Builder(logger)
+            flags = 0
+            strong = getattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED", None)
+            if needs_fp16_graph(trt.__version__) and strong is not None:
+                flags |= 1 << int(strong)
+            network = builder.create_network(flags)
+            parser = trt.OnnxParser(network, logger)
+            if not parser.parse(onnx_bytes):
+                errs = "; ".join(str(parser.get_error(i).desc()) for i in range(parser.num_errors))
+                raise EngineError(f"TensorRT cannot parse the ONNX graph: {errs[:300]}")
+            config = builder.create_builder_config()
+            config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gb * (1 << 30)))
+            if fp16 and not needs_fp16_graph(trt.__version__):
+                config.set_flag(trt.BuilderFlag.FP16)
+            opt_profile = builder.create_optimization_profile()
+            for i in range(network.num_inputs):
+                name = network.get_input(i).name
+                opt_profile.set_shape(name, *profile.shapes(name, meta.in_channels, meta.stats_width))
+            config.add_optimization_profile(opt_profile)
+            tc_path = plan.with_name(plan.name + ".timing")
+            cache = config.create_timing_cache(tc_path.read_bytes() if tc_path.exists() else b"")
+            config.set_timing_cache(cache, False)
+            serialized = builder.build_serialized_network(network, config)
+            if serialized is None:
+                raise EngineError("TensorRT failed to build the engine (see the log above)")
+            write_bytes(cached, bytes(serialized))
+            write_bytes(tc_path, bytes(config.get_timing_cache().serialize()))
     shutil.copyfile(cached, plan)
     Path(str(plan) + ".json").write_text(meta.to_json())
     return plan

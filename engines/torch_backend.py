@@ -7,7 +7,8 @@ import os
 import torch
 from torch import nn
 
-from .base import Engine, EngineMeta, cache_dir
+from .base import Engine, EngineMeta
+from .cache import cache_dir
 from .errors import EngineError
 from .metrics import psnr, smooth_image
 from .normstats import given_stats, pack, stats_width

@@ -40,16 +40,24 @@ def sample_inputs(multiple: int, channels: int = 3, seed: int = 0, size: tuple[i
 
 def validate(artifact: Path, reference, multiple: int, channels: int, value_range: float, precision: str,
              device=None, size: tuple[int, int] | None = None, **open_kw) -> dict:
-    """Compare ``artifact`` with ``reference(x)`` on sample inputs; fail below the PSNR floor."""
+    """Compare ``artifact`` with ``reference(x)`` on sample inputs, with its own statistics and,
+    where it takes statistics (thumbnail tiles), with them collected and given back; fail below the
+    PSNR floor of the artifact's precision (an fp32 IR is checked in fp32, not in the bf16 a CPU
+    may run it in)."""
     worst_psnr, worst_err = float("inf"), 0.0
-    with open_engine(artifact, device=device, backend=VALIDATE_BACKEND.get(artifact.suffix.lower()),
-                     **open_kw) as eng:
+    suffix = artifact.suffix.lower()
+    if suffix == ".xml":
+        open_kw = {**open_kw, "precision": precision}
+    with open_engine(artifact, device=device, backend=VALIDATE_BACKEND.get(suffix), **open_kw) as eng:
         for x in sample_inputs(multiple, channels, size=size):
             ref = reference(x)
-            got = eng.infer(x).float().cpu()
-            worst_psnr = min(worst_psnr, psnr(got, ref, value_range))
-            worst_err = max(worst_err, max_error(got, ref))
-        ran = eng.meta.precision  # e.g. an fp32 IR that OpenVINO runs in bf16
+            outs = [eng.infer(x)]
+            if eng.meta.stats_width:
+                outs.append(eng.infer(x, eng.collect_stats(x)))
+            for got in outs:
+                worst_psnr = min(worst_psnr, psnr(got.float().cpu(), ref, value_range))
+                worst_err = max(worst_err, max_error(got.float().cpu(), ref))
+        ran = eng.meta.precision
     need = min(MIN_PSNR[precision], MIN_PSNR.get(ran, MIN_PSNR[precision]))
     result = {"psnr_db": worst_psnr, "max_error": worst_err, "required_db": need, "ran_as": ran}
     if worst_psnr < need:
@@ -102,8 +110,9 @@ def build(src: str | Path, out: str | Path, *, fp16: bool | None = None, shapes:
     meta.source_hash = sha256(src.read_bytes())[:16]
     report = {"source": str(src), "output": str(out), "artifact": suffix[1:]}
     with atomic_path(out) as tmp:
-        companions = [(Path(str(tmp) + side), Path(str(out) + side)) for side in (".json", ".timing")]
-        companions.append((tmp.with_suffix(".bin"), out.with_suffix(".bin")))  # an IR's weights
+        companions = [(tmp.with_suffix(".bin"), out.with_suffix(".bin"))] if suffix == ".xml" else \
+            [(Path(str(tmp) + side), Path(str(out) + side)) for side in (".json", ".timing")]  # an IR's weights;
+        # a TensorRT plan's metadata and timing cache
         try:
             precision = _build_artifact(model, src, tmp, suffix, meta, fp16=fp16, shapes=shapes, tile=tile,
                                         batch=batch, device=device, static=static)
@@ -119,7 +128,8 @@ def build(src: str | Path, out: str | Path, *, fp16: bool | None = None, shapes:
         finally:
             for side, _ in companions:
                 side.unlink(missing_ok=True)
-    report["bytes"] = out.stat().st_size
+    report["bytes"] = sum(p.stat().st_size for p in (out, *(dst for _, dst in companions)) if p.exists())
+    report["files"] = [str(p) for p in (out, *(dst for _, dst in companions)) if p.exists()]
     report["precision"] = precision
     return report
 
@@ -174,22 +184,26 @@ def _build_artifact(model, src: Path, tmp: Path, suffix: str, meta: EngineMeta, 
                     device, static) -> str:
     if suffix != ".plan":
         fp16 = bool(fp16)
-    if suffix == ".onnx":
+    if suffix == ".onnx":  # fp32: the plain graph (one InstanceNormalization op a norm), as the checkpoint
+        # runs; streamgan exposes its statistics for tiles when it opens it, as for any third-party graph.
+        # fp16 (for GPUs): the graph with statistics inputs, which computes them in fp32
         if model is None:
             raise EngineError("the source is already ONNX", hint="use it directly with --engine")
         shape = (batch, meta.in_channels, tile or 2 * meta.size_multiple, tile or 2 * meta.size_multiple)
-        export_onnx(model, tmp, meta, shape=shape, dynamic=not static, fp16=fp16)
+        export_onnx(model, tmp, meta, shape=shape, dynamic=not static, fp16=fp16, stats=fp16)
         return "fp16" if fp16 else "fp32"
-    if suffix == ".xml":
+    if suffix == ".xml":  # the plain graph with its statistics exposed (OpenVINO runs frames on a
+        # copy specialised for their own statistics: as fast as the plain graph)
+        from engines.onnx_stats import write_norm_stats
         from engines.openvino_backend import save_ir
         with tempfile.TemporaryDirectory() as d:
-            onnx_path = Path(d) / "g.onnx"
+            onnx_path, exposed = Path(d) / "g.onnx", Path(d) / "g-stats.onnx"
             if model is not None:
-                export_onnx(model, onnx_path, meta)
+                export_onnx(model, onnx_path, meta, stats=False)
             else:
                 onnx_path.write_bytes(src.read_bytes())
             meta.backend = "openvino"
-            save_ir(onnx_path, tmp, meta.to_json())
+            save_ir(exposed if write_norm_stats(onnx_path, exposed) else onnx_path, tmp, meta.to_json())
         return "fp32"
     if suffix == ".pt2":
         from engines.aoti_backend import build_pt2
@@ -211,33 +225,39 @@ def _build_artifact(model, src: Path, tmp: Path, suffix: str, meta: EngineMeta, 
         with tempfile.TemporaryDirectory() as d:
             onnx_path = Path(d) / "g.onnx"
             data = export_onnx(model, onnx_path, meta, fp16=fp16 and needs_fp16_graph(trt.__version__))
-    else:
-        data = src.read_bytes()
+    else:  # a plain graph's instance norms get statistics inputs (thumbnail tiles)
+        from engines.onnx_stats import with_norm_stats
+        data = with_norm_stats(src)[0].read_bytes()
     build_plan(data, tmp, meta, profile, fp16=fp16)
     return "fp16" if fp16 else "fp32"
 
 
 def add_build_args(p) -> None:
     p.add_argument("src", help="checkpoint (.pth/.safetensors) or ONNX model")
-    p.add_argument("--out", required=True, help="artifact: .onnx, .xml (OpenVINO IR), .pt2 or .plan (TensorRT)")
+    p.add_argument("--out", "--output", required=True,
+                   help="artifact: .onnx, .xml (OpenVINO IR), .pt2 or .plan (TensorRT)")
     p.add_argument("--fp16", action=argparse.BooleanOptionalAction, default=None,
                    help="half precision (default: on for .plan, off for .onnx and .pt2)")
     p.add_argument("--shapes", default=None, help="TensorRT profile MIN:OPT:MAX, each HxW; .pt2 --static: HxW")
     p.add_argument("--tile", type=int, default=None, help="build for tiles of this size")
-    p.add_argument("--batch", type=int, default=1, help="batch size at the profile's opt/max")
+    p.add_argument("--batch", type=int, default=1, help="batch size at the profile's opt/max (default 1)")
     p.add_argument("--range", dest="input_range", default=None, help="value range LO,HI")
     p.add_argument("--static", action="store_true",
                    help="a fixed input shape: ONNX at --tile, .pt2 at --shapes HxW (channels-last, no statistics)")
     p.add_argument("--no-validate", dest="validate", action="store_false",
                    help="skip the comparison with the fp32 torch reference")
-    p.add_argument("--device", default=None)
-    p.add_argument("--arch", default=None)
-    p.add_argument("--bn-stats", choices=("batch", "running"), default="batch")
-    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--device", default=None,
+                   help="where a .pt2 or .plan runs: cpu, cuda, cuda:N (default: cuda when present)")
+    p.add_argument("--arch", default=None, help="override the architecture read off a checkpoint")
+    p.add_argument("--bn-stats", choices=("batch", "running"), default="batch",
+                   help="batch-norm statistics: per image (default, as the official test.py) or the stored ones")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing artifact")
 
 
 def cmd_build(args) -> int:
     from .engine import parse_range
+    from .options import check_device
+    check_device(args.device)
     report = build(args.src, args.out, fp16=args.fp16, shapes=args.shapes, tile=args.tile, batch=args.batch,
                    input_range=parse_range(args.input_range), do_validate=args.validate,
                    overwrite=args.overwrite, device=args.device, bn_stats=args.bn_stats, arch=args.arch,

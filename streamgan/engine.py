@@ -77,7 +77,8 @@ class _Checkpoint:
     def __init__(self, path: Path, opts: dict):
         import json
 
-        from engines.base import cache_dir, file_sha256, sha256, write_json
+        from engines.base import file_sha256, sha256
+        from engines.cache import cache_dir, read_json, write_json
 
         from . import __version__
         self.path, self.opts = path, opts
@@ -85,9 +86,8 @@ class _Checkpoint:
         self.tag = sha256(f"{file_sha256(path)}|{load}".encode())[:20]
         self._module = None
         facts = cache_dir("onnx") / f"{self.tag}-facts-{__version__}.json"  # (a release may derive them anew)
-        if facts.exists():
-            d = json.loads(facts.read_text())
-        else:
+        d = read_json(facts)
+        if not isinstance(d, dict) or "meta" not in d:
             from engines.normstats import stats_width
             d = {"meta": json.loads(generator_meta(self.module).to_json()), "stats_width": stats_width(self.module)}
             write_json(facts, d)
@@ -105,21 +105,19 @@ class _Checkpoint:
     def onnx(self, stats: bool = True) -> Path:
         """The checkpoint exported to ONNX once, kept in the cache; ``stats=False``: the plain graph
         (image -> output, one InstanceNormalization op a norm)."""
-        from engines.base import cache_dir
+        from engines.cache import cache_dir, entry
         onnx_path = cache_dir("onnx") / f"{self.tag}{'' if stats else '-plain'}.onnx"
-        if not onnx_path.exists():
+
+        def export(tmp: Path) -> dict:
             from engines.export import export_onnx
-            onnx_path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = onnx_path.with_suffix(f".{os.getpid()}.tmp")
             export_onnx(self.module, tmp, dataclasses.replace(self.meta), stats=stats)
-            tmp.replace(onnx_path)
+            return {"source": str(self.path)}
+        entry(onnx_path, export)
         return onnx_path
 
 
 def _open_checkpoint(path: Path, device, opts: dict) -> Engine:
     backend = opts.get("backend") or "auto"
-    if backend == "onnxruntime":
-        raise OptionError("--backend onnxruntime takes an .onnx engine", hint="streamgan build CKPT --out G.onnx")
     ckpt = _Checkpoint(path, opts)
     meta = ckpt.meta
     if opts.get("input_range"):
@@ -171,8 +169,6 @@ def _open_onnx(path: Path, device, opts: dict) -> Engine:
     backend = opts.get("backend") or "auto"
     given = path
     path, layers = with_norm_stats(path)  # third-party instance norm: statistics exposed
-    if backend == "torch":
-        raise OptionError("--backend torch takes a checkpoint (.pth/.safetensors), not an .onnx")
     kw = dict(input_range=opts.get("input_range"), consts=opts.get("consts"))
 
     def ort_engine() -> Engine:
@@ -233,13 +229,13 @@ def _measured_geometry(path: Path, meta: EngineMeta, kw: dict,
     ``session()``, else a session of its own), cached by the graph's bytes. The radius is tried
     on a 128 px probe first (256 px when it reaches that probe's edge), the stride on the smallest
     images that radius allows: about a third of the pixels of 256 px probes throughout."""
-    import json
-
-    from engines.base import cache_dir, file_sha256
+    from engines.base import file_sha256
+    from engines.cache import cache_dir, read_json, write_json
     store = cache_dir("onnx") / f"{file_sha256(path)[:20]}-geometry.json"
     probe = session() if session else None  # (a session opened on another thread may have measured it)
-    if store.exists():
-        return json.loads(store.read_text())
+    known = read_json(store)
+    if isinstance(known, dict) and "radius" in known:
+        return known
     from engines.onnx_backend import OnnxEngine
     from engines.receptive import measured_multiple, measured_radius
     probe = probe or OnnxEngine(path, device="cpu", **kw)
@@ -260,15 +256,12 @@ def _measured_geometry(path: Path, meta: EngineMeta, kw: dict,
     finally:
         if not session:
             probe.close()
-    store.parent.mkdir(parents=True, exist_ok=True)
-    store.write_text(json.dumps({**facts, "source": str(path)}))
+    write_json(store, {**facts, "source": str(path)})
     return facts
 
 
 def _open_xml(path: Path, device, opts: dict) -> Engine:
     from engines.openvino_backend import OpenVINOEngine
-    if (opts.get("backend") or "auto") not in ("auto", "openvino"):
-        raise OptionError(f"{path}: an OpenVINO IR runs only with --backend openvino")
     return OpenVINOEngine(path, device=device, input_range=opts.get("input_range"), consts=opts.get("consts"),
                           precision=opts.get("precision") or "auto")
 
@@ -289,6 +282,28 @@ BACKENDS: dict[str, Callable[[Path, object, dict], Engine]] = {
 }
 
 
+# which --backend values each engine file takes
+_TAKES = {**{s: ("auto", "torch", "openvino") for s in CHECKPOINT_SUFFIXES},
+          ".onnx": ("auto", "openvino", "onnxruntime"), ".xml": ("auto", "openvino"), ".pt2": ("auto",),
+          ".plan": ("auto",), ".engine": ("auto",)}
+
+
+def check_engine(path: str | Path, backend: str | None = "auto") -> Path:
+    """An engine file that exists, of a kind streamgan opens, with a ``--backend`` it takes;
+    checked before any work (one line otherwise)."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such engine or checkpoint")
+    suffix = path.suffix.lower()
+    if suffix not in BACKENDS:
+        raise EngineError(f"{path}: unknown engine type {path.suffix!r}", hint=f"expected one of {', '.join(BACKENDS)}")
+    backend = backend or "auto"
+    if backend not in _TAKES[suffix]:
+        kinds = [s for s, takes in _TAKES.items() if backend in takes]
+        raise OptionError(f"--backend {backend} takes {', '.join(kinds)} files, not {path.name}")
+    return path
+
+
 def open_engine(path: str | Path, device: str | torch.device | None = None, **opts) -> Engine:
     """The engine for ``path``: .plan TensorRT, .onnx ONNX Runtime or OpenVINO, .xml OpenVINO,
     .pt2 AOTInductor, .pth/.safetensors torch (or OpenVINO on the exported graph).
@@ -297,11 +312,5 @@ def open_engine(path: str | Path, device: str | torch.device | None = None, **op
     OpenVINO/ONNX Runtime for .onnx), arch, bn_stats, dropout, precision and compile (torch),
     input_range, consts (ONNX).
     """
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: no such engine or checkpoint")
-    opener = BACKENDS.get(path.suffix.lower())
-    if opener is None:
-        raise EngineError(f"{path}: unknown engine type {path.suffix!r}",
-                          hint=f"expected one of {', '.join(BACKENDS)}")
-    return opener(path, device, opts)
+    path = check_engine(path, opts.get("backend"))
+    return BACKENDS[path.suffix.lower()](path, device, opts)

@@ -195,7 +195,7 @@ def test_onnx_video_run_on_the_cpu_never_loads_torch(style_onnx, tmp_path):
     assert report["frames_in"] == report["frames_out"] == 6 and report["engine"].endswith("cached choice)") is False
     # the first run measures the backends and probes the graph (that may load torch); the next loads
     # neither torch nor onnx (graphs, metadata and facts come from the cache)
-    r = subprocess.run(r.args[:-1] + [str(tmp_path / "again.mp4")], capture_output=True, text=True,
+    r = subprocess.run(r.args[:-1] + [str(tmp_path / "again.mp4"), "--overwrite"], capture_output=True, text=True,
                        env={**os.environ, "STREAMGAN_CACHE": str(tmp_path / "c")})
     assert r.returncode == 0 and "torch loaded: False onnx loaded: False" in r.stdout, (r.stdout, r.stderr)
     report = json.loads((tmp_path / "r.json").read_text())
