@@ -159,7 +159,12 @@ def read_state_dict(path: Path) -> tuple[dict, dict]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise CheckpointError(f"{path}: not a checkpoint ({str(exc).splitlines()[0][:120]})") from None
+        if "Weights only load failed" in str(exc):  # a pickle with code in it, or no pickle at all
+            why = "not a state_dict torch loads without running code"
+        else:
+            why = str(exc).splitlines()[0][:120]
+        raise CheckpointError(f"{path}: not a checkpoint ({why})",
+                              hint="pass a generator's state_dict (.pth) or .safetensors") from None
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict) or not any(isinstance(v, torch.Tensor) for v in obj.values()):
@@ -229,5 +234,6 @@ def describe(model: nn.Module) -> dict:
     d = asdict(info)
     d["parameters"] = sum(p.numel() for p in model.parameters())
     d["size_multiple"] = info.size_multiple
-    d["bn_stats"] = getattr(model, "bn_stats", "")
+    if info.norm == "batch":  # how its batch norms are run (an instance-norm model has none)
+        d["bn_stats"] = getattr(model, "bn_stats", "")
     return d

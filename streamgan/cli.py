@@ -6,7 +6,14 @@ import os
 import sys
 from pathlib import Path
 
-from .cli_args import _engine_args, _tile_args, engine_kwargs, open_engine_from_args, translate_options
+from .cli_args import (
+    _engine_args,
+    _tile_args,
+    check_engine_args,
+    engine_kwargs,
+    open_engine_from_args,
+    translate_options,
+)
 from .errors import EngineError, StreamganError
 
 
@@ -29,17 +36,23 @@ def _fmt(d: dict, indent: str = "") -> str:
 
 
 def cmd_run(args) -> int:
-    from .video_run import run_any
+    from .options import check_report
+    from .video_run import prepare_run
     ema = args.stats_ema if args.stats_ema is not None else (0.8 if args.temporal != "off" else 0.0)
     options = translate_options(args, stats_ema=ema)
+    options.check()
+    check_report(args.report, args.overwrite)
     if args.ray is not None:
         from .ray_run import run_ray_args
         report = run_ray_args(args, engine_kwargs(args), options)
     else:
+        check_engine_args(args)
+        work = prepare_run(args, args.defaults)
         with open_engine_from_args(args) as engine:
-            report = run_any(args, engine, options)
+            report = work(engine, options)
     if args.report:
-        Path(args.report).write_text(json.dumps(report, indent=2, default=str))
+        from engines.cache import write_json
+        write_json(Path(args.report), json.loads(json.dumps(report, default=str)))
     return 0
 
 
@@ -54,6 +67,9 @@ COMMANDS = {
     "build": ("build", "cmd_build", "compile a checkpoint or ONNX model to .onnx, .xml, .pt2 or .plan"),
     "train": ("train.cli", "cmd_train", "train a CycleGAN or pix2pix generator"),
 }
+
+
+EPILOGS = {"webcam": "keys in the window: q quit, s side by side, t temporal smoothing on/off, space pause"}
 
 
 def _handler(name: str):
@@ -71,23 +87,25 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("info", help="describe a checkpoint or engine file")
-    p.add_argument("path")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("path", help="checkpoint (.pth/.safetensors) or engine (.onnx, .xml, .pt2, .plan)")
+    p.add_argument("--json", action="store_true", help="print the facts as JSON")
     p.set_defaults(fn=cmd_info)
 
     p = sub.add_parser("run", help="translate images, a folder, a glob or a video")
     _engine_args(p)
     p.add_argument("--input", required=True, help="image, folder, glob or video file")
-    p.add_argument("--output", required=True, help="output file or folder")
-    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--output", "--out", required=True,
+                   help="output file or folder (a folder for several inputs; a video into a folder keeps its name)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     _tile_args(p)
     from .video_run import add_video_args
     add_video_args(p)
     p.add_argument("--report", default=None, help="write the run report as JSON here")
-    p.set_defaults(fn=cmd_run)
+    p.set_defaults(fn=cmd_run, defaults={a.dest: a.default for a in p._actions})
 
     for name, (_, _, help_) in COMMANDS.items():
-        p = sub.add_parser(name, help=help_)
+        p = sub.add_parser(name, help=help_, description=help_, epilog=EPILOGS.get(name),
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
         if command in (None, name):
             fn = _handler(name)
             fn.add_args(p)
@@ -122,6 +140,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.fn(args)
+    except BrokenPipeError:  # the reader went away (`streamgan info G | head`): stop quietly, as cat does
+        if own_process:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except (StreamganError, EngineError) as exc:
         hint = f" (hint: {exc.hint})" if getattr(exc, "hint", None) else ""
         print(f"streamgan: error: {exc}{hint}", file=sys.stderr)

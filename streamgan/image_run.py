@@ -1,5 +1,7 @@
 """Translate image files: one image, a folder or a glob."""
 
+import sys
+import time
 from pathlib import Path
 
 from tqdm import tqdm
@@ -12,29 +14,43 @@ from .io_utils import check_output
 from .translate import TranslateOptions, Translator
 
 
-def image_outputs(inputs: list[Path], output: Path) -> list[Path]:
-    """One input -> ``output`` (a file, or a folder to put it in); several -> files in the folder."""
+def image_outputs(inputs: list[Path], output: Path, create: bool = True) -> list[Path]:
+    """One input -> ``output`` (a file, or a folder to put it in); several -> files in the folder
+    (made when ``create``; otherwise only checked that it can be)."""
     if len(inputs) == 1 and not output.is_dir() and is_image(output):
         return [output]
     if output.exists() and not output.is_dir():
         raise OutputError(f"{output}: several inputs need an output folder")
-    if not is_image(output) and output.suffix == "":
-        output.mkdir(parents=True, exist_ok=True)
-    if not output.is_dir():
-        raise OutputError(f"{output}: not an image file name or folder")
+    if not output.exists() and (output.suffix or not output.resolve().parent.is_dir()):
+        raise OutputError(f"{output}: images are written to image files (.png, .jpg, ...) or a folder"
+                          if output.suffix else f"{output.resolve().parent}: output folder does not exist")
+    if create:
+        output.mkdir(exist_ok=True)
     return [output / p.name for p in inputs]
 
 
 def translate_images(spec: str, output: str | Path, engine: Engine,
                      options: TranslateOptions | None = None, overwrite: bool = False,
-                     progress: bool = True) -> dict:
-    """Translate every image ``spec`` names into ``output``; returns a small report."""
+                     progress: bool = True, quiet: bool = False) -> dict:
+    """Translate every image ``spec`` names into ``output``; returns a small report (printed
+    unless ``quiet``)."""
     inputs = expand_images(spec)
     outputs = image_outputs(inputs, Path(output))
     for dst in outputs:
         check_output(dst, inputs, overwrite)
     translator = Translator(engine, options)
+    t0 = time.perf_counter()
     for src, dst in tqdm(list(zip(inputs, outputs)), desc="images", unit="img", disable=not progress):
         write_image(dst, translator(read_image(src)))
-    return {"frames_in": len(inputs), "frames_out": len(outputs), "outputs": [str(p) for p in outputs],
-            "times": dict(translator.times)}
+    seconds = time.perf_counter() - t0
+    report = {"frames_in": len(inputs), "frames_out": len(outputs), "outputs": [str(p) for p in outputs],
+              "seconds": seconds, "engine": engine.describe(), "backend": engine.meta.backend,
+              "precision": engine.meta.precision, "plan": translator.decision,
+              "ms_per_frame": {k: 1000 * v / len(inputs) for k, v in translator.times.items()}}
+    if not quiet:
+        stages = ", ".join(f"{k} {v:.1f}" for k, v in report["ms_per_frame"].items())
+        print(f"images in {len(inputs)}, out {len(outputs)}, {seconds:.2f} s ({report['engine']}); "
+              f"ms/image: {stages}", file=sys.stderr)
+        if translator.decision:
+            print(f"plan: {translator.decision}", file=sys.stderr)
+    return report

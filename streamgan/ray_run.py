@@ -8,7 +8,6 @@ runs only what is missing; segments join by stream copy once all of a video's ar
 Nothing appears at an output path until that video is complete.
 """
 
-import json
 import os
 import shutil
 import sys
@@ -17,7 +16,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from engines.base import write_json
+from engines.cache import read_json, write_json
 
 from .errors import OptionError, PipelineError
 from .io_utils import remove_partials
@@ -76,7 +75,7 @@ def run_on_ray(videos: list[Path], output: Path, folder: bool, engine_path: str,
         output.mkdir(parents=True, exist_ok=True)
     work = output / ".streamgan-segments" if folder else output.with_name(f".{output.name}.segments")
     manifest_path = _manifest_path(output, folder)
-    done = json.loads(manifest_path.read_text())["done"] if resume and manifest_path.exists() else {}
+    done = (read_json(manifest_path) or {}).get("done", {}) if resume else {}
     work.mkdir(parents=True, exist_ok=True)
     targets = {v: (output / v.name if folder else output) for v in videos}
     for v, dst in targets.items():
@@ -202,7 +201,7 @@ def run_ray_args(args, open_kw: dict, options) -> dict:
                         cpus_per_worker=args.cpus_per_worker, workers=args.workers,
                         segment_seconds=args.segment_seconds, lead_in=args.lead_in, retries=args.retries,
                         resume=args.resume, progress=not args.no_progress)
-    if not args.no_progress:
+    if not args.quiet:
         print(f"ray: {report['frames']} frames on {report['workers']} workers in {report['seconds']:.1f} s "
               f"({report['fps']:.1f} fps), {report['retries']} retries", file=sys.stderr)
     return report

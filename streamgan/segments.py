@@ -77,7 +77,7 @@ def plan_items(video: Path, output: Path, segment_seconds: float, lead_in: int, 
 def translate_item(item: Item, engine, video_kw: dict, on_frame=None) -> dict:
     """Run one work item through the single-process pipeline."""
     from .video_run import translate_video
-    kw = {**video_kw, "progress": False, "on_frame": on_frame}
+    kw = {**video_kw, "progress": False, "quiet": True, "on_frame": on_frame}
     if item.segment is None:
         return translate_video(item.video, item.output, engine, **kw)
     tb = item.time_base

@@ -110,16 +110,23 @@ def add_eval_args(p) -> None:
     p.add_argument("--output", required=True, action="append", help="translated video(s); NAME=PATH to label")
     p.add_argument("--reference", default=None,
                    help="per-frame output: PSNR to it, detail kept (Laplacian energy) and lag (< 1: none)")
-    p.add_argument("--plot", default=None, help="write E_warp per frame as a PNG")
-    p.add_argument("--json", default=None)
+    p.add_argument("--plot", default=None, help="write E_warp per frame as a PNG (or PDF, SVG)")
+    p.add_argument("--json", default=None, help="write the table as JSON here")
+    p.add_argument("--overwrite", action="store_true", help="replace existing --plot / --json files")
 
 
 def cmd_eval_temporal(args) -> int:
-    import json
+    from .errors import InputError
+    from .options import check_plot, check_report
     outputs = {}
     for item in args.output:
         name, sep, path = item.partition("=")
         outputs[name if sep else Path(item).stem] = path if sep else item
+    for path in (args.input, *outputs.values(), *([args.reference] if args.reference else [])):
+        if not Path(path).is_file():
+            raise InputError(f"{path}: no such file")
+    check_plot(args.plot, args.overwrite, [Path(args.input), *map(Path, outputs.values())])
+    check_report(args.json, args.overwrite, "--json")
     table = evaluate_temporal(args.input, outputs, args.reference)
     print(f"{'output':<20} {'E_warp':>10} {'PSNR to ref':>12} {'detail':>7} {'lag':>6}")
     for name, row in table.items():
@@ -127,10 +134,13 @@ def cmd_eval_temporal(args) -> int:
         print(f"{name:<20} {row['e_warp']:>10.6f} {('%.2f dB' % p) if p is not None else '-':>12} "
               f"{('%.2fx' % d) if d is not None else '-':>7} {('%.2f' % lag) if lag is not None else '-':>6}")
     if args.plot:
-        plot_warping_errors(table, Path(args.plot))
+        from .io_utils import atomic_path
+        with atomic_path(Path(args.plot)) as tmp:
+            plot_warping_errors(table, tmp)
         print(f"plot: {args.plot}", file=sys.stderr)
     if args.json:
-        Path(args.json).write_text(json.dumps(table, indent=2))
+        from engines.cache import write_json
+        write_json(Path(args.json), table)
     return 0
 
 

@@ -50,7 +50,7 @@ class TranslateOptions:
         if self.norm_stats not in (None, *NORM_STATS):
             raise OptionError(f"--norm-stats must be one of {', '.join(NORM_STATS)}")
         if not 0.0 <= self.stats_ema < 1.0:
-            raise OptionError("the statistics EMA weight must be in [0, 1)")
+            raise OptionError("--stats-ema must be in [0, 1)")
         if self.window not in ("cosine", "linear"):
             raise OptionError("--window must be cosine or linear")
 
@@ -314,9 +314,9 @@ class Translator:
             self.engine.decide((1, self.meta.in_channels, round_up(h, m), round_up(w, m)))
 
     def __call__(self, rgb: np.ndarray) -> np.ndarray:
-        t = time.perf_counter()
         h, w = rgb.shape[:2]
-        self._decide(h, w)
+        self._decide(h, w)  # (a first frame's backend choice is not this frame's preprocessing)
+        t = time.perf_counter()
         if self.meta.in_channels == 1:
             rgb = rgb.mean(axis=2, keepdims=True).round().astype(np.uint8)
         plan = self.plan(h, w)

@@ -8,6 +8,7 @@ import av
 import numpy as np
 
 from .errors import InputError, OutputError
+from .options import CRF, DEFAULT_PRESET, Encoder
 
 VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".ts", ".mts", ".flv", ".wmv", ".mpg",
                   ".mpeg", ".gif", ".y4m", ".3gp"}
@@ -114,10 +115,53 @@ class VideoInfo:
     rotation: int = 0
     colour: Colour = Colour()
     pix_fmt: str = ""
+    end: float | None = None  # when the video stream ends (s), as the header or index says; None: not said
+    container_end: float | None = None  # when the file's longest stream ends, as the container says
+    format: str = ""  # the demuxer's name
+
+
+def _tag_seconds(text: str | None) -> float | None:
+    """Matroska's per-track DURATION tag ('HH:MM:SS.nnnnnnnnn') in seconds."""
+    try:
+        h, m, sec = (text or "").split(":")
+        return int(h) * 3600 + int(m) * 60 + float(sec)
+    except ValueError:
+        return None
+
+
+def _header_end(c: av.container.InputContainer, s) -> float | None:
+    """When the video stream should end, by what the file itself claims: the stream's duration and
+    frame count (an AVI's index may be rebuilt from what is left, its header count is not), or
+    Matroska's DURATION tag. The latest claim: a cut-off file keeps the claims of the whole one."""
+    start = float(s.start_time * s.time_base) if s.start_time is not None else 0.0
+    claims = []
+    if s.duration:
+        claims.append(start + float(s.duration * s.time_base))
+    rate = s.average_rate or s.guessed_rate
+    if s.frames and rate:
+        claims.append(start + s.frames / float(rate))
+    tag = _tag_seconds(s.metadata.get("DURATION"))
+    if tag:
+        claims.append(start + tag)
+    return max(claims) if claims else None
 
 
 def is_video(path: Path) -> bool:
     return path.suffix.lower() in VIDEO_SUFFIXES
+
+
+def muxer_for(path: Path) -> str | None:
+    """The FFmpeg muxer that writes files named like ``path`` (by suffix), None if there is none."""
+    suffix = path.suffix.lower().lstrip(".")
+    if not suffix:
+        return None
+    for name in sorted(av.formats_available):
+        try:
+            if suffix in av.ContainerFormat(name, "w").extensions:
+                return name
+        except (ValueError, av.error.FFmpegError):
+            continue
+    return None
 
 
 def open_input(path: Path) -> av.container.InputContainer:
@@ -149,8 +193,9 @@ def probe(path: Path) -> VideoInfo:
                 break
         except av.error.FFmpegError:
             pass
+        container_end = (c.duration + (c.start_time or 0)) / av.time_base if c.duration else None
         return VideoInfo(cc.width, cc.height, s.average_rate or s.guessed_rate, s.time_base, s.frames or 0,
-                         dur, rotation, colour, pix_fmt)
+                         dur, rotation, colour, pix_fmt, _header_end(c, s), container_end, c.format.name)
 
 
 class VideoReader:
@@ -168,12 +213,64 @@ class VideoReader:
         self.threads = threads
         self.error: str | None = None
         self.decoded = 0
+        self.end_time: float | None = None  # where the frames decoded so far end (s)
+
+    @property
+    def frame_interval(self) -> float:
+        return 1.0 / float(self.info.rate) if self.info.rate else 1 / 30
 
     def expected_frames(self) -> int:
         """Frames the header promises for the whole file (0 = unknown); only meaningful without a segment."""
         if self.start or self.duration is not None:
             return 0
         return self.info.frames
+
+    def truncation(self) -> tuple[int | None, str] | None:
+        """After iterating: (frames lost or None when unknown, why) if the input stopped before
+        what its own header, index or segment promised; None if it delivered all of it.
+
+        The end of the decoded frames is compared with the latest end the file claims for its
+        video (stream duration, frame count, Matroska's track DURATION; 2.5 frames of slack), or,
+        where it claims none, with the container's duration when no packet of any stream lies
+        past the video's end (a cut stops every interleaved stream at once; a video that is just
+        shorter than its audio is not cut). An MPEG-TS file, which claims no length, is cut when it
+        ends inside a 188-byte packet."""
+        if self.error:
+            return None, self.error
+        info, slack = self.info, 2.5 * self.frame_interval
+        wanted = None if self.duration is None else self.start + self.duration
+        claimed = info.end
+        if claimed is None and info.container_end is not None and self.end_time is not None:
+            claimed = info.container_end if not self._content_after(self.end_time + slack) else None
+        if claimed is not None and self.end_time is not None:
+            target = claimed if wanted is None else min(claimed, wanted)
+            if target - self.end_time > slack:
+                lost = round((target - self.end_time) / self.frame_interval)
+                return lost, f"the file says its video lasts until {claimed:.2f} s, decoding stopped at " \
+                             f"{self.end_time:.2f} s"
+        if info.format == "mpegts" and self.path.is_file():
+            size = self.path.stat().st_size
+            if size % 188 and size % 192:
+                return None, f"it ends inside a transport-stream packet ({size} bytes)"
+        if claimed is None and self.decoded < self.expected_frames():
+            return self.expected_frames() - self.decoded, \
+                f"the header promises {self.expected_frames()} frames, {self.decoded} decoded"
+        return None
+
+    def _content_after(self, t: float) -> bool:
+        """Whether any packet of the file's other streams starts after ``t`` seconds."""
+        with open_input(self.path) as c:
+            others = [s for s in c.streams if s.type != "video"]
+            if not others:
+                return False
+            try:
+                c.seek(int(t * av.time_base), backward=True)
+                for pkt in c.demux(*others):
+                    if pkt.pts is not None and float(pkt.pts * pkt.time_base) > t:
+                        return True
+            except av.error.FFmpegError:
+                pass
+        return False
 
     def __iter__(self):
         end = None if self.duration is None else self.start + self.duration
@@ -195,6 +292,9 @@ class VideoReader:
                     else:
                         yield Frame(to_rgb(fr), fr.pts, s.time_base, self.decoded, fr.duration)
                     self.decoded += 1
+                    if t is not None:
+                        ends = t + (float(fr.duration * s.time_base) if fr.duration else self.frame_interval)
+                        self.end_time = ends if self.end_time is None else max(self.end_time, ends)
             except av.error.FFmpegError as exc:
                 self.error = f"decode error after {self.decoded} frames: {exc}"
 
@@ -202,7 +302,10 @@ class VideoReader:
 def _pix_fmt(codec: str, width: int, height: int, requested: str | None) -> tuple[str, str | None]:
     if requested:
         return requested, None
-    if codec in ("libx264", "h264", "libx265", "hevc") and (width % 2 or height % 2):
+    formats = [f.name for f in (av.codec.Codec(codec, "w").video_formats or [])]
+    if formats and "yuv420p" not in formats:  # an RGB encoder (libx264rgb, png)
+        return ("rgb24" if "rgb24" in formats else formats[0]), None
+    if (width % 2 or height % 2) and (not formats or "yuv444p" in formats):
         return "yuv444p", f"odd size {width}x{height}: encoding yuv444p to keep it (4:2:0 needs even sides)"
     return "yuv420p", None
 
@@ -212,10 +315,11 @@ class VideoWriter:
     audio and subtitle streams packet for packet, interleaved as the video advances."""
 
     def __init__(self, path: Path, source: VideoReader | None, width: int, height: int, *,
-                 codec: str = "libx264", crf: int = 18, preset: str = "medium", pix_fmt: str | None = None,
-                 rate: Fraction | None = None, copy_streams: bool = True):
+                 encoder: Encoder | None = None, rate: Fraction | None = None, copy_streams: bool = True):
         self.path = path
         self.notes: list[str] = []
+        enc = encoder or Encoder(crf=CRF["libx264"][2], preset=DEFAULT_PRESET)
+        codec = enc.codec
         info = source.info if source else None
         self.rate = Fraction(rate).limit_denominator(1001) if rate else (
             info.rate if info and info.rate else Fraction(30))
@@ -224,7 +328,7 @@ class VideoWriter:
             self.out = av.open(str(path), "w")
         except av.error.FFmpegError as exc:
             raise OutputError(f"{path}: cannot write this container ({exc})") from None
-        fmt, note = _pix_fmt(codec, width, height, pix_fmt)
+        fmt, note = _pix_fmt(codec, width, height, enc.pix_fmt)
         if note:
             self.notes.append(note)
         try:
@@ -241,14 +345,14 @@ class VideoWriter:
             cc.color_primaries, cc.color_trc = self.colour.primaries, self.colour.trc
         self.stream.time_base = self.time_base
         self.stream.codec_context.time_base = self.time_base
-        if codec in ("libx264", "libx265"):
-            options = {"crf": str(crf), "preset": preset}
-            if codec == "libx264" and preset == "medium":
-                # x264 encodes a frame once the 40 frames after it are in (medium's rate-control
-                # lookahead): the last 40 are encoded after the model has finished, on every run.
-                # 20 (faster's) halves that tail (0.47 -> 0.21 s at 640x360 on 2 cores), with the
-                # same size and PSNR within 0.3% and 0.02 dB on 60- and 240-frame stylised clips.
-                options["x264-params"] = "rc-lookahead=20"
+        options = enc.options
+        if codec in ("libx264", "libx264rgb") and enc.preset == "medium":
+            # x264 encodes a frame once the 40 frames after it are in (medium's rate-control
+            # lookahead): the last 40 are encoded after the model has finished, on every run.
+            # 20 (faster's) halves that tail (0.47 -> 0.21 s at 640x360 on 2 cores), with the
+            # same size and PSNR within 0.3% and 0.02 dB on 60- and 240-frame stylised clips.
+            options["x264-params"] = "rc-lookahead=20"
+        if options:
             self.stream.options = options
         if info and info.rotation:
             self.stream.set_display_rotation(info.rotation)

@@ -17,41 +17,54 @@ from .errors import InputError, OptionError, OutputError, PipelineError
 from .images import expand_images, is_image
 from .io_utils import atomic_path, check_output
 from .latency import since_launch
+from .options import encoder
 from .temporal import TEMPORAL_MODES, make_smoother
 from .translate import TranslateOptions, Translator
-from .video import PLANAR_FORMATS, VideoReader, VideoWriter, is_video, matrix_name, same_layout
+from .video import PLANAR_FORMATS, VideoReader, VideoWriter, is_video, matrix_name, muxer_for, same_layout
 
 _END = object()
 QUEUE_DEPTH = 8
 
 
 def add_video_args(p) -> None:
-    p.add_argument("--codec", default="libx264", help="video encoder (libx264, libx265, mpeg4, ...)")
-    p.add_argument("--crf", type=int, default=18, help="x264/x265 constant rate factor")
-    p.add_argument("--preset", default="medium", help="x264/x265 preset")
-    p.add_argument("--pix-fmt", default=None, help="output pixel format (default yuv420p)")
-    p.add_argument("--start", type=float, default=0.0, help="start time in seconds")
-    p.add_argument("--duration", type=float, default=None, help="seconds to process")
-    p.add_argument("--keep-partial", action="store_true",
-                   help="on a truncated input, write the frames that decoded (and say how many were lost)")
-    p.add_argument("--side-by-side", action="store_true", help="write input | output side by side")
-    p.add_argument("--temporal", choices=TEMPORAL_MODES, default="off", help="temporal smoothing")
-    p.add_argument("--temporal-strength", type=float, default=None,
-                   help="0 (none) .. 1 (strongest); default 0.7 for flow, 0.6 for ema and motion")
-    p.add_argument("--stats-ema", type=float, default=None,
-                   help="EMA weight of previous frames' normalisation statistics (default: 0.8 with "
+    g = p.add_argument_group("video output")
+    g.add_argument("--codec", default="libx264",
+                   help="video encoder: libx264 (default), libx264rgb, libx265, libvpx-vp9, mpeg4, ffv1, ...")
+    g.add_argument("--crf", type=int, default=None,
+                   help="constant rate factor, lower is better: default 18 for x264, 20 for x265, 31 for VP9 "
+                        "(0 with x264: lossless)")
+    g.add_argument("--preset", default=None, help="x264/x265 speed preset, ultrafast .. veryslow (default medium)")
+    g.add_argument("--pix-fmt", default=None,
+                   help="output pixel format (default yuv420p; yuv444p for odd frame sizes; rgb24 for RGB encoders)")
+    g = p.add_argument_group("video input")
+    g.add_argument("--start", type=float, default=0.0, help="start at this time, in seconds (default 0)")
+    g.add_argument("--duration", type=float, default=None, help="seconds to translate (default: to the end)")
+    g.add_argument("--keep-partial", action="store_true",
+                   help="on a truncated input, write the frames that decoded and say how many were lost "
+                        "(default: refuse and write nothing)")
+    g.add_argument("--side-by-side", action="store_true", help="write input | output side by side")
+    g = p.add_argument_group("temporal smoothing")
+    g.add_argument("--temporal", choices=TEMPORAL_MODES, default="off",
+                   help="off (default), ema, motion (motion-gated EMA) or flow (optical-flow guided)")
+    g.add_argument("--temporal-strength", type=float, default=None,
+                   help="from 0 (none) up to, not including, 1; default 0.7 for flow, 0.6 for ema and motion")
+    g.add_argument("--stats-ema", type=float, default=None,
+                   help="weight of previous frames' normalisation statistics, in [0, 1) (default 0.8 with "
                         "--temporal, else 0)")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (the run report is still printed)")
+    p.add_argument("--quiet", "-q", action="store_true", help="print nothing but errors and warnings")
     g = p.add_argument_group("scale-out (pip install 'streamgan[ray]')")
     g.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
                    help="run on Ray: no address = a local instance, 'auto' = the running cluster, or ray://host:port")
-    g.add_argument("--cpus-per-worker", type=int, default=1, help="CPU cores per actor when there are no GPUs")
+    g.add_argument("--cpus-per-worker", type=int, default=1,
+                   help="CPU cores per actor when there are no GPUs (default 1)")
     g.add_argument("--workers", type=int, default=None, help="actors (default: one per GPU, or per CPU group)")
     g.add_argument("--segment-seconds", type=float, default=60.0,
-                   help="split videos longer than twice this at keyframes into segments of about this length")
+                   help="split videos longer than twice this at keyframes into segments of about this length "
+                        "(default 60 s)")
     g.add_argument("--lead-in", type=int, default=30,
-                   help="frames translated before each segment to warm temporal state, then dropped")
-    g.add_argument("--retries", type=int, default=3, help="attempts per work item after a failure")
+                   help="frames translated before each segment to warm temporal state, then dropped (default 30)")
+    g.add_argument("--retries", type=int, default=3, help="attempts per work item after a failure (default 3)")
     g.add_argument("--resume", action="store_true", help="finish an interrupted job (skip finished items)")
 
 
@@ -80,25 +93,31 @@ def _side_by_side(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def translate_video(input: str | Path, output: str | Path, engine: Engine, *,
-                    options: TranslateOptions | None = None, codec: str = "libx264", crf: int = 18,
-                    preset: str = "medium", pix_fmt: str | None = None, start: float = 0.0,
+                    options: TranslateOptions | None = None, codec: str = "libx264", crf: int | None = None,
+                    preset: str | None = None, pix_fmt: str | None = None, start: float = 0.0,
                     duration: float | None = None, keep_partial: bool = False, side_by_side: bool = False,
                     overwrite: bool = False, temporal: str = "off", temporal_strength: float | None = None,
-                    progress: bool = True, lead_in_until: int | None = None, copy_streams: bool = True,
-                    on_frame: Callable[[int], None] | None = None) -> dict:
+                    progress: bool = True, quiet: bool = False, lead_in_until: int | None = None,
+                    copy_streams: bool = True, on_frame: Callable[[int], None] | None = None) -> dict:
     """Translate a video file; audio and subtitle streams are copied. Returns a report dict.
 
     Decoding, translation and encoding run concurrently with bounded queues, so memory stays
-    flat on any length. Frames in = frames out, or the run fails and writes nothing.
+    flat on any length. Frames in = frames out, or the run fails and writes nothing. ``progress``:
+    the progress bar; the report is printed unless ``quiet``.
     Segments of a split video: frames before ``lead_in_until`` (pts) are translated to warm the
     temporal state and statistics, then dropped; ``copy_streams`` False leaves audio out;
-    ``on_frame(n)`` is called after each translated frame.
+    ``on_frame(n)`` is called after each translated frame. crf and preset None: the encoder's
+    defaults (x264: crf 18, medium).
     """
     input, output = Path(input), Path(output)
     if start < 0 or (duration is not None and duration <= 0):
         raise OptionError("--start must be >= 0 and --duration > 0")
+    enc, enc_notes = encoder(codec, crf, preset, pix_fmt)
     check_output(output, [input], overwrite)
     reader = VideoReader(input, start, duration)
+    length = reader.info.end or reader.info.container_end
+    if start and length is not None and start >= length:
+        raise OptionError(f"--start {start:g}: {input} is only {length:.2f} s long")
     translator = Translator(engine, options)
     smoother = make_smoother(temporal, temporal_strength, device=engine.device if on_cuda(engine) else None)
     h, w = reader.info.height, reader.info.width
@@ -124,8 +143,8 @@ def translate_video(input: str | Path, output: str | Path, engine: Engine, *,
             _put(q_in, _END, stop)
 
     with atomic_path(output) as tmp:
-        writer = VideoWriter(tmp, reader, 2 * w if side_by_side else w, h, codec=codec, crf=crf,
-                             preset=preset, pix_fmt=pix_fmt, copy_streams=copy_streams)
+        writer = VideoWriter(tmp, reader, 2 * w if side_by_side else w, h, encoder=enc, copy_streams=copy_streams)
+        writer.notes[:0] = enc_notes
         yuv = None if smoother is not None or side_by_side else yuv_format(engine, reader, writer, translator)
         reader.planar = yuv is not None
 
@@ -204,6 +223,10 @@ def translate_video(input: str | Path, output: str | Path, engine: Engine, *,
             writer.abort()
             raise errors[0]
         lost = _lost_frames(reader, keep_partial, writer)
+        if not writer.frames:
+            writer.abort()
+            what = f"the segment from {start:g} s" if start or duration is not None else "the input"
+            raise PipelineError(f"{input}: {what} holds no video frames; nothing written")
         writer.close()
         frames_in -= lead_in
         if writer.frames != frames_in:
@@ -216,11 +239,12 @@ def translate_video(input: str | Path, output: str | Path, engine: Engine, *,
         report["steady_fps"] = (frames_in - 1) / max(end - first_out, 1e-9)
     report["plan"] = translator.decision
     report["frame_path"] = "yuv planes, converted on the device (no swscale)" if yuv else "rgb (swscale)"
-    if progress:
+    if not quiet:
         _print_report(report)
-    if report["lost"] or report["decode_error"]:  # never silent, progress bar or not
-        print(f"warning: input truncated, {report['lost']} frames lost "
-              f"({report['decode_error'] or 'header count'}); partial output kept", file=sys.stderr)
+    if report["lost"] != 0:  # never silent, progress bar or not
+        lost = "an unknown number of" if report["lost"] is None else report["lost"]
+        print(f"warning: input truncated, {lost} frames lost ({report['truncation']}); partial output kept",
+              file=sys.stderr)
     return report
 
 
@@ -241,27 +265,28 @@ def yuv_format(engine: Engine, reader: VideoReader, writer: VideoWriter, transla
     return dict(matrix=matrix_name(info.colour), full_range=info.colour.explicit().range == 2, bits=bits, sub=sub)
 
 
-def _lost_frames(reader: VideoReader, keep_partial: bool, writer: VideoWriter) -> int:
-    """Frames the input promised but did not deliver; refuses a partial result unless asked."""
-    expected = reader.expected_frames()
-    lost = max(0, expected - reader.decoded) if expected else 0
-    if reader.error or lost:
-        why = reader.error or f"the header promises {expected} frames, {reader.decoded} decoded"
-        if not keep_partial:
-            writer.abort()
-            raise PipelineError(f"{reader.path}: truncated or corrupt ({why}); nothing written",
-                                hint="pass --keep-partial to keep the frames that decoded")
-    return lost
+def _lost_frames(reader: VideoReader, keep_partial: bool, writer: VideoWriter) -> tuple[int | None, str | None]:
+    """(frames the input promised but did not deliver, why): (0, None) when it delivered them all;
+    None frames when how many is unknown. Refuses a partial result unless asked."""
+    cut = reader.truncation()
+    if cut is None:
+        return 0, None
+    if not keep_partial:
+        writer.abort()
+        raise PipelineError(f"{reader.path}: truncated or corrupt ({cut[1]}); nothing written",
+                            hint="pass --keep-partial to keep the frames that decoded")
+    return cut
 
 
 def _report(input: Path, output: Path, engine: Engine, reader: VideoReader, writer: VideoWriter, frames_in: int,
-            lost: int, elapsed: float, stages: dict[str, float]) -> dict:
+            lost: tuple[int | None, str | None], elapsed: float, stages: dict[str, float]) -> dict:
     return {
         "input": str(input), "output": str(output), "frames_in": frames_in, "frames_out": writer.frames,
-        "lost": lost, "decode_error": reader.error,
+        "lost": lost[0], "truncation": lost[1],
         "seconds": elapsed, "fps": frames_in / elapsed if elapsed > 0 else 0.0,
         "ms_per_frame": {k: 1000 * v / max(frames_in, 1) for k, v in stages.items()},
-        "notes": writer.notes, "engine": engine.describe(),
+        "notes": writer.notes, "engine": engine.describe(), "backend": engine.meta.backend,
+        "precision": engine.meta.precision,
     }
 
 
@@ -316,20 +341,50 @@ def video_kwargs(args) -> dict:
                 overwrite=args.overwrite, temporal=args.temporal, temporal_strength=args.temporal_strength)
 
 
-def run_any(args, engine: Engine, options: TranslateOptions) -> dict:
-    """Dispatch ``streamgan run``: a video file, a folder of videos, or images."""
-    from .image_run import translate_images
-    inp = Path(args.input)
-    progress = not args.no_progress
-    video_kw = dict(options=options, progress=progress, **video_kwargs(args))
+# options that only mean something for videos: (dest, flag)
+VIDEO_ONLY = (("codec", "--codec"), ("crf", "--crf"), ("preset", "--preset"), ("pix_fmt", "--pix-fmt"),
+              ("start", "--start"), ("duration", "--duration"), ("keep_partial", "--keep-partial"),
+              ("side_by_side", "--side-by-side"), ("temporal", "--temporal"),
+              ("temporal_strength", "--temporal-strength"), ("stats_ema", "--stats-ema"))
+
+
+def prepare_run(args, defaults: dict) -> Callable[[Engine, TranslateOptions], dict]:
+    """Check ``streamgan run``'s input, output and options before any work (the engine is not
+    open yet): a mistake is one line and nothing is written. Returns the work to do with the
+    engine: a video file, a folder of videos, or images. ``defaults``: the parser's, to tell the
+    options a user set (those that cannot apply to images are named in one note)."""
+    from .image_run import image_outputs, translate_images
+    inp, out = Path(args.input), Path(args.output)
+    progress, quiet = not args.no_progress, args.quiet
+    if args.temporal_strength is not None and not 0 <= args.temporal_strength < 1:
+        raise OptionError("--temporal-strength must be in [0, 1)")
+    if args.stats_ema is not None and not 0 <= args.stats_ema < 1:
+        raise OptionError("--stats-ema must be in [0, 1)")
+    video_kw = dict(progress=progress, quiet=quiet, **video_kwargs(args))
     if inp.is_file() and not is_image(inp):
-        return translate_video(inp, args.output, engine, **video_kw)
+        encoder(args.codec, args.crf, args.preset, args.pix_fmt)
+        if out.is_dir():  # like cp: a file into a folder keeps its name
+            out = out / inp.name
+        if is_image(out):
+            raise OutputError(f"{out}: a video is written to a video file", hint="name it .mp4, .mkv, .mov, ...")
+        if muxer_for(out) is None:
+            raise OutputError(f"{out}: no container is named by this suffix",
+                              hint="name the output .mp4, .mkv, .mov, .webm, ...")
+        check_output(out, [inp], args.overwrite)
+        return lambda engine, options: translate_video(inp, out, engine, options=options, **video_kw)
     if inp.is_dir():
         videos = sorted(p for p in inp.iterdir() if p.is_file() and is_video(p))
         if videos and not any(is_image(p) for p in inp.iterdir()):
-            return translate_folder(videos, Path(args.output), engine, **video_kw)
+            encoder(args.codec, args.crf, args.preset, args.pix_fmt)
+            folder_output(out)
+            return lambda engine, options: translate_folder(videos, out, engine, options=options, **video_kw)
     if not inp.exists() and not any(c in args.input for c in "*?["):
         raise InputError(f"{inp}: no such file")
-    expand_images(args.input)  # clear error for empty folders and patterns
-    return translate_images(args.input, args.output, engine, options, overwrite=args.overwrite,
-                            progress=progress)
+    inputs = expand_images(args.input)  # clear error for empty folders and patterns
+    image_outputs(inputs, out, create=False)
+    unused = [flag for dest, flag in VIDEO_ONLY if getattr(args, dest) != defaults.get(dest)]
+    if unused:
+        print(f"note: {', '.join(unused)} {'does' if len(unused) == 1 else 'do'} not apply to images; ignored",
+              file=sys.stderr)
+    return lambda engine, options: translate_images(args.input, out, engine, options, overwrite=args.overwrite,
+                                                    progress=progress, quiet=quiet)

@@ -257,18 +257,21 @@ def add_webcam_args(p) -> None:
     from .temporal import TEMPORAL_MODES
     _engine_args(p)
     _tile_args(p)
-    p.add_argument("--camera", default="0", help="camera index, /dev/videoN, a video file (plays in real time) or URL")
-    p.add_argument("--size", default=None, help="capture size WxH")
-    p.add_argument("--fps", type=float, default=None)
-    p.add_argument("--no-window", action="store_true")
+    p.add_argument("--camera", default="0",
+                   help="camera index (default 0), /dev/videoN, a video file (plays in real time) or URL")
+    p.add_argument("--size", default=None, help="capture size WxH (default: the camera's)")
+    p.add_argument("--fps", type=float, default=None, help="capture rate (default: the camera's)")
+    p.add_argument("--no-window", action="store_true", help="show nothing (record, virtual camera or statistics)")
     p.add_argument("--virtual-cam", action="store_true", help="send frames to a virtual camera (pyvirtualcam)")
     p.add_argument("--record", default=None, help="write what is shown to this video file")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing --record file")
-    p.add_argument("--side-by-side", action="store_true")
-    p.add_argument("--frames", type=int, default=None, help="stop after this many frames")
-    p.add_argument("--stats-json", default=None)
-    p.add_argument("--temporal", choices=TEMPORAL_MODES, default="off")
-    p.add_argument("--temporal-strength", type=float, default=None, help="default: the mode's own")
+    p.add_argument("--overwrite", action="store_true", help="replace existing --record / --stats-json files")
+    p.add_argument("--side-by-side", action="store_true", help="show input | output (key s toggles)")
+    p.add_argument("--frames", type=int, default=None, help="stop after this many frames (default: until q)")
+    p.add_argument("--stats-json", default=None, help="write fps, drops and latency percentiles as JSON here")
+    p.add_argument("--temporal", choices=TEMPORAL_MODES, default="off",
+                   help="temporal smoothing: off (default), ema, motion or flow (key t toggles)")
+    p.add_argument("--temporal-strength", type=float, default=None,
+                   help="from 0 up to, not including, 1 (default: 0.7 for flow, 0.6 for ema and motion)")
 
 
 def parse_size(text: str | None) -> tuple[int, int] | None:
@@ -278,6 +281,8 @@ def parse_size(text: str | None) -> tuple[int, int] | None:
         w, h = (int(v) for v in text.lower().split("x"))
     except ValueError:
         raise OptionError(f"--size {text!r}: expected WxH such as 1280x720") from None
+    if not (0 < w <= 16384 and 0 < h <= 16384):
+        raise OptionError(f"--size {text!r}: width and height must be 1 to 16384")
     return w, h
 
 
