@@ -10,24 +10,30 @@ from .base import Engine, EngineMeta
 from .errors import EngineError
 from .export import export_program
 
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
 
 def build_pt2(module: nn.Module, path: Path, meta: EngineMeta, device: torch.device, fp16: bool = False,
-              shape: tuple[int, int, int] | None = None) -> Path:
+              shape: tuple[int, int, int] | None = None, bf16: bool = False) -> Path:
     """Export and compile into ``path``; the metadata travels inside. Dynamic batch/H/W with the
     statistics inputs by default; ``shape`` (batch, H, W): that one shape, the plain generator
     channels-last (NHWC convolutions, no statistics), the fastest package for a known frame size.
 
     fp16 (CUDA only) halves weights and activations, statistics stay fp32. It is off by default:
     with torch 2.11 on an H100 loading such a package crashed (segfault in aoti_load_package).
+    bf16 (CPU): bf16 weights and activations, statistics fp32 (what the CPU's torch and OpenVINO
+    run where the CPU has native bf16).
     """
     fp16 = fp16 and device.type == "cuda"
+    bf16 = bf16 and not fp16
+    precision = "fp16" if fp16 else "bf16" if bf16 else "fp32"
     fixed = (shape[0], meta.in_channels, shape[1], shape[2]) if shape else None
-    program, width = export_program(module, meta.size_multiple, device, fp16=fp16, shape=fixed)
+    program, width = export_program(module, meta.size_multiple, device, dtype=DTYPES[precision], shape=fixed)
     if shape:
         meta.shapes = {k: list(shape[1:]) for k in ("min", "opt", "max")}
         meta.max_batch = shape[0]
         meta.extra = {**meta.extra, "layout": "channels_last"}
-    meta.stats_width, meta.backend, meta.precision = width, "aotinductor", "fp16" if fp16 else "fp32"
+    meta.stats_width, meta.backend, meta.precision = width, "aotinductor", precision
     meta.extra = {**meta.extra, "device": str(device),
                   "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"}
     try:
@@ -63,7 +69,7 @@ class AOTIEngine(Engine):
         self.device = torch.device("cuda" if key.startswith("cuda") else "cpu")
         self.meta = EngineMeta.from_dict(json.loads(md.get("streamgan", "{}")))
         self.meta.backend = "aotinductor"
-        self.dtype = torch.float16 if self.meta.precision == "fp16" else torch.float32
+        self.dtype = DTYPES.get(self.meta.precision, torch.float32)
 
     def _fixed(self, x: torch.Tensor) -> torch.Tensor:
         """A fixed-shape package: smaller frames padded (edge) to its shape and cropped back,

@@ -21,12 +21,14 @@ from .normstats import StatsGenerator, stats_width
 OPSET = 17
 
 
-def exportable(module: nn.Module, fp16: bool = False, stats: bool = True) -> tuple[nn.Module, int]:
-    """(module to trace, stats width): a CPU copy in eval mode, wrapped for statistics if needed
-    (``stats=False``: never; its norms export as InstanceNormalization)."""
+def exportable(module: nn.Module, fp16: bool = False, stats: bool = True,
+               dtype: torch.dtype | None = None) -> tuple[nn.Module, int]:
+    """(module to trace, stats width): a CPU copy in eval mode (``fp16``: half, or in ``dtype``),
+    wrapped for statistics if needed (``stats=False``: never; its norms export as InstanceNormalization)."""
     m = copy.deepcopy(module).cpu().eval()
-    if fp16:
-        m = m.half()
+    dtype = torch.float16 if fp16 else dtype
+    if dtype is not None:
+        m = m.to(dtype)
     width = stats_width(m) if stats else 0
     return (StatsGenerator(m) if width else m), width
 
@@ -94,21 +96,21 @@ class ChannelsLast(nn.Module):
 
 
 def export_program(module: nn.Module, multiple: int, device: torch.device, max_side: int = 4096,
-                   max_batch: int = 64, fp16: bool = False, shape: tuple[int, int, int, int] | None = None):
-    """torch.export with dynamic batch and H, W in multiples of ``multiple`` (fp16: half weights
-    and image, statistics still fp32). ``shape`` (N, C, H, W): one fixed shape instead, the plain
-    generator (image -> output, no statistics) channels-last end to end."""
+                   max_batch: int = 64, dtype: torch.dtype = torch.float32,
+                   shape: tuple[int, int, int, int] | None = None):
+    """torch.export with dynamic batch and H, W in multiples of ``multiple`` (``dtype`` fp16/bf16:
+    weights and image in it, statistics still fp32). ``shape`` (N, C, H, W): one fixed shape
+    instead, the plain generator (image -> output, no statistics) channels-last end to end."""
     from torch.export import Dim
-    dtype = torch.float16 if fp16 else torch.float32
     if shape is not None:
-        m, _ = exportable(module, fp16, stats=False)
+        m, _ = exportable(module, stats=False, dtype=dtype)
         x = example_inputs(0, shape, dtype)[0]
         try:
             return torch.export.export(ChannelsLast(m).to(device), (x.to(device),)), 0
         except Exception as exc:
             raise EngineError(f"the model does not export with torch.export: {str(exc).splitlines()[0][:200]}") \
                 from None
-    m, width = exportable(module, fp16)
+    m, width = exportable(module, dtype=dtype)
     m = m.to(device)
     side = 2 * multiple
     args = tuple(a.to(device) for a in example_inputs(width, (2, 3, side, side), dtype))

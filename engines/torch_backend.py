@@ -24,6 +24,22 @@ def cpu_has_fast_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+def bf16_psnr(module: nn.Module, meta: EngineMeta) -> float:
+    """dB of ``module`` in bf16 against itself in fp32 on an image-like probe."""
+    side = max(64, meta.size_multiple)
+    x = smooth_image(meta.in_channels, side, side, torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        ref = module(x)
+        low = copy.deepcopy(module).to(torch.bfloat16)(x.to(torch.bfloat16))
+    lo, hi = meta.output_range
+    return psnr(low, ref, hi - lo)
+
+
+def bf16_worth_it(module: nn.Module, meta: EngineMeta) -> bool:
+    """bf16 on this CPU: it has native bf16, and the output stays >= 40 dB from fp32."""
+    return cpu_has_fast_bf16() and bf16_psnr(module, meta) >= _BF16_MIN_PSNR
+
+
 class TorchEngine(Engine):
     """Runs an nn.Module. precision: "auto" (CPU: bf16 weights and activations where the CPU has
     native bf16 and the output stays >= 40 dB from fp32, else fp32; CUDA: fp16), "fp32", "fp16"
@@ -81,13 +97,7 @@ class TorchEngine(Engine):
                                         precision=precision, stats_width=stats_width(self.module))
 
     def _bf16_ok(self, meta: EngineMeta) -> bool:
-        side = max(64, meta.size_multiple)
-        x = smooth_image(meta.in_channels, side, side, torch.Generator().manual_seed(0))
-        with torch.inference_mode():
-            ref = self.module(x)
-            low = copy.deepcopy(self.module).to(torch.bfloat16)(x.to(torch.bfloat16))
-        lo, hi = meta.output_range
-        self.probe_psnr = psnr(low, ref, hi - lo)
+        self.probe_psnr = bf16_psnr(self.module, meta)
         return self.probe_psnr >= _BF16_MIN_PSNR
 
     def _run(self, x, stats, mix, collect=False):

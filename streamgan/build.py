@@ -72,7 +72,8 @@ def build(src: str | Path, out: str | Path, *, fp16: bool | None = None, shapes:
           static: bool = False) -> dict:
     """Build one artifact; returns a report (sizes, timings, validation numbers).
 
-    fp16 None: FP16 for TensorRT plans, fp32 for ONNX and AOTInductor.
+    fp16 None: FP16 for TensorRT plans, fp32 for ONNX; an AOTInductor package for a CPU with native
+    bf16 is bf16 where that stays >= 40 dB from fp32 (fp16 False: fp32), else fp32.
     """
     src, out = Path(src), Path(out)
     suffix = out.suffix.lower()
@@ -182,6 +183,7 @@ def _fixed_shape(shapes: str | None, batch: int, meta: EngineMeta) -> tuple[int,
 
 def _build_artifact(model, src: Path, tmp: Path, suffix: str, meta: EngineMeta, *, fp16, shapes, tile, batch,
                     device, static) -> str:
+    fp16_asked = fp16
     if suffix != ".plan":
         fp16 = bool(fp16)
     if suffix == ".onnx":  # fp32: the plain graph (one InstanceNormalization op a norm), as the checkpoint
@@ -210,7 +212,11 @@ def _build_artifact(model, src: Path, tmp: Path, suffix: str, meta: EngineMeta, 
         dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         if os.environ.get("STREAMGAN_TEST_CRASH") == "pt2":  # test hook: the compiler dies as it did on CUDA
             os.kill(os.getpid(), signal.SIGSEGV)
-        build_pt2(model, tmp, meta, dev, fp16=fp16, shape=_fixed_shape(shapes, batch, meta) if static else None)
+        from engines.torch_backend import bf16_worth_it
+        # a CPU .pt2 runs bf16 where the checkpoint would (native bf16, >= 40 dB): 2.1x fp32's speed
+        bf16 = fp16_asked is None and dev.type == "cpu" and bf16_worth_it(model, meta)
+        build_pt2(model, tmp, meta, dev, fp16=fp16, shape=_fixed_shape(shapes, batch, meta) if static else None,
+                  bf16=bf16)
         return meta.precision
     from engines.tensorrt_backend import build_plan, import_tensorrt, needs_fp16_graph, parse_shapes
     trt = import_tensorrt()
@@ -237,7 +243,8 @@ def add_build_args(p) -> None:
     p.add_argument("--out", "--output", required=True,
                    help="artifact: .onnx, .xml (OpenVINO IR), .pt2 or .plan (TensorRT)")
     p.add_argument("--fp16", action=argparse.BooleanOptionalAction, default=None,
-                   help="half precision (default: on for .plan, off for .onnx and .pt2)")
+                   help="half precision (default: on for .plan, off for .onnx; a .pt2 for a CPU with native bf16 "
+                        "is bf16 where that stays >= 40 dB from fp32: --no-fp16 keeps it fp32)")
     p.add_argument("--shapes", default=None, help="TensorRT profile MIN:OPT:MAX, each HxW; .pt2 --static: HxW")
     p.add_argument("--tile", type=int, default=None, help="build for tiles of this size")
     p.add_argument("--batch", type=int, default=1, help="batch size at the profile's opt/max (default 1)")

@@ -35,7 +35,7 @@ def test_onnx_matches_torch_dynamic_sizes(ckpts, tmp_path, kind):
 @pytest.mark.parametrize("kind", ["resnet", "unet"])
 def test_aoti_matches_torch_dynamic_sizes(ckpts, tmp_path, kind):
     out = tmp_path / f"{kind}.pt2"
-    build(ckpts[kind], out)
+    build(ckpts[kind], out, fp16=False)  # fp32 (a CPU with bf16 gets a bf16 package by default)
     with open_engine(out) as eng:
         assert eng.meta.backend == "aotinductor" and eng.meta.size_multiple == (4 if kind == "resnet" else 32)
         for h, w in ((32, 64), (64, 32)):
@@ -51,7 +51,7 @@ def test_aoti_matches_torch_dynamic_sizes(ckpts, tmp_path, kind):
 
 def test_fixed_shape_channels_last_pt2(ckpts, tmp_path, capsys):
     out = tmp_path / "fixed.pt2"
-    report = build(ckpts["resnet"], out, static=True, shapes="32x48")
+    report = build(ckpts["resnet"], out, static=True, shapes="32x48", fp16=False)
     assert report["validation"]["psnr_db"] >= 60
     with open_engine(out) as eng:
         assert eng.meta.shapes["max"] == [32, 48] and eng.meta.extra["layout"] == "channels_last"

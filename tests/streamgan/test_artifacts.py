@@ -92,7 +92,7 @@ def test_artifact_gives_the_checkpoints_picture_on_a_video(built, kind):
         assert db(b, reference(paths["checkpoint"], a)) >= FLOOR[report["precision"]], (kind, i, report["engine"])
 
 
-def test_every_artifact_through_bench_matches_the_checkpoint_in_fp32(built, capsys):
+def test_every_artifact_through_bench_matches_the_checkpoint(built, capsys):
     d, paths, pic, _ = built
     out = d / "bench.json"
     assert main(["bench", "--engine", str(paths["checkpoint"]), "--backend", "torch", "--precision", "fp32",
@@ -103,6 +103,9 @@ def test_every_artifact_through_bench_matches_the_checkpoint_in_fp32(built, caps
                  "--compare", *(str(paths[k]) for k in ARTIFACTS[1:]), "--input", str(d / "photo.png"),
                  "--frames", "1", "--warmup", "1", "--json", str(out)]) == 0
     results = json.loads(out.read_text())["results"]
-    assert [r["meta"]["precision"] for r in results] == ["fp32"] * 4
-    assert all(r["psnr_to_first_db"] >= FLOOR["fp32"] for r in results), [r["psnr_to_first_db"] for r in results]
+    # --precision fp32 holds for the runtimes that choose one; a .pt2 runs as it was built (bf16 on a
+    # CPU with native bf16)
+    assert [r["meta"]["precision"] for r in results[:3]] == ["fp32"] * 3
+    assert all(r["psnr_to_first_db"] >= FLOOR[r["meta"]["precision"]] for r in results), \
+        [(r["meta"]["precision"], r["psnr_to_first_db"]) for r in results]
     assert "dB to first" in capsys.readouterr().out
