@@ -66,7 +66,7 @@ def save(results: dict, name: str, out_dir: str | None) -> Path:
 
 def photo_pan_clip(path: Path, width: int = 640, height: int = 360, frames: int = 60, fps: int = 30,
                    crf: int = 20, noise: float = 0.0, seed: int = 0, pix_fmt: str = "yuv420p",
-                   photo: Path | None = None) -> Path:
+                   photo: Path | None = None, gop: int | None = None) -> Path:
     """A clip of a real photograph (``photo``, default matplotlib's grace_hopper.jpg) panned with
     subpixel steps, x264 at ``crf`` with AAC audio: the content users film rather than flat synthetic
     frames. ``noise``: sensor-like Gaussian noise (fraction of 255) added per frame."""
@@ -89,7 +89,7 @@ def photo_pan_clip(path: Path, width: int = 640, height: int = 360, frames: int 
         if noise:
             f += rs.randn(*f.shape) * noise * 255
         out.append(np.clip(f, 0, 255).astype(np.uint8))
-    return write_clip(path, out, fps=fps, audio_streams=1, crf=crf, pix_fmt=pix_fmt)
+    return write_clip(path, out, fps=fps, audio_streams=1, crf=crf, pix_fmt=pix_fmt, gop=gop)
 
 
 def peer_model(venv: Path) -> tuple[Path, Path]:

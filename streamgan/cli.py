@@ -14,7 +14,7 @@ from .cli_args import (
     open_engine_from_args,
     translate_options,
 )
-from .errors import EngineError, StreamganError
+from .errors import EngineError, Interrupted, StreamganError
 
 
 def cmd_info(args) -> int:
@@ -93,7 +93,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="translate images, a folder, a glob or a video")
     _engine_args(p)
-    p.add_argument("--input", required=True, help="image, folder, glob or video file")
+    p.add_argument("--input", required=True,
+                   help="image, folder, glob, video file, stream URL (rtsp, rtmp, udp, tcp, http(s), srt) or camera")
     p.add_argument("--output", "--out", required=True,
                    help="output file or folder (a folder for several inputs; a video into a folder keeps its name)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
@@ -144,6 +145,9 @@ def main(argv: list[str] | None = None) -> int:
         if own_process:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+    except Interrupted as exc:  # a live run, its outputs finished
+        print(f"streamgan: {exc}", file=sys.stderr)
+        return exc.exit_code
     except (StreamganError, EngineError) as exc:
         hint = f" (hint: {exc.hint})" if getattr(exc, "hint", None) else ""
         print(f"streamgan: error: {exc}{hint}", file=sys.stderr)

@@ -4,7 +4,7 @@ from engines.errors import EngineError
 
 __all__ = [
     "StreamganError", "InputError", "CheckpointError", "OutputError", "OptionError",
-    "EngineError", "PipelineError",
+    "EngineError", "PipelineError", "Interrupted",
 ]
 
 
@@ -35,6 +35,12 @@ class OptionError(StreamganError):
 
 
 class PipelineError(StreamganError):
-    """The run failed part-way (decode error, lost frames); nothing was written."""
+    """The run failed part-way (decode error, lost frames, a live input lost for good)."""
 
     exit_code = 3
+
+
+class Interrupted(StreamganError):
+    """Ctrl-C ended a live run after its outputs were finished (a recording kept up to the stop)."""
+
+    exit_code = 130

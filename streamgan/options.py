@@ -26,6 +26,8 @@ class Encoder:
     crf: int | None = None
     preset: str | None = None
     pix_fmt: str | None = None
+    live: bool = False  # for a stream: no lookahead or B-frames (x264 zerolatency), a ~2 s GOP
+    bitrate: int | None = None  # bits a second (live: the rate control, unless a crf is given)
 
     @property
     def options(self) -> dict[str, str]:
@@ -33,18 +35,28 @@ class Encoder:
         opts = {}
         if self.crf is not None:
             opts["crf"] = str(self.crf)
-            if self.codec == "libvpx-vp9":
+            if self.codec == "libvpx-vp9" and not self.bitrate:
                 opts["b"] = "0"  # constant quality (libvpx: crf alone caps the bitrate)
         if self.preset is not None:
             opts["preset"] = self.preset
+        if self.live and self.codec in ("libx264", "libx264rgb", "libx265"):
+            opts["tune"] = "zerolatency"
+        if self.live and self.bitrate:  # a bounded rate: what a network path and a player's buffer need
+            opts.update(maxrate=str(self.bitrate), bufsize=str(self.bitrate))
         return opts
 
 
+LIVE_PRESET = "veryfast"
+
+
 def encoder(codec: str = "libx264", crf: int | None = None, preset: str | None = None,
-            pix_fmt: str | None = None) -> tuple[Encoder, list[str]]:
+            pix_fmt: str | None = None, live: bool = False, bitrate: str | int | None = None
+            ) -> tuple[Encoder, list[str]]:
     """The encoder ``codec`` with these settings checked, and notes on settings it does not take
     (said, then ignored). Defaults: crf and preset where the encoder has them (x264: crf 18,
-    preset medium)."""
+    preset medium); ``live`` (a stream out, or a recording of a live input): preset veryfast and,
+    unless a crf is given, the ``bitrate`` (None: chosen from the frame size when known)."""
+    rate = parse_bitrate(bitrate)
     import av
     try:
         found = av.codec.Codec(codec, "w")
@@ -58,14 +70,14 @@ def encoder(codec: str = "libx264", crf: int | None = None, preset: str | None =
         lo, hi, default = CRF[codec]
         if crf is not None and not lo <= crf <= hi:
             raise OptionError(f"--crf {crf}: {codec} takes {lo} (best) to {hi}")
-        crf = default if crf is None else crf
+        crf = (None if live else default) if crf is None else crf
     elif crf is not None:
         notes.append(f"--crf does not apply to {codec}; its own rate control is used")
         crf = None
     if codec in PRESETS:
         if preset is not None and preset not in PRESETS[codec]:
             raise OptionError(f"--preset {preset}: {codec} presets are {', '.join(PRESETS[codec])}")
-        preset = preset or DEFAULT_PRESET
+        preset = preset or (LIVE_PRESET if live else DEFAULT_PRESET)
     elif preset is not None:
         notes.append(f"--preset does not apply to {codec}")
         preset = None
@@ -78,7 +90,31 @@ def encoder(codec: str = "libx264", crf: int | None = None, preset: str | None =
                 av.VideoFormat(pix_fmt)
             except ValueError:
                 raise OptionError(f"--pix-fmt {pix_fmt}: not a pixel format") from None
-    return Encoder(codec, crf, preset, pix_fmt), notes
+    if rate is not None and not live:
+        notes.append("--bitrate applies to live outputs; files are encoded at --crf")
+        rate = None
+    return Encoder(codec, crf, preset, pix_fmt, live, rate), notes
+
+
+def parse_bitrate(text: str | int | None) -> int | None:
+    """'4M', '2500k', '800000' -> bits a second."""
+    if text is None or isinstance(text, int):
+        return text
+    t = str(text).strip().lower()
+    scale = {"k": 1_000, "m": 1_000_000}.get(t[-1:], 1)
+    try:
+        value = float(t[:-1] if scale > 1 else t) * scale
+    except ValueError:
+        raise OptionError(f"--bitrate {text}: expected bits a second such as 4M or 2500k") from None
+    if not 10_000 <= value <= 1_000_000_000:
+        raise OptionError(f"--bitrate {text}: expected 10k to 1000M")
+    return int(value)
+
+
+def live_bitrate(width: int, height: int, rate: float) -> int:
+    """A default for a live stream: 0.1 bit a pixel a frame, at least 1 Mbit/s (640x360 at 30 fps:
+    1 Mbit/s; 1280x720: 2.8; 1920x1080: 6.2)."""
+    return max(1_000_000, int(0.1 * width * height * rate))
 
 
 def check_device(device: str | None) -> None:

@@ -9,6 +9,7 @@ import numpy as np
 
 from .errors import InputError, OutputError
 from .options import CRF, DEFAULT_PRESET, Encoder
+from .urls import is_url, stream_options
 
 VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".ts", ".mts", ".flv", ".wmv", ".mpg",
                   ".mpeg", ".gif", ".y4m", ".3gp"}
@@ -24,6 +25,9 @@ class Frame:
     index: int
     duration: int | None = None
     planes: tuple[np.ndarray, ...] | None = None  # the decoded Y, U, V planes (readers made with planar=True)
+    arrival: float = 0.0  # perf_counter when the source handed it over (live latency starts here)
+    epoch: int = 0  # reconnections of a live source before it (its timestamps restart at each)
+    out_time: float | None = None  # seconds on a live output's clock (pipeline.Clock)
 
 
 # AVColorSpace -> swscale's coefficient sets (BT.601 is swscale's default for anything else)
@@ -118,6 +122,7 @@ class VideoInfo:
     end: float | None = None  # when the video stream ends (s), as the header or index says; None: not said
     container_end: float | None = None  # when the file's longest stream ends, as the container says
     format: str = ""  # the demuxer's name
+    audio: bool = False  # the file has an audio stream
 
 
 def _tag_seconds(text: str | None) -> float | None:
@@ -164,23 +169,34 @@ def muxer_for(path: Path) -> str | None:
     return None
 
 
-def open_input(path: Path) -> av.container.InputContainer:
-    """Open a media file with one-line errors for the usual mistakes."""
-    if not path.exists():
-        raise InputError(f"{path}: no such file")
-    if path.is_file() and path.stat().st_size == 0:
-        raise InputError(f"{path}: empty file")
-    try:
-        container = av.open(str(path))
-    except (av.error.InvalidDataError, av.error.FFmpegError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: not a readable video ({exc.__class__.__name__})") from None
+URL_TIMEOUT = 10.0  # seconds a file read over HTTP(S) may wait to open and for each read
+
+
+def open_input(path: Path | str) -> av.container.InputContainer:
+    """Open a media file (or one served over HTTP(S), given as its URL) with one-line errors for
+    the usual mistakes."""
+    if is_url(str(path)):
+        try:
+            container = av.open(str(path), options=stream_options(str(path), URL_TIMEOUT),
+                                timeout=(URL_TIMEOUT, URL_TIMEOUT))
+        except (av.error.FFmpegError, OSError) as exc:
+            raise InputError(f"{path}: cannot open ({getattr(exc, 'strerror', None) or exc})") from None
+    else:
+        if not path.exists():
+            raise InputError(f"{path}: no such file")
+        if path.is_file() and path.stat().st_size == 0:
+            raise InputError(f"{path}: empty file")
+        try:
+            container = av.open(str(path))
+        except (av.error.InvalidDataError, av.error.FFmpegError, UnicodeDecodeError) as exc:
+            raise InputError(f"{path}: not a readable video ({exc.__class__.__name__})") from None
     if not container.streams.video:
         container.close()
         raise InputError(f"{path}: the file has no video stream")
     return container
 
 
-def probe(path: Path) -> VideoInfo:
+def probe(path: Path | str) -> VideoInfo:
     with open_input(path) as c:
         s = c.streams.video[0]
         cc = s.codec_context
@@ -195,7 +211,8 @@ def probe(path: Path) -> VideoInfo:
             pass
         container_end = (c.duration + (c.start_time or 0)) / av.time_base if c.duration else None
         return VideoInfo(cc.width, cc.height, s.average_rate or s.guessed_rate, s.time_base, s.frames or 0,
-                         dur, rotation, colour, pix_fmt, _header_end(c, s), container_end, c.format.name)
+                         dur, rotation, colour, pix_fmt, _header_end(c, s), container_end, c.format.name,
+                         bool(c.streams.audio))
 
 
 class VideoReader:
@@ -208,7 +225,8 @@ class VideoReader:
 
     def __init__(self, path: Path, start: float = 0.0, duration: float | None = None, threads: bool = True,
                  planar: bool = False):
-        self.path, self.start, self.duration, self.planar = Path(path), start, duration, planar
+        url = is_url(str(path))  # a file served over HTTP(S) keeps its URL (a Path would mangle it)
+        self.path, self.start, self.duration, self.planar = (str(path) if url else Path(path)), start, duration, planar
         self.info = probe(self.path)
         self.threads = threads
         self.error: str | None = None
@@ -248,7 +266,7 @@ class VideoReader:
                 lost = round((target - self.end_time) / self.frame_interval)
                 return lost, f"the file says its video lasts until {claimed:.2f} s, decoding stopped at " \
                              f"{self.end_time:.2f} s"
-        if info.format == "mpegts" and self.path.is_file():
+        if info.format == "mpegts" and isinstance(self.path, Path) and self.path.is_file():
             size = self.path.stat().st_size
             if size % 188 and size % 192:
                 return None, f"it ends inside a transport-stream packet ({size} bytes)"
@@ -312,22 +330,28 @@ def _pix_fmt(codec: str, width: int, height: int, requested: str | None) -> tupl
 
 class VideoWriter:
     """Encode RGB frames (their source pts kept, so VFR stays VFR) and remux the input's
-    audio and subtitle streams packet for packet, interleaved as the video advances."""
+    audio and subtitle streams packet for packet, interleaved as the video advances.
 
-    def __init__(self, path: Path, source: VideoReader | None, width: int, height: int, *,
-                 encoder: Encoder | None = None, rate: Fraction | None = None, copy_streams: bool = True):
+    ``path`` is a file or a network URL (``fmt`` names the container then: flv, mpegts, rtsp;
+    ``options`` are the container's). A live source's ``info`` (size, rate, colour) may be given
+    without a reader to remux from, and a ``time_base`` for the timestamps written."""
+
+    def __init__(self, path: Path | str, source: VideoReader | None, width: int, height: int, *,
+                 encoder: Encoder | None = None, rate: Fraction | None = None, copy_streams: bool = True,
+                 info: VideoInfo | None = None, time_base: Fraction | None = None, fmt: str | None = None,
+                 options: dict | None = None):
         self.path = path
         self.notes: list[str] = []
         enc = encoder or Encoder(crf=CRF["libx264"][2], preset=DEFAULT_PRESET)
         codec = enc.codec
-        info = source.info if source else None
+        info = source.info if source else info
         self.rate = Fraction(rate).limit_denominator(1001) if rate else (
             info.rate if info and info.rate else Fraction(30))
-        self.time_base = info.time_base if info else 1 / self.rate
+        self.time_base = time_base or (info.time_base if info else 1 / self.rate)
         try:
-            self.out = av.open(str(path), "w")
-        except av.error.FFmpegError as exc:
-            raise OutputError(f"{path}: cannot write this container ({exc})") from None
+            self.out = av.open(str(path), "w", format=fmt, options=options or {})
+        except (av.error.FFmpegError, OSError, ValueError) as exc:
+            raise OutputError(f"{path}: cannot write here ({getattr(exc, 'strerror', None) or exc})") from None
         fmt, note = _pix_fmt(codec, width, height, enc.pix_fmt)
         if note:
             self.notes.append(note)
@@ -346,7 +370,11 @@ class VideoWriter:
         self.stream.time_base = self.time_base
         self.stream.codec_context.time_base = self.time_base
         options = enc.options
-        if codec in ("libx264", "libx264rgb") and enc.preset == "medium":
+        if enc.live:  # a joining player starts within ~2 s; the bitrate is the one asked for
+            self.stream.codec_context.gop_size = max(1, round(2 * float(self.rate)))
+            if enc.bitrate:
+                self.stream.codec_context.bit_rate = enc.bitrate
+        elif codec in ("libx264", "libx264rgb") and enc.preset == "medium":
             # x264 encodes a frame once the 40 frames after it are in (medium's rate-control
             # lookahead): the last 40 are encoded after the model has finished, on every run.
             # 20 (faster's) halves that tail (0.47 -> 0.21 s at 640x360 on 2 cores), with the

@@ -1,29 +1,23 @@
 """``streamgan run``: the streaming pipeline (decode | translate | encode), for videos and images."""
 
 import os
-import queue
 import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-
-import numpy as np
-from tqdm import tqdm
 
 from engines.base import Engine, on_cuda
 
 from .errors import InputError, OptionError, OutputError, PipelineError
 from .images import expand_images, is_image
 from .io_utils import atomic_path, check_output
-from .latency import since_launch
 from .options import encoder
+from .pipeline import Stage, run_offline
+from .sources import FileSource
 from .temporal import TEMPORAL_MODES, make_smoother
 from .translate import TranslateOptions, Translator
+from .urls import is_url
 from .video import PLANAR_FORMATS, VideoReader, VideoWriter, is_video, matrix_name, muxer_for, same_layout
-
-_END = object()
-QUEUE_DEPTH = 8
 
 
 def add_video_args(p) -> None:
@@ -53,6 +47,8 @@ def add_video_args(p) -> None:
                         "--temporal, else 0)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (the run report is still printed)")
     p.add_argument("--quiet", "-q", action="store_true", help="print nothing but errors and warnings")
+    from .live import add_live_args
+    add_live_args(p)
     g = p.add_argument_group("scale-out (pip install 'streamgan[ray]')")
     g.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
                    help="run on Ray: no address = a local instance, 'auto' = the running cluster, or ray://host:port")
@@ -66,30 +62,6 @@ def add_video_args(p) -> None:
                    help="frames translated before each segment to warm temporal state, then dropped (default 30)")
     g.add_argument("--retries", type=int, default=3, help="attempts per work item after a failure (default 3)")
     g.add_argument("--resume", action="store_true", help="finish an interrupted job (skip finished items)")
-
-
-def _put(q: queue.Queue, item, stop: threading.Event) -> bool:
-    while not stop.is_set():
-        try:
-            q.put(item, timeout=0.1)
-            return True
-        except queue.Full:
-            continue
-    return False
-
-
-def _get(q: queue.Queue, stop: threading.Event):
-    """The next item of ``q``; ``_END`` once ``stop`` is set (a stopped run's threads end promptly)."""
-    while not stop.is_set():
-        try:
-            return q.get(timeout=0.1)
-        except queue.Empty:
-            continue
-    return _END
-
-
-def _side_by_side(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return np.concatenate([a, b], axis=1)
 
 
 def translate_video(input: str | Path, output: str | Path, engine: Engine, *,
@@ -109,12 +81,14 @@ def translate_video(input: str | Path, output: str | Path, engine: Engine, *,
     ``on_frame(n)`` is called after each translated frame. crf and preset None: the encoder's
     defaults (x264: crf 18, medium).
     """
-    input, output = Path(input), Path(output)
+    input, output = (str(input) if is_url(str(input)) else Path(input)), Path(output)
+    name = input.rsplit("/", 1)[-1] if isinstance(input, str) else input.name
     if start < 0 or (duration is not None and duration <= 0):
         raise OptionError("--start must be >= 0 and --duration > 0")
     enc, enc_notes = encoder(codec, crf, preset, pix_fmt)
-    check_output(output, [input], overwrite)
-    reader = VideoReader(input, start, duration)
+    check_output(output, [input] if isinstance(input, Path) else [], overwrite)
+    source = FileSource(input, start, duration)  # sources -> translate (Stage) -> the file's writer
+    reader = source.reader
     length = reader.info.end or reader.info.container_end
     if start and length is not None and start >= length:
         raise OptionError(f"--start {start:g}: {input} is only {length:.2f} s long")
@@ -123,120 +97,36 @@ def translate_video(input: str | Path, output: str | Path, engine: Engine, *,
     h, w = reader.info.height, reader.info.width
     total = reader.expected_frames() or (
         int(round((duration or reader.info.duration or 0) * float(reader.info.rate or 0))) or None)
-    stop = threading.Event()
-    q_in: queue.Queue = queue.Queue(QUEUE_DEPTH)
-    q_out: queue.Queue = queue.Queue(QUEUE_DEPTH)
-    times = {"decode": 0.0, "encode": 0.0, "temporal": 0.0}
-    errors: list[BaseException] = []
-
-    def decode() -> None:
-        try:
-            it = iter(reader)
-            while not stop.is_set():
-                t0 = time.perf_counter()
-                frame = next(it, _END)
-                times["decode"] += time.perf_counter() - t0
-                if not _put(q_in, frame, stop) or frame is _END:
-                    return
-        except BaseException as exc:  # handed to the main thread
-            errors.append(exc)
-            _put(q_in, _END, stop)
-
     with atomic_path(output) as tmp:
         writer = VideoWriter(tmp, reader, 2 * w if side_by_side else w, h, encoder=enc, copy_streams=copy_streams)
         writer.notes[:0] = enc_notes
         yuv = None if smoother is not None or side_by_side else yuv_format(engine, reader, writer, translator)
         reader.planar = yuv is not None
+        stage = Stage(translator, smoother, side_by_side, yuv)
 
-        def encode() -> None:
-            try:
-                while True:
-                    item = _get(q_out, stop)
-                    if item is _END:
-                        return
-                    t0 = time.perf_counter()
-                    writer.write(*item)
-                    times["encode"] += time.perf_counter() - t0
-            except BaseException as exc:
-                errors.append(exc)
-                stop.set()
-
-        threads = [threading.Thread(target=decode, daemon=True), threading.Thread(target=encode, daemon=True)]
-        for t in threads:
-            t.start()
-        t_start = time.perf_counter()
-        # the first frame also compiles kernels, captures graphs, measures the backends: the bar says so
-        bar = tqdm(total=total, unit="frame", desc=f"{input.name} (warming up)", disable=not progress,
-                   file=sys.stderr)
-        frames_in = lead_in = done = 0
-        first_frame = first_out = None
-
-        def emit(frame, out) -> bool:  # frames come back in order; False: stop
-            nonlocal lead_in, done, first_frame, first_out
-            done += 1
-            if done == 1:
-                first_frame, first_out = since_launch(), time.perf_counter()
-                bar.set_description(input.name, refresh=False)
-            if smoother is not None:
-                t0 = time.perf_counter()
-                out, cut = smoother(frame.rgb, out)
-                if cut:
-                    translator.reset()
-                times["temporal"] += time.perf_counter() - t0
-            if side_by_side:
-                out = _side_by_side(frame.rgb, out)
-            if on_frame is not None:
-                on_frame(done)
-            if lead_in_until is not None and frame.pts is not None and frame.pts < lead_in_until:
-                lead_in += 1  # warmed the state; not part of this segment
-                return True
-            if not _put(q_out, (out, frame.pts, frame.duration), stop):
-                return False
-            bar.update(1)
-            return True
-
+        def keep(frame) -> bool:  # a segment's lead-in warms the state and is not written
+            return lead_in_until is None or frame.pts is None or frame.pts >= lead_in_until
         try:
-            while not stop.is_set():
-                frame = q_in.get()
-                if frame is _END:
-                    break
-                frames_in += 1
-                if smoother is not None:
-                    smoother.ahead(frame.rgb)  # its flow runs beside the model
-                finished = translator.submit(frame.rgb, frame) if frame.planes is None else \
-                    translator.submit_planes(frame.planes, yuv, frame)
-                if not all(emit(f, out) for f, out in finished):
-                    break
-            if not stop.is_set() and all(emit(f, out) for f, out in translator.flush()):
-                _put(q_out, _END, stop)
-            for t in threads:
-                t.join()
+            counts = run_offline(source, lambda out, f: writer.write(out, f.pts, f.duration), stage, desc=name,
+                                 total=total, progress=progress, keep=keep, on_frame=on_frame)
         except BaseException:
-            stop.set()
-            for t in threads:
-                t.join(timeout=5)
             writer.abort()
             raise
-        finally:
-            bar.close()
-        if errors:
-            writer.abort()
-            raise errors[0]
         lost = _lost_frames(reader, keep_partial, writer)
         if not writer.frames:
             writer.abort()
             what = f"the segment from {start:g} s" if start or duration is not None else "the input"
             raise PipelineError(f"{input}: {what} holds no video frames; nothing written")
         writer.close()
-        frames_in -= lead_in
+        frames_in = counts["frames_in"] - counts["lead_in"]
         if writer.frames != frames_in:
             raise PipelineError(f"{frames_in} frames in but {writer.frames} out; nothing written")
     end = time.perf_counter()
-    report = _report(input, output, engine, reader, writer, frames_in, lost, end - t_start,
-                     {**dict(translator.times), **times})
-    report["first_frame_after_launch_s"] = first_frame
-    if first_out is not None and frames_in > 1:  # after the first frame's one-time work
-        report["steady_fps"] = (frames_in - 1) / max(end - first_out, 1e-9)
+    report = _report(input, output, engine, reader, writer, frames_in, lost, counts["seconds"],
+                     {**dict(translator.times), **counts["times"]})
+    report["first_frame_after_launch_s"] = counts["first_frame_after_launch_s"]
+    if counts["first_out"] is not None and frames_in > 1:  # after the first frame's one-time work
+        report["steady_fps"] = (frames_in - 1) / max(end - counts["first_out"], 1e-9)
     report["plan"] = translator.decision
     report["frame_path"] = "yuv planes, converted on the device (no swscale)" if yuv else "rgb (swscale)"
     if not quiet:
@@ -348,6 +238,12 @@ VIDEO_ONLY = (("codec", "--codec"), ("crf", "--crf"), ("preset", "--preset"), ("
               ("temporal_strength", "--temporal-strength"), ("stats_ema", "--stats-ema"))
 
 
+# options that only mean something for live runs: (dest, flag)
+LIVE_ONLY = (("timeout", "--timeout"), ("reconnect", "--reconnect"), ("listen", "--listen"),
+             ("container", "--format"), ("bitrate", "--bitrate"), ("skip_similar", "--skip-similar"),
+             ("stats_json", "--stats-json"))
+
+
 def prepare_run(args, defaults: dict) -> Callable[[Engine, TranslateOptions], dict]:
     """Check ``streamgan run``'s input, output and options before any work (the engine is not
     open yet): a mistake is one line and nothing is written. Returns the work to do with the
@@ -360,17 +256,24 @@ def prepare_run(args, defaults: dict) -> Callable[[Engine, TranslateOptions], di
         raise OptionError("--temporal-strength must be in [0, 1)")
     if args.stats_ema is not None and not 0 <= args.stats_ema < 1:
         raise OptionError("--stats-ema must be in [0, 1)")
+    from .live import is_live_run, prepare_live
+    if is_live_run(args):
+        return prepare_live(args, defaults)
+    for dest, flag in LIVE_ONLY:
+        if getattr(args, dest) != defaults.get(dest):
+            print(f"note: {flag} applies to live runs (a URL in or out, a camera, --live); ignored", file=sys.stderr)
     video_kw = dict(progress=progress, quiet=quiet, **video_kwargs(args))
-    if inp.is_file() and not is_image(inp):
+    if is_url(args.input) or (inp.is_file() and not is_image(inp)):  # a video file (or one served over HTTP)
+        inp = args.input if is_url(args.input) else inp
         encoder(args.codec, args.crf, args.preset, args.pix_fmt)
         if out.is_dir():  # like cp: a file into a folder keeps its name
-            out = out / inp.name
+            out = out / (inp.rsplit("/", 1)[-1] if isinstance(inp, str) else inp.name)
         if is_image(out):
             raise OutputError(f"{out}: a video is written to a video file", hint="name it .mp4, .mkv, .mov, ...")
         if muxer_for(out) is None:
             raise OutputError(f"{out}: no container is named by this suffix",
                               hint="name the output .mp4, .mkv, .mov, .webm, ...")
-        check_output(out, [inp], args.overwrite)
+        check_output(out, [inp] if isinstance(inp, Path) else [], args.overwrite)
         return lambda engine, options: translate_video(inp, out, engine, options=options, **video_kw)
     if inp.is_dir():
         videos = sorted(p for p in inp.iterdir() if p.is_file() and is_video(p))

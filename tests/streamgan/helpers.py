@@ -133,3 +133,14 @@ def audio_ends(path: Path) -> list[tuple[str, float]]:
             out.append((s.codec_context.name, max(float((p.pts + p.duration) * p.time_base) for p in packets)))
             c.seek(0)
     return out
+
+
+def photo(h: int, w: int, shift: float = 0.0) -> np.ndarray:
+    """Grace Hopper's photograph (matplotlib's sample), scaled to cover h x w, shifted ``shift`` px."""
+    import cv2
+    import matplotlib.cbook
+    img = cv2.imread(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))[:, :, ::-1]
+    scale = 1.2 * max(h / img.shape[0], w / img.shape[1])
+    big = cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    m = np.float32([[1, 0, -shift], [0, 1, -shift / 2]])
+    return cv2.warpAffine(big, m, (w, h), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)

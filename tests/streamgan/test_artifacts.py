@@ -6,7 +6,6 @@ floor set by the precision the run reports: fp32 >= 50 dB, bf16/fp16 >= 40 dB.""
 import json
 
 import cv2
-import matplotlib.cbook
 import numpy as np
 import pytest
 import torch
@@ -15,19 +14,10 @@ from streamgan import load_generator
 from streamgan.build import build
 from streamgan.cli import main
 from streamgan.video import VideoReader
-from tests.streamgan.helpers import tiny_resnet, write_clip
+from tests.streamgan.helpers import photo, tiny_resnet, write_clip
 
 FLOOR = {"fp32": 50.0, "bf16": 40.0, "fp16": 40.0}
 ARTIFACTS = ("checkpoint", ".onnx", ".xml", ".pt2")
-
-
-def photo(h: int, w: int, shift: float = 0.0) -> np.ndarray:
-    """Grace Hopper's photograph (matplotlib's sample), scaled to cover h x w, shifted ``shift`` px."""
-    img = cv2.imread(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))[:, :, ::-1]
-    scale = 1.2 * max(h / img.shape[0], w / img.shape[1])
-    big = cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-    m = np.float32([[1, 0, -shift], [0, 1, -shift / 2]])
-    return cv2.warpAffine(big, m, (w, h), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
 
 
 def reference(ckpt, rgb: np.ndarray) -> np.ndarray:
