@@ -63,6 +63,7 @@ COMMANDS = {
     "demo": ("demo", "cmd_demo", "turn a synthetic day clip into night with the bundled model (offline)"),
     "bench": ("bench", "cmd_bench", "latency/throughput of engines through the pipeline stages"),
     "webcam": ("webcam", "cmd_webcam", "live filter on a camera (or a file played in real time)"),
+    "serve": ("serve", "cmd_serve", "the live filter in a browser over WebRTC (WHIP/WHEP too)"),
     "eval-temporal": ("temporal_eval", "cmd_eval_temporal", "warping error (flicker) of translated videos"),
     "build": ("build", "cmd_build", "compile a checkpoint or ONNX model to .onnx, .xml, .pt2 or .plan"),
     "train": ("train.cli", "cmd_train", "train a CycleGAN or pix2pix generator"),

@@ -15,6 +15,7 @@ live (network streams, cameras, ``--live`` files): the newest frame wins. The so
 
 from __future__ import annotations
 
+import collections
 import queue
 import sys
 import threading
@@ -202,13 +203,14 @@ class _Newest:
         self.frame: Frame | None = None
         self.ended = False
         self.dropped = 0
-        self.drop_times: list[float] = []  # perf_counter of each drop (the report's timeline)
+        self.timeline: Timeline | None = None  # (the report's per-second record)
 
     def put(self, frame: Frame) -> None:
         with self.cond:
             if self.frame is not None:
                 self.dropped += 1
-                self.drop_times.append(time.perf_counter())
+                if self.timeline is not None:
+                    self.timeline.dropped(time.perf_counter())
             self.frame = frame
             self.cond.notify()
 
@@ -263,22 +265,45 @@ class Clock:
         return self.last
 
 
-def timeline(t0: float, written: list[tuple[float, float | None]], drops: list[float]) -> list[dict]:
-    """Per second of the run: frames written, dropped, and the latency p50/p99 (ms) of new ones."""
-    seconds = int(max([t for t, _ in written] + drops + [t0]) - t0) + 1
-    rows = [{"t": s, "written": 0, "dropped": 0, "latency_ms": []} for s in range(seconds)]
-    for t, lat in written:
-        row = rows[int(t - t0)]
-        row["written"] += 1
-        if lat is not None:
-            row["latency_ms"].append(1000 * lat)
-    for t in drops:
-        rows[max(0, int(t - t0))]["dropped"] += 1
-    for row in rows:
-        lat = row.pop("latency_ms")
-        row["p50_ms"] = float(np.percentile(lat, 50)) if lat else None
-        row["p99_ms"] = float(np.percentile(lat, 99)) if lat else None
-    return rows
+class Timeline:
+    """Per second of a live run: frames written, dropped, and the latency p50/p99 (ms) of new
+    frames; a second's latencies are summed up when it ends, and only the last ``keep`` seconds
+    are kept, so a stream that runs for days holds a bounded record."""
+
+    def __init__(self, t0: float, keep: int = 3600):
+        self.t0, self.rows, self.lock = t0, collections.deque(maxlen=keep), threading.Lock()
+        self._second, self._row, self._lat = -1, None, []
+
+    def _at(self, t: float) -> dict:
+        second = max(0, int(t - self.t0))
+        if second != self._second:
+            self._close()
+            self._second, self._row = second, {"t": second, "written": 0, "dropped": 0}
+        return self._row
+
+    def _close(self) -> None:
+        if self._row is not None:
+            lat = self._lat
+            self._row["p50_ms"] = float(np.percentile(lat, 50)) if lat else None
+            self._row["p99_ms"] = float(np.percentile(lat, 99)) if lat else None
+            self.rows.append(self._row)
+            self._row, self._lat = None, []
+
+    def written(self, t: float, latency: float | None) -> None:
+        with self.lock:
+            self._at(t)["written"] += 1
+            if latency is not None:
+                self._lat.append(1000 * latency)
+
+    def dropped(self, t: float) -> None:
+        with self.lock:
+            self._at(t)["dropped"] += 1
+
+    def summary(self) -> list[dict]:
+        with self.lock:
+            self._close()
+            self._second = -1
+            return list(self.rows)
 
 
 def similar(a: np.ndarray, b: np.ndarray) -> float:
@@ -291,6 +316,7 @@ def similar(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean(cv2.absdiff(small(a), small(b)))) / 255.0
 
 
+LATENCY_KEEP = 20_000  # latency samples a live run keeps per stage (its percentiles: of the newest this many)
 STALL_S = 0.5  # no frame for this long: the input stalled (frames are repeated to a stream output)
 
 
@@ -302,7 +328,7 @@ def run_live(source, sinks: list, stage: Stage, *, duration: float | None = None
     output or ``frames`` frames written, when a sink or a viewer (``stage.controls.stop``) says so,
     or at Ctrl-C (the report's ``interrupted``). Returns the live report (counts, fps, latency
     percentiles); the caller closes the sinks."""
-    slot, log = _Newest(), LatencyLog()
+    slot, log = _Newest(), LatencyLog(keep=LATENCY_KEEP)
     controls = stage.controls
     interrupted = False
     feed = any(getattr(s, "url", False) for s in sinks)  # a player at the other end must not starve
@@ -328,7 +354,7 @@ def run_live(source, sinks: list, stage: Stage, *, duration: float | None = None
     # model); two outputs may wait there, else the translate loop waits (and more frames drop)
     q_out: queue.Queue = queue.Queue(2)
     write_error: list[BaseException] = []
-    written_at: list[tuple[float, float | None]] = []  # (perf_counter, latency of a new frame)
+    record = slot.timeline = Timeline(time.perf_counter())
 
     def write_loop() -> None:
         while True:
@@ -345,7 +371,7 @@ def run_live(source, sinks: list, stage: Stage, *, duration: float | None = None
                 sink.write(out, t_out, frame)
             now = time.perf_counter()
             counts["written"] += 1
-            written_at.append((now, now - frame.arrival if kind == "new" else None))
+            record.written(now, now - frame.arrival if kind == "new" else None)
             if kind == "new":
                 log.add("output", now - t0)
                 log.add("end_to_end", now - frame.arrival)
@@ -388,7 +414,7 @@ def run_live(source, sinks: list, stage: Stage, *, duration: float | None = None
             first_written = since_launch()
         q_out.put((out, frame.out_time, frame, kind))
         bar.update(1)
-        if kind == "new" and len(log.samples.get("end_to_end", [])) % 10 == 0:
+        if kind == "new" and log.counts["end_to_end"] % 10 == 0:
             p50, _ = log.recent("end_to_end", 30)
             bar.set_postfix_str(f"latency {p50:.0f} ms, dropped {slot.dropped}", refresh=False)
 
@@ -443,6 +469,6 @@ def run_live(source, sinks: list, stage: Stage, *, duration: float | None = None
     counts["dropped"] = slot.dropped
     return {**counts, "interrupted": interrupted, "seconds": elapsed,
             "fps": counts["written"] / elapsed if elapsed > 0 else 0.0,
-            "timeline": timeline(t_start, written_at, slot.drop_times),
+            "timeline": record.summary(),
             "first_written_after_launch_s": first_written, "latency_ms": log.summary(),
             "source": {**source.counters, "error": source.error}}

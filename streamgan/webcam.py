@@ -5,6 +5,7 @@ its capture to its display."""
 
 from __future__ import annotations
 
+import sys
 import time
 
 import cv2
@@ -90,7 +91,13 @@ def add_webcam_args(p) -> None:
                    help="camera index (default 0), /dev/videoN, a video file (plays at its own rate) or a stream URL")
     p.add_argument("--size", default=None, help="capture size WxH (default: the camera's)")
     p.add_argument("--fps", type=float, default=None, help="capture rate (default: the camera's)")
-    p.add_argument("--no-window", action="store_true", help="show nothing (record, virtual camera or statistics)")
+    p.add_argument("--view", choices=("window", "browser", "none"), default=None,
+                   help="where to show it: an OpenCV window, a page in a browser (the camera stays on this machine; "
+                        "the URL is printed), or nowhere (default: window where OpenCV has a GUI, else browser)")
+    p.add_argument("--no-window", action="store_true", help="the same as --view none")
+    p.add_argument("--host", default="127.0.0.1", help="--view browser: address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8080, help="--view browser: port (default 8080)")
+    p.add_argument("--token", default=None, help="--view browser: a token every request must carry")
     p.add_argument("--virtual-cam", action="store_true", help="send frames to a virtual camera (pyvirtualcam)")
     p.add_argument("--record", default=None, help="write what is shown to this video file (kept up to the stop)")
     p.add_argument("--overwrite", action="store_true", help="replace existing --record / --stats-json files")
@@ -122,6 +129,13 @@ def parse_size(text: str | None) -> tuple[int, int] | None:
     return w, h
 
 
+def opencv_has_gui() -> bool:
+    """Whether this OpenCV can open a window (opencv-python-headless, the default install, cannot)."""
+    info = cv2.getBuildInformation()
+    at = info.find("GUI:")
+    return at >= 0 and info[at + 4:info.find("\n", at)].strip().upper() not in ("NONE", "")
+
+
 def cmd_webcam(args) -> int:
     from .cli_args import check_engine_args, open_engine_from_args, translate_options
     from .options import check_report
@@ -130,14 +144,41 @@ def cmd_webcam(args) -> int:
     if args.fps is not None and not 0 < args.fps <= 1000:
         raise OptionError("--fps must be in (0, 1000]")
     size = parse_size(args.size)
+    view = "none" if args.no_window else args.view or ("window" if opencv_has_gui() else "browser")
+    if view == "browser":
+        return _browser_view(args, size)
     # live: no torch.compile candidate in the automatic choice (its first compile would hold the camera)
     with open_engine_from_args(args, measure_compile=False) as engine:
-        run_webcam(engine, args.camera, size=size, fps=args.fps, window=not args.no_window,
+        run_webcam(engine, args.camera, size=size, fps=args.fps, window=view == "window",
                    virtual_cam=args.virtual_cam, record=args.record, side_by_side=args.side_by_side,
                    frames=args.frames, stats_json=args.stats_json,
                    options=translate_options(args, stats_ema=0.8 if args.temporal != "off" else 0.0),
                    temporal=args.temporal, temporal_strength=args.temporal_strength, overwrite=args.overwrite,
                    skip_similar=args.skip_similar, duration=args.duration, progress=args.progress, quiet=args.quiet)
+    return 0
+
+
+def _browser_view(args, size) -> int:
+    """The camera on this machine, translated, shown by a page (``streamgan serve`` with a local
+    source): the URL is printed; Ctrl-C stops."""
+    from .cli_args import open_engine_from_args, translate_options
+    from .serve import _need_webrtc, serve
+    from .sources import open_source
+    for flag, value in (("--record", args.record), ("--virtual-cam", args.virtual_cam),
+                        ("--stats-json", args.stats_json), ("--frames", args.frames)):
+        if value:
+            raise OptionError(f"{flag} goes with --view window or none, not browser")
+    _need_webrtc()
+    source = open_source(args.camera, live=True, size=size, fps=args.fps)
+    print("webcam: the camera stays on this machine; open the page below in a browser", file=sys.stderr)
+    with open_engine_from_args(args, measure_compile=False) as engine:
+        try:
+            serve(engine, host=args.host, port=args.port, options=translate_options(args), token=args.token,
+                  local=source)
+        except KeyboardInterrupt:
+            print("streamgan: stopped", file=sys.stderr)
+        finally:
+            source.close()
     return 0
 
 
