@@ -134,7 +134,8 @@ def main() -> None:
     shot = Path(args.out or ROOT / "bench" / "results") / f"browser_page_{w}x{h}.png"
     warm = session(engine, camera, args.seconds, args.warmup, env, shot, extra)
     print("warm:", warm, flush=True)
-    save({"engine": engine.name, "size": args.size, "server_args": extra, "camera": "grace_hopper.jpg panned, 30 fps y4m (fake camera)",
+    save({"engine": engine.name, "size": args.size, "server_args": extra,
+          "camera": "grace_hopper.jpg panned, 30 fps y4m (fake camera)",
           "chromium": subprocess.run([shutil.which("chromium") or "chromium", "--version"], capture_output=True,
                                      text=True).stdout.strip(),
           "cold": cold, "warm": warm, "screenshot": shot.name}, "browser", args.out)

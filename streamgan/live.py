@@ -163,6 +163,8 @@ def prepare_live(args, defaults: dict):
         raise
     if source.audio:
         notes.append("the live input's audio is not passed through (the output has video only)")
+    if source.note:
+        notes.append(source.note)
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
 

@@ -12,6 +12,7 @@ is reopened with exponential backoff from 1 to 30 s; each loss and reconnect is 
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import threading
 import time
@@ -23,8 +24,9 @@ import av
 import numpy as np
 
 from .errors import InputError, OptionError
+from .hdr import DEFAULT_TONEMAP, HdrConverter, describe, is_hdr
 from .urls import NETWORK_SCHEMES, is_url, scheme_of, stream_options
-from .video import Colour, Frame, VideoInfo, VideoReader, to_rgb
+from .video import NEW_CONTENT, Colour, Frame, VideoInfo, VideoReader, decode_rgb
 
 MAX_BACKOFF = 30.0
 
@@ -69,6 +71,8 @@ class Source:
     name = "source"
     info: VideoInfo
     audio = False  # it carries sound (a live run does not pass it through, and says so)
+    hdr = None  # an hdr.HdrConverter when the input is HDR: frames are tone mapped to SDR
+    note: str | None = None  # what the source did that the run should say
 
     def __init__(self) -> None:
         self.error: str | None = None  # why it ended early, when it did
@@ -149,6 +153,7 @@ class StreamSource(Source):
         self.audio = bool(self.container.streams.audio)
         self._first = self._first_frame()  # the size and colour come with it
         self.info = _info_of(self.stream, self._first)
+        _sdr_for_live(self)
 
     def _decoded(self):
         """The stream's frames as they decode; a packet that does not decode (a stream joined
@@ -182,7 +187,7 @@ class StreamSource(Source):
                     if frame is None:
                         break
                     self.counters["received"] += 1
-                    yield Frame(to_rgb(frame), frame.pts, self.stream.time_base, index, frame.duration,
+                    yield Frame(decode_rgb(frame, self.hdr)[0], frame.pts, self.stream.time_base, index, frame.duration,
                                 arrival=time.perf_counter(), epoch=epoch)
                     index += 1
             except av.error.ExitError:
@@ -285,4 +290,20 @@ def open_source(spec: str, *, live: bool = False, start: float = 0.0, duration: 
     if "://" in spec and not is_url(spec):
         raise InputError(f"{spec}: not a stream streamgan reads",
                          hint=f"URLs it reads: {', '.join(s + '://' for s in NETWORK_SCHEMES)}")
-    return FileSource(spec if is_url(spec) else Path(spec), start, duration, pace=live, planar=planar, loop=loop)
+    source = FileSource(spec if is_url(spec) else Path(spec), start, duration, pace=live, planar=planar, loop=loop)
+    if live:
+        _sdr_for_live(source, source.reader)
+    return source
+
+
+def _sdr_for_live(source: Source, reader: VideoReader | None = None) -> None:
+    """A live HDR input (PQ, HLG) reaches the model tone mapped to SDR BT.709 (hdr.py's default),
+    and the output is SDR BT.709: ``source.hdr`` converts, ``source.info`` says so."""
+    trc = source.info.colour.trc
+    if not is_hdr(trc):
+        return
+    source.hdr = HdrConverter(trc)
+    if reader is not None:
+        reader.hdr = source.hdr
+    source.info = dataclasses.replace(source.info, colour=NEW_CONTENT)
+    source.note = describe(trc, "sdr", DEFAULT_TONEMAP)

@@ -28,6 +28,7 @@ class Frame:
     arrival: float = 0.0  # perf_counter when the source handed it over (live latency starts here)
     epoch: int = 0  # reconnections of a live source before it (its timestamps restart at each)
     out_time: float | None = None  # seconds on a live output's clock (pipeline.Clock)
+    residual: np.ndarray | None = None  # an HDR frame's SDR rounding, given back on the way out (--hdr keep)
 
 
 # AVColorSpace -> swscale's coefficient sets (BT.601 is swscale's default for anything else)
@@ -99,13 +100,22 @@ NEW_CONTENT = Colour(1, 1, 1, 1)  # BT.709, limited range: what a sink without a
 _ROUNDED = av.video.reformatter.Interpolation.BILINEAR | av.video.reformatter.Interpolation.ACCURATE_RND
 
 
-def to_rgb(frame: av.VideoFrame) -> np.ndarray:
-    """RGB uint8 of a decoded frame, converted with the frame's own matrix and range."""
-    if frame.format.name in ("rgb24",):
+def to_rgb(frame: av.VideoFrame, fmt: str = "rgb24") -> np.ndarray:
+    """RGB of a decoded frame (uint8, or uint16 with ``fmt`` rgb48le), converted with the frame's
+    own matrix and range; its transfer and primaries are left as they are (code values)."""
+    if frame.format.name == fmt:
         return frame.to_ndarray()
     c = Colour.of(frame)
-    return frame.reformat(format="rgb24", src_colorspace=c.sws_space, src_color_range=c.sws_range,
+    return frame.reformat(format=fmt, src_colorspace=c.sws_space, src_color_range=c.sws_range,
                           interpolation=_ROUNDED).to_ndarray()
+
+
+def decode_rgb(frame: av.VideoFrame, hdr=None, keep_residual: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+    """A decoded frame as the model takes it: RGB uint8; an HDR frame through ``hdr`` (an
+    hdr.HdrConverter: tone mapped to SDR BT.709), with its rounding when ``keep_residual``."""
+    if hdr is None:
+        return to_rgb(frame), None
+    return hdr.to_sdr(to_rgb(frame, "rgb48le"), keep_residual)
 
 
 @dataclass
@@ -232,6 +242,8 @@ class VideoReader:
         self.error: str | None = None
         self.decoded = 0
         self.end_time: float | None = None  # where the frames decoded so far end (s)
+        self.hdr = None  # an hdr.HdrConverter: HDR frames are tone mapped for the model
+        self.keep_residual = False  # ... and keep their rounding for the way back (--hdr keep)
 
     @property
     def frame_interval(self) -> float:
@@ -308,7 +320,8 @@ class VideoReader:
                     if self.planar and fr.format.name in PLANAR_FORMATS:
                         yield Frame(None, fr.pts, s.time_base, self.decoded, fr.duration, planes=planes_of(fr))
                     else:
-                        yield Frame(to_rgb(fr), fr.pts, s.time_base, self.decoded, fr.duration)
+                        rgb, residual = decode_rgb(fr, self.hdr, self.keep_residual)
+                        yield Frame(rgb, fr.pts, s.time_base, self.decoded, fr.duration, residual=residual)
                     self.decoded += 1
                     if t is not None:
                         ends = t + (float(fr.duration * s.time_base) if fr.duration else self.frame_interval)
@@ -317,15 +330,32 @@ class VideoReader:
                 self.error = f"decode error after {self.decoded} frames: {exc}"
 
 
-def _pix_fmt(codec: str, width: int, height: int, requested: str | None) -> tuple[str, str | None]:
+def _pix_fmt(codec: str, width: int, height: int, requested: str | None, source: str = "",
+             min_bits: int = 8) -> tuple[str, str | None]:
+    """The encoder's pixel format: ``requested``, else the source's chroma layout and bit depth
+    (10 bits and more -> 10; at least ``min_bits``) where the codec has them, else the nearest it
+    has, and a note saying so."""
     if requested:
         return requested, None
     formats = [f.name for f in (av.codec.Codec(codec, "w").video_formats or [])]
     if formats and "yuv420p" not in formats:  # an RGB encoder (libx264rgb, png)
         return ("rgb24" if "rgb24" in formats else formats[0]), None
-    if (width % 2 or height % 2) and (not formats or "yuv444p" in formats):
-        return "yuv444p", f"odd size {width}x{height}: encoding yuv444p to keep it (4:2:0 needs even sides)"
-    return "yuv420p", None
+    chroma = next((c for c in ("420", "422", "444") if c in source), {"nv16": "422", "nv24": "444"}.get(source, "420"))
+    try:
+        deep = bool(source) and max(c.bits for c in av.VideoFormat(source).components) > 8
+    except (ValueError, av.error.FFmpegError):
+        deep = False
+    bits = max(min_bits, 10 if deep else 8)
+    if (width % 2 or height % 2) and chroma != "444":
+        want, note = f"yuv444p{'10le' if bits > 8 else ''}", \
+            f"odd size {width}x{height}: encoding yuv444p to keep it (4:2:0 needs even sides)"
+    else:
+        want, note = f"yuv{chroma}p{'10le' if bits > 8 else ''}", None
+    if not formats or want in formats:
+        return want, note
+    fallback = next(f for f in (f"yuv{chroma}p", "yuv420p10le" if bits > 8 else "yuv420p", "yuv420p")
+                    if f in formats)
+    return fallback, f"{codec} cannot encode {want} (the input's layout): encoding {fallback}"
 
 
 class VideoWriter:
@@ -339,7 +369,7 @@ class VideoWriter:
     def __init__(self, path: Path | str, source: VideoReader | None, width: int, height: int, *,
                  encoder: Encoder | None = None, rate: Fraction | None = None, copy_streams: bool = True,
                  info: VideoInfo | None = None, time_base: Fraction | None = None, fmt: str | None = None,
-                 options: dict | None = None):
+                 options: dict | None = None, colour: Colour | None = None, hdr=None):
         self.path = path
         self.notes: list[str] = []
         enc = encoder or Encoder(crf=CRF["libx264"][2], preset=DEFAULT_PRESET)
@@ -352,7 +382,9 @@ class VideoWriter:
             self.out = av.open(str(path), "w", format=fmt, options=options or {})
         except (av.error.FFmpegError, OSError, ValueError) as exc:
             raise OutputError(f"{path}: cannot write here ({getattr(exc, 'strerror', None) or exc})") from None
-        fmt, note = _pix_fmt(codec, width, height, enc.pix_fmt)
+        # a stream goes out 4:2:0 8-bit, what every player and server takes; a file keeps the input's layout
+        fmt, note = _pix_fmt(codec, width, height, enc.pix_fmt, info.pix_fmt if info and not enc.live else "",
+                             min_bits=10 if hdr is not None else 8)
         if note:
             self.notes.append(note)
         try:
@@ -361,7 +393,8 @@ class VideoWriter:
             self.out.close()
             raise OutputError(f"unknown or unavailable codec {codec!r} ({exc})") from None
         self.stream.width, self.stream.height, self.stream.pix_fmt = width, height, fmt
-        self.colour = (info.colour.explicit() if info else NEW_CONTENT)
+        self.colour = colour or (info.colour.explicit() if info else NEW_CONTENT)
+        self.hdr = hdr  # an hdr.HdrConverter: frames are mapped back to the input's HDR (--hdr keep)
         self.yuv = fmt.startswith(("yuv", "nv"))
         if self.yuv:  # encode with the source's matrix and range, and say so in the stream
             cc = self.stream.codec_context
@@ -390,9 +423,11 @@ class VideoWriter:
             self._remux = _Remuxer(source, self.out)
         self.frames = 0
 
-    def write(self, rgb: np.ndarray | tuple[np.ndarray, ...], pts: int | None, duration: int | None = None) -> None:
+    def write(self, rgb: np.ndarray | tuple[np.ndarray, ...], pts: int | None, duration: int | None = None,
+              residual: np.ndarray | None = None) -> None:
         """Encode one frame: RGB (H, W, 3), or a tuple of planes already in the stream's pix_fmt,
-        matrix and range (the YUV frame path: no conversion here)."""
+        matrix and range (the YUV frame path: no conversion here). ``residual``: the input frame's
+        SDR rounding (--hdr keep)."""
         if self.start_pts is None:
             self.start_pts = pts or 0
         c = self.colour
@@ -402,11 +437,17 @@ class VideoWriter:
                 dst[...] = src
             vf.colorspace, vf.color_range = c.space, c.range
         else:
-            vf = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-            if self.yuv:  # RGB -> YUV with the right coefficients (the encoder's default is BT.601)
+            if self.hdr is not None:
+                vf = av.VideoFrame.from_ndarray(self.hdr.to_hdr(rgb, residual), format="rgb48le")
+            else:
+                vf = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            if self.yuv:  # RGB -> YUV with the right coefficients (the encoder's default is BT.601);
+                # the pixels are already in the stream's transfer and primaries: naming them here
+                # would make swscale convert between them (and from "unspecified": 400 ms a 720p frame)
                 vf = vf.reformat(format=self.stream.pix_fmt, dst_colorspace=c.sws_space, dst_color_range=c.range,
-                                 dst_color_primaries=c.primaries, dst_color_trc=c.trc, interpolation=_ROUNDED)
+                                 interpolation=_ROUNDED)
                 vf.colorspace = c.space
+            vf.color_primaries, vf.color_trc = c.primaries, c.trc
         vf.pts = (pts - self.start_pts) if pts is not None else self.frames
         vf.time_base = self.time_base
         if duration:

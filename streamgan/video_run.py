@@ -9,6 +9,7 @@ from pathlib import Path
 from engines.base import Engine, on_cuda
 
 from .errors import InputError, OptionError, OutputError, PipelineError
+from .hdr import DEFAULT_TONEMAP, HDR_MODES, TONEMAPS, HdrConverter, describe, is_hdr
 from .images import expand_images, is_image
 from .io_utils import atomic_path, check_output
 from .options import encoder
@@ -17,7 +18,7 @@ from .sources import FileSource
 from .temporal import TEMPORAL_MODES, make_smoother
 from .translate import TranslateOptions, Translator
 from .urls import is_url
-from .video import PLANAR_FORMATS, VideoReader, VideoWriter, is_video, matrix_name, muxer_for, same_layout
+from .video import NEW_CONTENT, PLANAR_FORMATS, VideoReader, VideoWriter, is_video, matrix_name, muxer_for, same_layout
 
 
 def add_video_args(p) -> None:
@@ -29,7 +30,14 @@ def add_video_args(p) -> None:
                         "(0 with x264: lossless)")
     g.add_argument("--preset", default=None, help="x264/x265 speed preset, ultrafast .. veryslow (default medium)")
     g.add_argument("--pix-fmt", default=None,
-                   help="output pixel format (default yuv420p; yuv444p for odd frame sizes; rgb24 for RGB encoders)")
+                   help="output pixel format (default: the input's chroma layout and bit depth, 8 or 10 bits, where "
+                        "the codec has them; yuv444p for odd frame sizes; rgb24 for RGB encoders)")
+    g.add_argument("--hdr", choices=HDR_MODES, default="sdr",
+                   help="an HDR input (PQ or HLG): sdr (default) tone maps it to SDR BT.709 for the model and "
+                        "writes SDR; keep maps the result back to the input's HDR; passthrough feeds its code "
+                        "values as they are (models trained on HDR)")
+    g.add_argument("--tonemap", choices=TONEMAPS, default=DEFAULT_TONEMAP,
+                   help=f"the tone curve for an HDR input (default {DEFAULT_TONEMAP})")
     g = p.add_argument_group("video input")
     g.add_argument("--start", type=float, default=0.0, help="start at this time, in seconds (default 0)")
     g.add_argument("--duration", type=float, default=None, help="seconds to translate (default: to the end)")
@@ -70,7 +78,8 @@ def translate_video(input: str | Path, output: str | Path, engine: Engine, *,
                     duration: float | None = None, keep_partial: bool = False, side_by_side: bool = False,
                     overwrite: bool = False, temporal: str = "off", temporal_strength: float | None = None,
                     progress: bool = True, quiet: bool = False, lead_in_until: int | None = None,
-                    copy_streams: bool = True, on_frame: Callable[[int], None] | None = None) -> dict:
+                    copy_streams: bool = True, on_frame: Callable[[int], None] | None = None,
+                    hdr: str = "sdr", tonemap: str = DEFAULT_TONEMAP) -> dict:
     """Translate a video file; audio and subtitle streams are copied. Returns a report dict.
 
     Decoding, translation and encoding run concurrently with bounded queues, so memory stays
@@ -97,17 +106,28 @@ def translate_video(input: str | Path, output: str | Path, engine: Engine, *,
     h, w = reader.info.height, reader.info.width
     total = reader.expected_frames() or (
         int(round((duration or reader.info.duration or 0) * float(reader.info.rate or 0))) or None)
+    trc = reader.info.colour.trc
+    hdr_in = is_hdr(trc) and hdr != "passthrough"
+    if hdr_in:  # frames reach the model tone mapped to SDR BT.709
+        reader.hdr, reader.keep_residual = HdrConverter(trc, tonemap), hdr == "keep"
+        enc_notes.append(describe(trc, hdr, tonemap))
+    elif is_hdr(trc):
+        enc_notes.append(describe(trc, hdr, tonemap))
     with atomic_path(output) as tmp:
-        writer = VideoWriter(tmp, reader, 2 * w if side_by_side else w, h, encoder=enc, copy_streams=copy_streams)
+        writer = VideoWriter(tmp, reader, 2 * w if side_by_side else w, h, encoder=enc, copy_streams=copy_streams,
+                             colour=NEW_CONTENT if hdr_in and hdr == "sdr" else None,
+                             hdr=reader.hdr if hdr_in and hdr == "keep" else None)
         writer.notes[:0] = enc_notes
-        yuv = None if smoother is not None or side_by_side else yuv_format(engine, reader, writer, translator)
+        yuv = None if smoother is not None or side_by_side or hdr_in else yuv_format(engine, reader, writer,
+                                                                                      translator)
         reader.planar = yuv is not None
         stage = Stage(translator, smoother, side_by_side, yuv)
 
         def keep(frame) -> bool:  # a segment's lead-in warms the state and is not written
             return lead_in_until is None or frame.pts is None or frame.pts >= lead_in_until
         try:
-            counts = run_offline(source, lambda out, f: writer.write(out, f.pts, f.duration), stage, desc=name,
+            counts = run_offline(source, lambda out, f: writer.write(out, f.pts, f.duration, f.residual), stage,
+                                 desc=name,
                                  total=total, progress=progress, keep=keep, on_frame=on_frame)
         except BaseException:
             writer.abort()
@@ -228,14 +248,16 @@ def video_kwargs(args) -> dict:
     """translate_video keyword arguments from the video options."""
     return dict(codec=args.codec, crf=args.crf, preset=args.preset, pix_fmt=args.pix_fmt, start=args.start,
                 duration=args.duration, keep_partial=args.keep_partial, side_by_side=args.side_by_side,
-                overwrite=args.overwrite, temporal=args.temporal, temporal_strength=args.temporal_strength)
+                overwrite=args.overwrite, temporal=args.temporal, temporal_strength=args.temporal_strength,
+                hdr=args.hdr, tonemap=args.tonemap)
 
 
 # options that only mean something for videos: (dest, flag)
 VIDEO_ONLY = (("codec", "--codec"), ("crf", "--crf"), ("preset", "--preset"), ("pix_fmt", "--pix-fmt"),
               ("start", "--start"), ("duration", "--duration"), ("keep_partial", "--keep-partial"),
               ("side_by_side", "--side-by-side"), ("temporal", "--temporal"),
-              ("temporal_strength", "--temporal-strength"), ("stats_ema", "--stats-ema"))
+              ("temporal_strength", "--temporal-strength"), ("stats_ema", "--stats-ema"), ("hdr", "--hdr"),
+              ("tonemap", "--tonemap"))
 
 
 # options that only mean something for live runs: (dest, flag)
