@@ -78,6 +78,11 @@ def blend_tiles(tiles: torch.Tensor, window: torch.Tensor, boxes: list[tuple[int
     return postprocess((acc / wsum)[None], lo=lo, hi=hi)
 
 
+# (Kr, Kb) as the standards give them (ITU-R BT.601-7, BT.709-6 item 3.2, BT.2020-2 table 4), kept
+# here rather than taken from kernels/yuv.py, so that the kernels' own table is checked against them
+KR_KB = {"bt601": (0.299, 0.114), "bt709": (0.2126, 0.0722), "bt2020": (0.2627, 0.0593)}
+
+
 def _yuv_levels(bits: int, full: bool) -> tuple[float, float, float, float, float]:
     s, top, mid = 2.0 ** (bits - 8), 2.0 ** bits - 1, 2.0 ** (bits - 1)
     return (0.0, top, mid, top, top) if full else (16 * s, 219 * s, mid, 224 * s, top)
@@ -86,8 +91,7 @@ def _yuv_levels(bits: int, full: bool) -> tuple[float, float, float, float, floa
 def yuv_to_rgb(y, u, v, *, matrix="bt709", full_range=False, bits=8, sub=(1, 1), lo=-1.0, hi=1.0,
                dtype=torch.float32, memory_format=torch.contiguous_format):
     """kernels.yuv.yuv_to_rgb in float64 torch (chroma of the covering sample)."""
-    from .yuv import MATRICES
-    kr, kb = MATRICES[matrix]
+    kr, kb = KR_KB[matrix]
     yo, ys, cm, cs, _ = _yuv_levels(bits, full_range)
     H, W = y.shape
     up = lambda p: p.double().repeat_interleave(1 << sub[0], 0).repeat_interleave(1 << sub[1], 1)[:H, :W]  # noqa: E731
@@ -101,8 +105,7 @@ def yuv_to_rgb(y, u, v, *, matrix="bt709", full_range=False, bits=8, sub=(1, 1),
 
 def rgb_to_yuv(x, *, matrix="bt709", full_range=False, bits=8, sub=(1, 1), lo=-1.0, hi=1.0):
     """kernels.yuv.rgb_to_yuv in float64 torch (chroma: mean over the covered pixels)."""
-    from .yuv import MATRICES
-    kr, kb = MATRICES[matrix]
+    kr, kb = KR_KB[matrix]
     yo, ys, cm, cs, top = _yuv_levels(bits, full_range)
     r, g, b = ((x[0].double() - lo) / (hi - lo)).clamp(0, 1)
     luma = kr * r + (1 - kr - kb) * g + kb * b

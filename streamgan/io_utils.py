@@ -19,8 +19,10 @@ def check_output(output: Path, inputs: list[Path], overwrite: bool) -> None:
     parent = out.parent
     if not parent.is_dir():
         raise OutputError(f"{parent}: output folder does not exist")
-    if not os.access(parent, os.W_OK):
-        raise OutputError(f"{parent}: output folder is not writable")
+    try:  # a real probe: access() says yes to root on read-only mounts and pseudo file systems
+        tempfile.TemporaryFile(dir=parent).close()
+    except OSError:
+        raise OutputError(f"{parent}: output folder is not writable") from None
 
 
 @contextmanager

@@ -15,6 +15,10 @@ torch.set_num_threads(2)
 os.environ["STREAMGAN_CACHE"] = tempfile.mkdtemp(prefix="streamgan_test_cache_")
 
 
+# the devices pipeline tests run on: the CPU always, CUDA where there is one (bench/run_gpu.sh tests)
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
 @pytest.fixture
 def rng():
     return torch.Generator().manual_seed(0)

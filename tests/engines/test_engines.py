@@ -17,19 +17,24 @@ from streamgan.cli import main
 from streamgan.translate import TranslateOptions, Translator
 from tests.streamgan.helpers import reference_output, textured_frames
 
+# Floors from the precision, not from build.validate's gates (60 / 40 dB): fp32 against fp32 eager
+# differs by rounding alone (float32's 2^-24 through a dozen layers: > 100 dB; measured 120-145), so an
+# export that computes anything in lower precision or approximates a statistic fails here; fp16 keeps
+# 11 bits (>= 40 dB after a dozen layers).
+FP32_DB, FP16_DB = 100.0, 40.0
+
 
 @pytest.mark.parametrize("kind", ["resnet", "unet"])
 def test_onnx_matches_torch_dynamic_sizes(ckpts, tmp_path, kind):
     out = tmp_path / f"{kind}.onnx"
-    report = build(ckpts[kind], out)
-    assert report["validation"]["psnr_db"] >= 60
+    build(ckpts[kind], out)
     model = onnx.load(str(out))
     assert max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) >= 17
     with open_engine(out, backend="onnxruntime") as eng:
         assert eng.meta.stats_width > 0 and eng.meta.arch.startswith(kind)
         for h, w in ((32, 64), (96, 32)):
             x = torch.rand(2, 3, h, w) * 2 - 1
-            assert psnr(eng.infer(x), reference_output(ckpts[kind], x)) >= 60
+            assert psnr(eng.infer(x), reference_output(ckpts[kind], x)) >= FP32_DB
 
 
 @pytest.mark.parametrize("kind", ["resnet", "unet"])
@@ -40,7 +45,7 @@ def test_aoti_matches_torch_dynamic_sizes(ckpts, tmp_path, kind):
         assert eng.meta.backend == "aotinductor" and eng.meta.size_multiple == (4 if kind == "resnet" else 32)
         for h, w in ((32, 64), (64, 32)):
             x = torch.rand(1, 3, h, w) * 2 - 1
-            assert psnr(eng.infer(x), reference_output(ckpts[kind], x)) >= 60
+            assert psnr(eng.infer(x), reference_output(ckpts[kind], x)) >= FP32_DB
         if kind == "resnet":  # thumbnail statistics through the compiled package
             frame = textured_frames(1, 96, 128)[0]
             opts = TranslateOptions(tile=48, thumbnail=64, norm_stats="thumbnail")
@@ -51,13 +56,12 @@ def test_aoti_matches_torch_dynamic_sizes(ckpts, tmp_path, kind):
 
 def test_fixed_shape_channels_last_pt2(ckpts, tmp_path, capsys):
     out = tmp_path / "fixed.pt2"
-    report = build(ckpts["resnet"], out, static=True, shapes="32x48", fp16=False)
-    assert report["validation"]["psnr_db"] >= 60
+    build(ckpts["resnet"], out, static=True, shapes="32x48", fp16=False)
     with open_engine(out) as eng:
         assert eng.meta.shapes["max"] == [32, 48] and eng.meta.extra["layout"] == "channels_last"
         assert eng.meta.stats_width == 0 and eng.meta.max_batch == 1
         x = torch.rand(2, 3, 32, 48) * 2 - 1  # a batch goes through one sample at a time
-        assert psnr(eng.infer(x), reference_output(ckpts["resnet"], x)) >= 60
+        assert psnr(eng.infer(x), reference_output(ckpts["resnet"], x)) >= FP32_DB
         assert eng.infer(x[:, :, :28, :40]).shape == (2, 3, 28, 40)  # padded up to the package's shape
         with pytest.raises(EngineError, match="built for batches of 1 at 32x48"):
             eng.infer(torch.zeros(1, 3, 64, 48))
@@ -94,17 +98,30 @@ class ThirdParty(nn.Module):
 
 
 def test_third_party_onnx_through_run(tmp_path):
+    """An extra input set with --const: the picture is the model's own for that value (fp32 >= 50 dB
+    after uint8), and another value gives another picture."""
     path = tmp_path / "tp.onnx"
-    torch.onnx.export(ThirdParty().eval(), (torch.rand(1, 3, 16, 16), torch.ones(1)), str(path), dynamo=False,
+    torch.manual_seed(0)
+    net = ThirdParty().eval()
+    torch.onnx.export(net, (torch.rand(1, 3, 16, 16), torch.ones(1)), str(path), dynamo=False,
                       input_names=["image", "gain"], output_names=["out"],
                       dynamic_axes={"image": {2: "h", 3: "w"}, "out": {2: "h", 3: "w"}}, opset_version=17)
     import cv2
-    cv2.imwrite(str(tmp_path / "in.png"), textured_frames(1, 37, 45)[0])
-    base = ["run", "--engine", str(path), "--input", str(tmp_path / "in.png"), "--no-progress"]
+    bgr = textured_frames(1, 37, 45)[0]
+    cv2.imwrite(str(tmp_path / "in.png"), bgr)
+    base = ["run", "--engine", str(path), "--input", str(tmp_path / "in.png"), "--no-progress", "--precision", "fp32"]
     assert main(base + ["--output", str(tmp_path / "x.png"), "--range", "0,1"]) == 2  # gain missing
-    assert main(base + ["--output", str(tmp_path / "o.png"), "--range", "0,1", "--const", "gain=1.5"]) == 0
-    out = cv2.imread(str(tmp_path / "o.png"))
-    assert out.shape == (37, 45, 3)
+    got = {}
+    for gain in (1.5, 0.5):
+        out = tmp_path / f"o{gain}.png"
+        assert main(base + ["--output", str(out), "--range", "0,1", "--const", f"gain={gain}"]) == 0
+        got[gain] = torch.from_numpy(cv2.imread(str(out))[:, :, ::-1].astype(np.float32))
+        with torch.no_grad():
+            x = torch.from_numpy(bgr[:, :, ::-1].copy()).permute(2, 0, 1)[None].float() / 255
+            want = (net(x, torch.tensor([gain]))[0].permute(1, 2, 0) * 255).round()
+        assert got[gain].shape == (37, 45, 3)
+        assert psnr(got[gain], want, 255.0) >= 50
+    assert psnr(got[1.5], got[0.5], 255.0) < 30  # the value reaches the model
     with open_engine(path, input_range=(0.0, 1.0), consts={"gain": [1.5]}) as eng:
         assert eng.meta.input_range == (0.0, 1.0)
     assert main(base + ["--output", str(tmp_path / "y.png"), "--range", "1..2"]) == 2
@@ -137,8 +154,10 @@ def test_tensorrt_engine_builds_and_runs(ckpts, tmp_path):
     pytest.importorskip("tensorrt")
     if not torch.cuda.is_available():
         pytest.skip("TensorRT needs a GPU")
-    report = build(ckpts["resnet"], tmp_path / "r.plan", fp16=True, shapes="32x32:64x64:128x128")
-    assert report["validation"]["psnr_db"] >= 40
+    build(ckpts["resnet"], tmp_path / "r.plan", fp16=True, shapes="32x32:64x64:128x128")
+    with open_engine(tmp_path / "r.plan") as eng:
+        x = (torch.rand(2, 3, 64, 96) * 2 - 1).cuda()
+        assert psnr(eng.infer(x).float().cpu(), reference_output(ckpts["resnet"], x.cpu())) >= FP16_DB
 
 
 def test_bad_engine_files(tmp_path, capsys):

@@ -25,11 +25,12 @@ pytest.importorskip("openvino")
 @pytest.mark.parametrize("kind", ["resnet", "unet"])
 def test_ir_fp32_and_bf16_match_torch_on_two_sizes(ckpts, tmp_path, kind):
     xml = tmp_path / f"{kind}.xml"
-    report = build(ckpts[kind], xml)
+    build(ckpts[kind], xml)
     assert xml.exists() and xml.with_suffix(".bin").exists()
-    assert report["validation"]["psnr_db"] >= report["validation"]["required_db"]
     assert not [p for p in tmp_path.iterdir() if ".partial" in p.name]  # no temp files left
-    for precision, need in (("fp32", 60), ("bf16", 40)):
+    # floors from the precision (fp32: rounding only, > 100 dB, measured 125-145; bf16's 8 bits: 40),
+    # not build.validate's gates
+    for precision, need in (("fp32", 100), ("bf16", 40)):
         with open_engine(xml, precision=precision) as eng:
             assert isinstance(eng, OpenVINOEngine) and eng.meta.precision == precision
             assert eng.meta.stats_width > 0 and eng.meta.arch.startswith(kind)
@@ -65,7 +66,7 @@ def test_onnx_through_openvino_thumbnail_tiles_match_torch(ckpts, tmp_path):
 def test_checkpoint_runs_the_plain_graph_and_opens_the_statistics_graph_on_demand(ckpts):
     x = torch.rand(1, 3, 32, 48) * 2 - 1
     with open_engine(ckpts["resnet"], backend="openvino", precision="fp32") as eng:
-        assert psnr(eng.infer(x), reference_output(ckpts["resnet"], x)) >= 60
+        assert psnr(eng.infer(x), reference_output(ckpts["resnet"], x)) >= 100  # fp32: rounding only
         assert list(eng.graphs) == [False] and not eng.binding.stats_io  # no statistics graph yet
         assert "MVN" in {op.get_type_name() for op in eng.graphs[False].model.get_ops()}  # one op a norm
         ref = open_engine(ckpts["resnet"], backend="torch", precision="fp32").collect_stats(x)
@@ -136,7 +137,7 @@ def test_a_clearly_slower_candidate_is_ruled_out_on_the_probe_before_any_frame(c
         tr = Translator(eng)
         got = tr(frame)
         assert eng.choice["backend"] == "fast" and list(eng.opened) == ["fast"] and eng.choice["probe"] == [64, 64]
-        assert eng.choice["ms"]["slow"] > 1.3 * eng.choice["ms"]["fast"] and "on a 64x64 probe" in eng.describe()
+        assert "on a 64x64 probe" in eng.describe()  # (how much slower it measured is the bench's business)
     with openvino() as alone:
         assert np.array_equal(got, Translator(alone)(frame))
     store = Path(os.environ["STREAMGAN_CACHE"]) / "choices" / "fastest.json"

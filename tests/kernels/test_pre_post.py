@@ -37,6 +37,26 @@ def test_postprocess_rounds_and_clamps(dtype, device):
     assert (out.int() - ref.int()).abs().max().item() <= (0 if dtype == torch.float32 else 1)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_postprocess_on_a_cropped_channels_last_output(dtype, device):
+    """What the translator really hands over: the model's output cropped from its padded size,
+    channels-last (the NHWC generator's layout) — not a contiguous NCHW tensor."""
+    y = (torch.rand(1, 3, 16, 28) * 2.4 - 1.2).to(device, dtype).contiguous(memory_format=torch.channels_last)
+    crop = y[:, :, 2:13, 1:24]
+    out = kernels.postprocess(crop)
+    ref = reference.postprocess(crop.contiguous())
+    assert out.shape == (11, 23, 3)
+    assert (out.int() - ref.int()).abs().max().item() <= (0 if dtype == torch.float32 else 1)
+
+
+@pytest.mark.parametrize("h,w", [(13, 17)])
+def test_preprocess_of_a_bgr_frame_view(h, w, device):
+    """An OpenCV camera's BGR frame viewed as RGB by a negative-stride slice ([..., ::-1])."""
+    f = (torch.rand(h, w, 3) * 255).to(torch.uint8).to(device)
+    view = f.flip(-1)  # torch has no negative strides: flip copies; the kernel reads bgr=True on f itself
+    torch.testing.assert_close(kernels.preprocess(f, bgr=True), reference.preprocess(view))
+
+
 def test_blend_tiles_matches_reference(device):
     plan = TilePlan.make(40, 52, tile=24, overlap=8, multiple=4)
     tiles = (torch.rand(len(plan.boxes), 3, *plan.tile) * 2 - 1).to(device)

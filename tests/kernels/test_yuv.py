@@ -45,7 +45,7 @@ def test_channels_last_output_and_fp16(device):
     torch.testing.assert_close(out.float(), yuv_to_rgb(*planes, dtype=torch.float32), atol=2e-3, rtol=0)
 
 
-@pytest.mark.parametrize("space,matrix", [(1, "bt709"), (5, "bt601")])
+@pytest.mark.parametrize("space,matrix", [(1, "bt709"), (5, "bt601"), (9, "bt2020")])
 @pytest.mark.parametrize("rng,full", [(1, False), (2, True)])
 def test_agrees_with_swscale(space, matrix, rng, full, device):
     rgb = np.random.RandomState(1).randint(0, 256, (16, 24, 3), dtype=np.uint8)

@@ -1,6 +1,5 @@
 """The bundled day2night model and ``streamgan demo``."""
 
-import numpy as np
 import torch
 
 from engines.metrics import psnr
@@ -44,4 +43,17 @@ def tiling_numbers(height: int = 512, width: int = 896, tile: int = 256) -> dict
 def test_frame_statistics_tile_seamlessly_on_a_trained_model():
     p = tiling_numbers()
     assert p["frame statistics"] >= 35 and p["frame statistics"] > p["per-tile"] + 5, p
-    assert np.isfinite(p["thumbnail 1/2"])
+    # statistics from a half-size thumbnail sit between the two
+    assert p["per-tile"] < p["thumbnail 1/2"] < p["frame statistics"], p
+
+
+def test_thumbnail_statistics_at_the_default_size_stay_close_to_the_full_frame():
+    """A frame wider than the default thumbnail (1024 px): its tiles normalised with the thumbnail's
+    statistics against the whole frame's output (measured 37.0 dB here; per-tile statistics 21.9)."""
+    eng = open_engine(BUNDLED, device="cpu", backend="torch", precision="fp32")
+    frame = render(make_scene(11), 3.0, "day", (576, 1280))
+    full = torch.from_numpy(Translator(eng, TranslateOptions(tile=0))(frame))
+    thumb = Translator(eng, TranslateOptions(tile=256, norm_stats="thumbnail"))
+    got = torch.from_numpy(thumb(frame))
+    assert thumb.opt.thumbnail == 1024 and thumb.uses_thumbnail(thumb.plan(576, 1280))
+    assert psnr(got, full, 255.0) >= 33
