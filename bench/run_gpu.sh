@@ -10,6 +10,8 @@ if [ -d .whl ]; then  # wheels the device lacks (PyAV)
 fi
 export PYTHONPATH=$PWD:${PYTHONPATH:-} PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$OUT/gpu.txt"
+# what the machine can run, and each engine path's ms and dB on a probe, before anything else
+python3 -m streamgan doctor --json "$OUT/doctor.json" --overwrite 2>&1 | tee "$OUT/doctor.txt"
 steps=("$@")
 [ ${#steps[@]} -eq 0 ] && steps=(tests kernels backends e2e temporal)
 for step in "${steps[@]}"; do

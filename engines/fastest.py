@@ -19,6 +19,7 @@ import numpy as np
 
 from .base import Engine, sha256
 from .cache import cache_dir, locked, read_json, update_json
+from .errors import EngineError
 from .lazy import torch  # imported on first use (engines/lazy.py)
 
 
@@ -43,23 +44,24 @@ _CLOSE = 1.3  # candidates within this factor of the fastest's single run are ti
 _RULED_OUT = 1.3
 
 
-def _timer(engine: Engine, x) -> Callable[[], float]:
+def _timer(engine: Engine, x) -> tuple[Callable[[], float], object]:
     """Runs ``engine`` once on ``x`` now (the warm-up) and returns a function that times one more
-    run in seconds (numpy x: a host engine's own path; on CUDA until the work has finished)."""
+    run in seconds (numpy x: a host engine's own path; on CUDA until the work has finished), and
+    the warm-up's output (for the fidelity check)."""
     if isinstance(x, np.ndarray):
         if not engine.host:
             return _timer(engine, torch.from_numpy(x))
 
         def run():
-            engine.run_host(x)
+            return engine.run_host(x)
         sync = None
     else:
         x = engine._input(x)
 
         def run():
-            engine._run(x, None, 0.0)
+            return engine._run(x, None, 0.0)
         sync = (lambda: torch.cuda.synchronize(engine.device)) if engine.device.type == "cuda" else None
-    run()
+    out = run()
 
     def timed() -> float:
         sync and sync()
@@ -67,7 +69,18 @@ def _timer(engine: Engine, x) -> Callable[[], float]:
         run()
         sync and sync()  # GPU work is asynchronous: time it finished, not launched
         return time.perf_counter() - t
-    return timed
+    return timed, out
+
+
+# A candidate's output on the check input against the fp32 reference: reduced precision must stay
+# >= 40 dB, an fp32 path >= 50 dB (rounding alone gives > 100); below, it is dropped however fast.
+FIDELITY_DB = {"fp32": 50.0}
+REDUCED_DB = 40.0
+
+
+def _why(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{exc.__class__.__name__}: {text[0][:160]}" if text else exc.__class__.__name__
 
 
 def _store():
@@ -80,11 +93,14 @@ def _known() -> dict:
 
 def _figures(choice: dict) -> str:
     """'a X ms, b Y ms' of a choice, and where it was measured when that was a probe."""
-    text = ", ".join(f"{name} {ms:.1f} ms" for name, ms in choice["ms"].items())
+    text = ", ".join(f"{name} {ms:.1f} ms" + (f" {choice['db'][name]:.0f} dB" if name in choice.get("db", {})
+                                                else "") for name, ms in choice["ms"].items())
     if "probe" in choice:
         text += f" on a {'x'.join(map(str, choice['probe']))} probe"
     if choice.get("ruled_out"):
         text += "; ruled out on a probe: " + ", ".join(f"{n} {ms:.1f} ms" for n, ms in choice["ruled_out"].items())
+    if choice.get("dropped"):
+        text += "; dropped: " + ", ".join(f"{n} ({why})" for n, why in choice["dropped"].items())
     return text
 
 
@@ -101,6 +117,14 @@ def remembered_choices(prefix: str) -> dict[str, str]:
             for k, v in _known().items() if k.startswith(prefix)}
 
 
+def _as_float(y) -> np.ndarray:
+    if isinstance(y, tuple):  # (output, statistics)
+        y = y[0]
+    if isinstance(y, np.ndarray):
+        return y.astype(np.float32, copy=False)
+    return y.detach().float().cpu().numpy()
+
+
 class FastestEngine(Engine):
     """Delegates to whichever of ``candidates`` (name -> factory) is measured fastest.
 
@@ -110,8 +134,13 @@ class FastestEngine(Engine):
     """
 
     def __init__(self, candidates: dict[str, Callable[[], Engine]], key: str, host: bool = False,
-                 probe_side: int = 0, probe_decides: bool = True):
+                 probe_side: int = 0, probe_decides: bool = True, reference: Callable | None = None):
         self.candidates = candidates
+        # the fp32 picture each candidate's output is checked against (x -> output; None: the
+        # output of an fp32 candidate, when there is one); failing or raising candidates are dropped
+        self.reference = reference
+        self.dropped: dict[str, str] = {}
+        self.fidelity: dict[str, float] = {}
         # probe_side > 0: candidates are timed on a probe this size first; it decides for every
         # batch shape (probe_decides), or rules out those _RULED_OUT times slower than the best
         # and the rest are timed on the batch (one measured, the choice kept per batch shape)
@@ -119,8 +148,18 @@ class FastestEngine(Engine):
         self.all_host = host  # every candidate is a host engine
         self.chosen: Engine | None = None
         self.key = f"{key}|{machine_tag()}"
-        first = next(iter(candidates))
-        self.opened: dict[str, Engine] = {first: candidates[first]()}
+        self.opened: dict[str, Engine] = {}
+        first = None
+        for name in candidates:  # the first that opens gives the metadata; one that cannot is dropped
+            try:
+                self.opened[name] = candidates[name]()
+                first = name
+                break
+            except Exception as exc:
+                self.dropped[name] = f"failed to open: {_why(exc)}"
+        if first is None:
+            raise EngineError("no backend could open this model: " + "; ".join(
+                f"{n} {why}" for n, why in self.dropped.items()))
         self.meta = dataclasses.replace(self.opened[first].meta)
         self.meta.backend = f"auto({'|'.join(candidates)})"
         self._device = None  # a host engine's is the CPU (reading it would load torch)
@@ -158,15 +197,57 @@ class FastestEngine(Engine):
 
     def _measure(self, x, names: list[str], runs: int = 1) -> dict[str, float]:
         """Milliseconds of each of ``names`` on ``x``: the best of ``runs`` after a warm-up; close
-        calls (within _CLOSE of the fastest) get one run more."""
-        timers, seconds = {}, {}
+        calls (within _CLOSE of the fastest) get one run more. A candidate that raises (opening,
+        compiling, capturing, running) or whose picture is not the fp32 reference's (FIDELITY_DB)
+        is dropped, with why, and is not timed again."""
+        timers, seconds, outputs = {}, {}, {}
         for name in names:  # each timed right after its own warm-up (another's threads may still spin)
-            timers[name] = _timer(self.candidate(name), x)
-            seconds[name] = min(timers[name]() for _ in range(runs))
+            if name in self.dropped:
+                continue
+            try:
+                timers[name], outputs[name] = _timer(self.candidate(name), x)
+                seconds[name] = min(timers[name]() for _ in range(runs))
+            except Exception as exc:  # one candidate's failure is a verdict, not the run's end
+                self._drop(name, f"failed: {_why(exc)}")
+                timers.pop(name, None), outputs.pop(name, None)
+        for name in self._unfaithful(x, outputs):
+            seconds.pop(name)
+        if not seconds:
+            raise EngineError("every backend failed on this model: " + "; ".join(
+                f"{n} {why}" for n, why in self.dropped.items()))
         close = [name for name, s in seconds.items() if s <= _CLOSE * min(seconds.values())]
         for name in close if len(close) > 1 else ():
             seconds[name] = min(seconds[name], timers[name]())
         return {name: 1000 * s for name, s in seconds.items()}
+
+    def _drop(self, name: str, why: str) -> None:
+        self.dropped[name] = why
+        engine = self.opened.pop(name, None)
+        if engine is not None:
+            try:
+                engine.close()
+            except Exception:
+                pass
+
+    def _unfaithful(self, x, outputs: dict) -> list[str]:
+        """Candidates whose output on ``x`` is below their floor against the fp32 reference (dropped)."""
+        from .metrics import psnr
+        if self.reference is not None:
+            ref = self.reference(x)
+        else:
+            ref = next((outputs[n] for n in outputs if self.opened[n].meta.precision == "fp32"), None)
+        if ref is None:
+            return []
+        lo, hi = self.meta.output_range
+        bad = []
+        for name, out in outputs.items():
+            db = psnr(_as_float(out), _as_float(ref), hi - lo)
+            self.fidelity[name] = round(db, 1) if db != float("inf") else 999.0
+            floor = FIDELITY_DB.get(self.opened[name].meta.precision, REDUCED_DB)
+            if not db >= floor:
+                self._drop(name, f"{db:.1f} dB to fp32, below {floor:g}")
+                bad.append(name)
+        return bad
 
     def _on_probe(self) -> tuple[list[str], dict]:
         """The candidates the probe leaves (all when it decides) and its choice."""
@@ -174,7 +255,12 @@ class FastestEngine(Engine):
         ms = self._measure(probe, list(self.candidates), runs=3)  # (runs of a few ms: noise matters more)
         left = [name for name in ms if self.probe_decides or ms[name] <= _RULED_OUT * min(ms.values())]
         return left, {"backend": min(ms, key=ms.get), "ms": ms, "probe": list(probe.shape[-2:]),
-                      "ruled_out": {name: t for name, t in ms.items() if name not in left}}
+                      "ruled_out": {name: t for name, t in ms.items() if name not in left}, **self._verdicts()}
+
+    def _verdicts(self) -> dict:
+        """The fidelity figures and the dropped candidates with why, for the choice remembered."""
+        return {**({"db": dict(self.fidelity)} if self.fidelity else {}),
+                **({"dropped": dict(self.dropped)} if self.dropped else {})}
 
     def decide(self, shape) -> bool:
         """Recall the choice for batches of ``shape``, or make it now, before any batch: on the
@@ -206,7 +292,7 @@ class FastestEngine(Engine):
         """Times ``names`` on ``x`` (one run each, two for close calls) and keeps the fastest."""
         ms = self._measure(x, names)
         return self._remember(x.shape, {"backend": min(ms, key=ms.get), "ms": ms,
-                                        **({"ruled_out": ruled_out} if ruled_out else {})})
+                                        **({"ruled_out": ruled_out} if ruled_out else {}), **self._verdicts()})
 
     def _measuring(self, shape):
         """The lock of this model's choice for ``shape``: runs started together measure once (the
@@ -232,7 +318,7 @@ class FastestEngine(Engine):
         measured and no other candidate is opened (so a host winner needs no torch)."""
         if self.chosen is None:
             known = _known().get(self._shape_key(shape))
-            if known and known["backend"] in self.candidates:
+            if known and known["backend"] in self.candidates and known["backend"] not in self.dropped:
                 self._keep({**known, "cached": True})
         return self.chosen is not None
 

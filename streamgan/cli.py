@@ -67,6 +67,7 @@ COMMANDS = {
     "eval-temporal": ("temporal_eval", "cmd_eval_temporal", "warping error (flicker) of translated videos"),
     "build": ("build", "cmd_build", "compile a checkpoint or ONNX model to .onnx, .xml, .pt2 or .plan"),
     "train": ("train.cli", "cmd_train", "train a CycleGAN or pix2pix generator"),
+    "doctor": ("doctor", "cmd_doctor", "what this machine can run and how fast (paste it into a bug report)"),
 }
 
 

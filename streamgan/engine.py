@@ -9,6 +9,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+
 from engines.base import Engine, EngineMeta
 from engines.lazy import torch  # imported on first use (engines/lazy.py)
 
@@ -146,11 +148,12 @@ def _open_checkpoint(path: Path, device, opts: dict) -> Engine:
         return openvino_engine()
     key = f"{path.resolve()}:{path.stat().st_mtime_ns}|{opts.get('precision')}|{opts.get('arch')}|" \
           f"{opts.get('bn_stats', 'batch')}"
+    reference = _fp32_reference(ckpt)
     if backend == "auto" and can_ov:
         from engines.fastest import FastestEngine
         from engines.metrics import PROBE_SIDE
         return FastestEngine({"openvino": openvino_engine, "torch": torch_engine}, key=key, probe_side=PROBE_SIDE,
-                             probe_decides=False)
+                             probe_decides=False, reference=reference)
     if backend == "auto" and not _on_cpu(device) and not opts.get("compile") and not opts.get("dropout"):
         # CUDA: the fused generator in either layout, and torch.compile unless the caller must start
         # fast (the live filter): measured on the first batch, remembered per model, size and GPU
@@ -159,8 +162,22 @@ def _open_checkpoint(path: Path, device, opts: dict) -> Engine:
                       "torch-fused-nchw": lambda: torch_engine(layout="nchw")}
         if opts.get("measure_compile", True):
             candidates["torch-compile"] = lambda: torch_engine(compile=True)
-        return FastestEngine(candidates, key=key)
+        return FastestEngine(candidates, key=key, reference=reference)
     return torch_engine()
+
+
+def _fp32_reference(ckpt: "_Checkpoint"):
+    """x -> the checkpoint's fp32 eager output on x's device: what every automatic candidate's
+    picture is checked against (a copy of the module per device, made on first use)."""
+    copies = {}
+
+    def reference(x):
+        t = torch.from_numpy(x) if isinstance(x, np.ndarray) else x
+        if t.device not in copies:
+            copies[t.device] = copy.deepcopy(ckpt.module).float().to(t.device).eval()
+        with torch.inference_mode():
+            return copies[t.device](t.float())
+    return reference
 
 
 def _open_onnx(path: Path, device, opts: dict) -> Engine:

@@ -144,3 +144,10 @@ def photo(h: int, w: int, shift: float = 0.0) -> np.ndarray:
     big = cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
     m = np.float32([[1, 0, -shift], [0, 1, -shift / 2]])
     return cv2.warpAffine(big, m, (w, h), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
+
+
+def interruptible() -> None:
+    """A child's SIGINT back to its default (Python then turns it into KeyboardInterrupt): a test
+    run in a background job (CI scripts, `cmd &`) inherits SIGINT ignored, and Ctrl-C tests need it."""
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

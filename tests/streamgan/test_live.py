@@ -19,7 +19,7 @@ import torch
 
 from streamgan import load_generator
 from streamgan.video import to_rgb
-from tests.streamgan.helpers import photo, tiny_resnet, write_clip
+from tests.streamgan.helpers import interruptible, photo, tiny_resnet, write_clip
 
 FPS = 12
 
@@ -118,7 +118,8 @@ def _received(dst) -> list[tuple[int, np.ndarray]]:
 def _streamgan(gen, inp, out, *extra, env=None):
     cmd = [sys.executable, "-m", "streamgan", "run", "--engine", str(gen), "--input", inp, "--output", out,
            "--no-progress", "--crf", "0", "--pix-fmt", "yuv444p", *extra]
-    return subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env or os.environ.copy())
+    return subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env or os.environ.copy(),
+                            preexec_fn=interruptible)
 
 
 def _matches(received, want) -> list[int]:

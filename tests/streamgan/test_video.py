@@ -13,7 +13,7 @@ from streamgan import open_engine, translate_video
 from streamgan.cli import main
 from streamgan.translate import TranslateOptions
 from streamgan.video import VideoReader
-from tests.streamgan.helpers import audio_ends, textured_frames, tiny_resnet, write_clip
+from tests.streamgan.helpers import audio_ends, interruptible, textured_frames, tiny_resnet, write_clip
 
 
 @pytest.fixture(scope="module")
@@ -174,7 +174,7 @@ def test_ctrl_c_leaves_nothing(tmp_path, gen):
     out = tmp_path / "o.mp4"
     proc = subprocess.Popen([sys.executable, "-m", "streamgan", "run", "--engine", str(gen), "--input", str(clip),
                              "--output", str(out), "--no-progress", "--tile", "32"],
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=interruptible)
     import time
     deadline = time.time() + 60
     while time.time() < deadline and not list(tmp_path.glob(".o.*partial*")):
