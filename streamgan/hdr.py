@@ -3,18 +3,19 @@
 A phone's video is 10-bit HEVC with the HLG transfer and BT.2020 primaries; an HDR10 file is PQ.
 Fed as they are, a model sees code values it was never trained on. By default (``--hdr sdr``)
 each frame is taken to linear light (PQ's EOTF; HLG's inverse OETF and its OOTF for a 1000 cd/m2
-display: gamma 1.2, per channel as zimg applies it, so the
-result matches Debian's ffmpeg; BT.2100's form on the luminance differs by up to 4 chroma levels on
-saturated colours), its primaries mapped from BT.2020 to BT.709 (a matrix in
-linear light; what lies outside BT.709 is clipped), tone mapped on its brightest component (the
-hue kept; ``--tonemap``), and encoded for a BT.709 display (BT.1886's gamma 2.4): SDR BT.709, in units where 1.0 is
-100 cd/m2 (``npl=100``, as zscale). ``--hdr keep`` maps the translated SDR picture back to the
+display: gamma 1.2, per channel as zimg applies it, so the result matches Debian's ffmpeg;
+BT.2100's form on the luminance differs by up to 4 chroma levels on saturated colours), its
+primaries mapped from BT.2020 to BT.709 (a matrix in linear light; what lies outside BT.709 is
+clipped), tone mapped on its brightest component (the hue kept; ``--tonemap``), and encoded for a
+BT.709 display (BT.1886's gamma 2.4): SDR BT.709, in units where 1.0 is 100 cd/m2 (``npl=100``, as
+zscale). ``--hdr keep`` maps the translated SDR picture back to the
 input's transfer and primaries (the inverse of each step) and gives back what the 8-bit SDR frame
 lost to rounding (at most half a level a channel), so an output that equals its input round-trips at
 10 bits; ``--hdr passthrough`` feeds the code values as they are (for models trained on HDR).
 
-Everything runs on float32 arrays with tables for the transfer functions and the tone curve
-(interpolated), and OpenCV for the matrices: no per-value pow, exp or log.
+Everything runs on float32 arrays with OpenCV's vectorised exp, log and matrices (numpy's and
+OpenCV's pow are 2-15x slower here), and interpolated tables where a curve has no cheap form
+(BT.2390's, the tone curves' inverses).
 """
 
 from __future__ import annotations
@@ -24,8 +25,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-PQ, HLG, BT709_TRC, LINEAR = 16, 18, 1, 8  # AVColorTransferCharacteristic
-BT2020 = 9  # AVColorPrimaries and AVColorSpace (non-constant luminance)
+PQ, HLG = 16, 18  # AVColorTransferCharacteristic
 HDR_MODES = ("sdr", "keep", "passthrough")
 TONEMAPS = ("hable", "bt2390", "reinhard", "clip")
 DEFAULT_TONEMAP = "reinhard"  # the closest to the SDR picture an HDR grade was made from (bench_hdr.py)
@@ -58,26 +58,9 @@ def pq_inverse_eotf(y: np.ndarray) -> np.ndarray:
     return np.power((_C1 + _C2 * p) / (1 + _C3 * p), _M2)
 
 
-def hlg_inverse_oetf(e: np.ndarray) -> np.ndarray:
-    """HLG signal [0, 1] -> scene light [0, 1]."""
-    e = np.clip(e, 0, 1)
-    with np.errstate(over="ignore"):
-        return np.where(e <= 0.5, e * e / 3, (np.exp((e - _C) / _A) + _B) / 12)
-
-
-def hlg_oetf(x: np.ndarray) -> np.ndarray:
-    x = np.clip(x, 0, 1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(x <= 1 / 12, np.sqrt(3 * x), _A * np.log(np.maximum(12 * x - _B, 1e-12)) + _C)
-
-
-def bt1886_inverse_eotf(x: np.ndarray) -> np.ndarray:
-    """Display light [0, 1] -> SDR BT.709 signal: BT.1886's gamma 2.4 (what a BT.709 display
-    shows a signal as; zimg's choice for display-referred light)."""
-    return np.power(np.clip(x, 0, 1), 1 / 2.4)
-
-
 def bt1886_eotf(v: np.ndarray) -> np.ndarray:
+    """SDR BT.709 signal -> display light: BT.1886's gamma 2.4 (zimg's reading of BT.709 for
+    display-referred light, and so Debian's ffmpeg's)."""
     return np.power(np.clip(v, 0, 1), 2.4)
 
 
@@ -178,7 +161,7 @@ def _hlg_inverse_oetf_fast(e: np.ndarray) -> np.ndarray:
 
 
 def _hlg_oetf_fast(x: np.ndarray) -> np.ndarray:
-    """hlg_oetf in float32 with OpenCV's vectorised sqrt and log."""
+    """Scene light [0, 1] -> HLG signal (ARIB STD-B67's OETF), float32, OpenCV's sqrt and log."""
     np.clip(x, 0, 1, out=x)
     low = cv2.sqrt(x * np.float32(3))
     high = cv2.log(np.maximum(x * np.float32(12) - np.float32(_B), np.float32(1e-6)))  # (no zeros: fast)
