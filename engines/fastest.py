@@ -11,7 +11,6 @@ Runs started together on one cache measure once, under a lock, and all run the w
 
 import dataclasses
 import os
-import platform
 import time
 from collections.abc import Callable
 
@@ -19,22 +18,14 @@ import numpy as np
 
 from .base import Engine, sha256
 from .cache import cache_dir, locked, read_json, update_json
+from .cpuinfo import cpu_name
 from .errors import EngineError
 from .lazy import torch  # imported on first use (engines/lazy.py)
 
 
 def machine_tag() -> str:
     """This CPU (model name, threads available) for cache keys of measured choices."""
-    name = None
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                name = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    name = name or platform.processor() or platform.machine()  # (processor() runs `uname -p`: a fork)
-    return f"{name} x{len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()}"
+    return f"{cpu_name()} x{len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()}"
 
 
 _CLOSE = 1.3  # candidates within this factor of the fastest's single run are timed once more
@@ -209,7 +200,8 @@ class FastestEngine(Engine):
                 seconds[name] = min(timers[name]() for _ in range(runs))
             except Exception as exc:  # one candidate's failure is a verdict, not the run's end
                 self._drop(name, f"failed: {_why(exc)}")
-                timers.pop(name, None), outputs.pop(name, None)
+                timers.pop(name, None)
+                outputs.pop(name, None)
         for name in self._unfaithful(x, outputs):
             seconds.pop(name)
         if not seconds:

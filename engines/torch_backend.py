@@ -9,6 +9,7 @@ from torch import nn
 
 from .base import Engine, EngineMeta
 from .cache import cache_dir
+from .cpuinfo import cpu_flags
 from .errors import EngineError
 from .metrics import psnr, smooth_image
 from .normstats import given_stats, pack, stats_width
@@ -17,11 +18,7 @@ _BF16_MIN_PSNR = 40.0
 
 
 def cpu_has_fast_bf16() -> bool:
-    try:
-        flags = open("/proc/cpuinfo").read()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+    return bool({"avx512_bf16", "amx_bf16"} & cpu_flags())
 
 
 def bf16_psnr(module: nn.Module, meta: EngineMeta) -> float:

@@ -31,18 +31,10 @@ def _version(module: str) -> str | None:
 
 
 def _cpu() -> dict:
-    name, flags = platform.processor() or platform.machine(), ""
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name") and name in ("", platform.machine()):
-                name = line.split(":", 1)[1].strip()
-            elif line.startswith("flags") and not flags:
-                flags = line
-    except OSError:
-        pass
+    from engines.cpuinfo import cpu_flags, cpu_name
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    isa = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile") if f" {f}" in flags]
-    return {"model": name, "cores": cores, "features": isa}
+    isa = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile") if f in cpu_flags()]
+    return {"model": cpu_name(), "cores": cores, "features": isa}
 
 
 def _torch() -> dict:
@@ -141,8 +133,9 @@ def facts() -> dict:
 
 def candidates(f: dict) -> list[tuple[str, dict]]:
     """(label, open_engine options) of the engine paths this machine has."""
+    from engines.torch_backend import cpu_has_fast_bf16
     out = [("torch fp32", dict(backend="torch", precision="fp32", device="cpu"))]
-    if "avx512_bf16" in f["cpu"]["features"] or "amx_bf16" in f["cpu"]["features"]:
+    if cpu_has_fast_bf16():
         out.append(("torch bf16", dict(backend="torch", precision="bf16", device="cpu")))
     if f["openvino"]:
         out.append(("openvino fp32", dict(backend="openvino", precision="fp32")))

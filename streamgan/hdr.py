@@ -108,18 +108,20 @@ def tone_curve(name: str, peak: float):
 
 
 class _Table:
-    """``f`` on [0, top] tabulated on an axis of x^(1/k) (dense where f is steep: near black),
-    read back with linear interpolation: a few cheap passes instead of pow/exp/log per value."""
+    """``f`` on [0, top] tabulated on a square-root axis (``sqrt_axis``: dense where f is steep,
+    near black) or a linear one, read back with linear interpolation: a few cheap passes instead
+    of the curve's own arithmetic per value."""
 
-    def __init__(self, f, top: float = 1.0, k: float = 2.0, n: int = 16384):
+    def __init__(self, f, top: float = 1.0, sqrt_axis: bool = True, n: int = 16384):
         u = np.linspace(0, 1, n + 2)
-        self.values = f(top * u ** k).astype(np.float32)
+        self.values = f(top * (u * u if sqrt_axis else u)).astype(np.float32)
         self.steps = np.diff(self.values).astype(np.float32)
-        self.n, self.k, self.scale = n, k, np.float32(1 / top)
+        self.n, self.sqrt_axis, self.scale = n, sqrt_axis, np.float32(1 / top)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         u = np.clip(x * self.scale, 0, 1)
-        u = cv2.sqrt(u) if self.k == 2 else u if self.k == 1 else _pow(u, 1 / self.k)
+        if self.sqrt_axis:
+            u = cv2.sqrt(u)
         u *= np.float32(self.n)
         i = u.astype(np.intp)
         u -= i
@@ -203,7 +205,7 @@ class HdrConverter:
         # the curve's inverse, for keep, on the curve's own values (which rise steeply near 1)
         xs = np.linspace(0, 1, 262145, dtype=np.float64) ** 2 * self.peak
         ys = np.maximum.accumulate(self._curve(xs))
-        self._uncurve = _Table(lambda y: np.interp(y, ys, xs), 1.0, k=1, n=65536)
+        self._uncurve = _Table(lambda y: np.interp(y, ys, xs), 1.0, sqrt_axis=False, n=65536)
         self._sdr_linear = (bt1886_eotf(np.arange(256) / 255)).astype(np.float32)
 
     @property

@@ -25,19 +25,29 @@ def check_output(output: Path, inputs: list[Path], overwrite: bool) -> None:
         raise OutputError(f"{parent}: output folder is not writable") from None
 
 
+def temp_beside(output: Path) -> Path:
+    """A new empty temp file beside ``output`` (same suffix), named as remove_partials() looks for."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{output.stem}.", suffix=f".partial{output.suffix}",
+                               dir=output.resolve().parent)
+    os.close(fd)
+    return Path(tmp)
+
+
+def publish(tmp: Path, output: Path | str) -> None:
+    """Rename the finished ``tmp`` onto ``output``, with the usual permissions (mkstemp makes 0600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    os.replace(tmp, output)
+
+
 @contextmanager
 def atomic_path(output: Path):
     """Yield a temp path beside ``output`` (same suffix); rename it onto ``output`` on success."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{output.stem}.", suffix=f".partial{output.suffix}",
-                               dir=output.resolve().parent)  # the names remove_partials() looks for
-    os.close(fd)
-    tmp = Path(tmp)
+    tmp = temp_beside(output)
     try:
         yield tmp
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; give the usual permissions
-        os.replace(tmp, output)
+        publish(tmp, output)
     finally:
         if tmp.exists():
             tmp.unlink()

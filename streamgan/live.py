@@ -132,7 +132,6 @@ def add_live_args(p) -> None:
 def prepare_live(args, defaults: dict):
     """Check a live ``run`` (a URL in or out, or --live) before any work and open its source (a URL
     that cannot be opened is one line within --timeout). Returns the work to do with the engine."""
-    from .io_utils import check_output
     from .options import check_report
     from .sources import FileSource, open_source
     from .urls import is_url
@@ -140,27 +139,22 @@ def prepare_live(args, defaults: dict):
     for dest, flag in (("keep_partial", "--keep-partial"), ("ray", "--ray")):
         if getattr(args, dest) != defaults.get(dest):
             raise OptionError(f"{flag} does not apply to a live run")
-    if not is_url(args.output):
-        out = Path(args.output)
-        if not is_video(out):
-            raise OptionError(f"{out}: a live run records to a video file (.mp4, .mkv, ...) or streams to a URL")
-        check_output(out, [], args.overwrite)
+    if not is_url(args.output) and not is_video(Path(args.output)):
+        raise OptionError(f"{args.output}: a live run records to a video file (.mp4, .mkv, ...) or streams to a URL")
     check_report(args.stats_json, args.overwrite, "--stats-json")
     if is_url(args.input) and args.start:
         raise OptionError("--start does not apply to a stream (it starts now)")
-    from .options import encoder
-    encoder(args.codec, args.crf, args.preset, args.pix_fmt, live=True, bitrate=args.bitrate)  # before connecting
+    # the output and its encoder checked before connecting; the sink takes the source's size and
+    # colour once it is open
+    sinks, notes = live_sinks([args.output], None, codec=args.codec, crf=args.crf, preset=args.preset,
+                              pix_fmt=args.pix_fmt, bitrate=args.bitrate, fmt=args.container,
+                              overwrite=args.overwrite, timeout=args.timeout)
     source = open_source(args.input, live=True, start=args.start, timeout=args.timeout, reconnect=args.reconnect,
                          listen=args.listen)
     if isinstance(source, FileSource) and args.duration is not None:
         source.reader.duration = None  # a live file plays until --duration of its clock has passed
-    try:
-        sinks, notes = live_sinks([args.output], source.info, codec=args.codec, crf=args.crf, preset=args.preset,
-                                 pix_fmt=args.pix_fmt, bitrate=args.bitrate, fmt=args.container,
-                                 overwrite=args.overwrite, timeout=args.timeout)
-    except BaseException:
-        source.close()
-        raise
+    for sink in sinks:
+        sink.info = source.info
     if source.audio:
         notes.append("the live input's audio is not passed through (the output has video only)")
     if source.note:

@@ -37,6 +37,7 @@ from .errors import OptionError
 from .latency import LatencyLog
 from .temporal import TEMPORAL_MODES, make_smoother
 from .translate import TranslateOptions, Translator
+from .video import Frame
 
 PAGE = Path(__file__).parent / "assets" / "serve_page.html"
 STAMP_ROWS, STAMP_BITS, STAMP_BLOCK = 8, 16, 8  # the page's frame-number strip: 16 blocks of 8x8 px, top left
@@ -181,7 +182,8 @@ class Worker(threading.Thread):
     def translate(self, session: Session, frame, arrival: float) -> None:
         import av
         s = session.settings
-        rgb = frame.to_ndarray(format="rgb24")
+        # a WebRTC frame, or a local camera's Frame (already RGB: no round trip through av)
+        rgb = frame.rgb if isinstance(frame, Frame) else frame.to_ndarray(format="rgb24")
         rgb = self.server.capped(rgb)
         if s.paused:
             session.counters["dropped"] += 1
@@ -435,12 +437,9 @@ class Server:
         session = self.new_session("local")
 
         def feed():
-            import av
             try:
                 for frame in source:
-                    vf = av.VideoFrame.from_ndarray(frame.rgb, format="rgb24")
-                    vf.pts, vf.time_base = frame.pts, frame.time_base
-                    self.worker.offer(session, vf, frame.arrival)
+                    self.worker.offer(session, frame, frame.arrival)
             finally:
                 self.log(f"the local source ended{': ' + source.error if source.error else ''}")
         threading.Thread(target=feed, daemon=True, name="camera").start()

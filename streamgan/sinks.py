@@ -8,15 +8,13 @@ timestamps, audio remuxed)."""
 
 from __future__ import annotations
 
-import os
-import tempfile
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
 from .errors import OutputError
-from .io_utils import check_output
+from .io_utils import check_output, publish, temp_beside
 from .options import Encoder, live_bitrate
 from .urls import OUTPUT_FORMATS, is_url, scheme_of, stream_options
 from .video import VideoInfo, VideoWriter
@@ -70,11 +68,7 @@ class VideoSink(Sink):
             if scheme_of(where) == "udp" and "pkt_size" not in where:  # 7 TS packets a datagram
                 where += ("&" if "?" in where else "?") + "pkt_size=1316"
         else:
-            path = Path(self.target)
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".partial{path.suffix}",
-                                       dir=path.resolve().parent)
-            os.close(fd)
-            self.tmp = where = Path(tmp)
+            self.tmp = where = temp_beside(Path(self.target))
             options = None
         self.writer = VideoWriter(where, None, width, height, encoder=enc, info=self.info, rate=self.info.rate,
                                   time_base=LIVE_TIME_BASE, fmt=self.fmt, options=options)
@@ -107,10 +101,7 @@ class VideoSink(Sink):
             raise OutputError(f"{self.target}: finishing failed ({getattr(exc, 'strerror', None) or exc})") from None
         if self.tmp is not None:
             if writer.frames:
-                umask = os.umask(0)
-                os.umask(umask)
-                os.chmod(self.tmp, 0o666 & ~umask)
-                os.replace(self.tmp, self.target)
+                publish(self.tmp, self.target)
             else:
                 self.tmp.unlink(missing_ok=True)
 

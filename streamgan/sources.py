@@ -30,6 +30,7 @@ from .video import NEW_CONTENT, Colour, Frame, VideoInfo, VideoReader, decode_rg
 
 MAX_BACKOFF = 30.0
 
+
 def open_url(url: str, timeout: float, listen: bool = False, fmt: str | None = None):
     """An input container on ``url``, or one ``InputError`` line naming it and why, within ``timeout``."""
     try:
@@ -187,8 +188,8 @@ class StreamSource(Source):
                     if frame is None:
                         break
                     self.counters["received"] += 1
-                    yield Frame(decode_rgb(frame, self.hdr)[0], frame.pts, self.stream.time_base, index, frame.duration,
-                                arrival=time.perf_counter(), epoch=epoch)
+                    yield Frame(decode_rgb(frame, self.hdr)[0], frame.pts, self.stream.time_base, index,
+                                frame.duration, arrival=time.perf_counter(), epoch=epoch)
                     index += 1
             except av.error.ExitError:
                 why = f"nothing for {self.timeout:g} s"
@@ -223,9 +224,6 @@ class StreamSource(Source):
                 why = str(exc).split(": ", 1)[-1]
                 delay = min(MAX_BACKOFF, delay * 2)
         return False
-
-    def close(self) -> None:
-        super().close()
 
 
 class CameraSource(Source):

@@ -108,11 +108,10 @@ def translate_video(input: str | Path, output: str | Path, engine: Engine, *,
         int(round((duration or reader.info.duration or 0) * float(reader.info.rate or 0))) or None)
     trc = reader.info.colour.trc
     hdr_in = is_hdr(trc) and hdr != "passthrough"
+    if is_hdr(trc):
+        enc_notes.append(describe(trc, hdr, tonemap))
     if hdr_in:  # frames reach the model tone mapped to SDR BT.709
         reader.hdr, reader.keep_residual = HdrConverter(trc, tonemap), hdr == "keep"
-        enc_notes.append(describe(trc, hdr, tonemap))
-    elif is_hdr(trc):
-        enc_notes.append(describe(trc, hdr, tonemap))
     with atomic_path(output) as tmp:
         writer = VideoWriter(tmp, reader, 2 * w if side_by_side else w, h, encoder=enc, copy_streams=copy_streams,
                              colour=NEW_CONTENT if hdr_in and hdr == "sdr" else None,
@@ -127,8 +126,7 @@ def translate_video(input: str | Path, output: str | Path, engine: Engine, *,
             return lead_in_until is None or frame.pts is None or frame.pts >= lead_in_until
         try:
             counts = run_offline(source, lambda out, f: writer.write(out, f.pts, f.duration, f.residual), stage,
-                                 desc=name,
-                                 total=total, progress=progress, keep=keep, on_frame=on_frame)
+                                 desc=name, total=total, progress=progress, keep=keep, on_frame=on_frame)
         except BaseException:
             writer.abort()
             raise
