@@ -117,6 +117,35 @@ def write_clip(path: Path, frames: list[np.ndarray], fps: int = 12, audio_stream
     return path
 
 
+# swscale with exact rounding (the tests' own, not streamgan's)
+ROUNDED = av.video.reformatter.Interpolation.BILINEAR | av.video.reformatter.Interpolation.ACCURATE_RND
+_SWS = {1: 1, 6: 5, 9: 9}  # AVColorSpace -> swscale's coefficient set (BT.709, BT.601, BT.2020)
+
+
+def write_tagged_clip(path: Path, frames: list[np.ndarray], *, space: int, rng: int = 1, primaries: int,
+                      trc: int, codec: str = "libx264", pix_fmt: str = "yuv444p", fps: int = 12,
+                      options: dict | None = None) -> Path:
+    """Encode RGB ``frames`` (uint8, or uint16 code values) as ``pix_fmt`` with the matrix ``space``
+    (AVColorSpace) and range ``rng``, the stream and every frame tagged with them and with
+    ``primaries`` and ``trc``."""
+    fmt = "rgb48le" if frames[0].dtype == np.uint16 else "rgb24"
+    with av.open(str(path), "w") as c:
+        s = c.add_stream(codec, rate=fps, options=options or {})
+        s.width, s.height, s.pix_fmt = frames[0].shape[1], frames[0].shape[0], pix_fmt
+        cc = s.codec_context
+        cc.colorspace, cc.color_range, cc.color_primaries, cc.color_trc = space, rng, primaries, trc
+        for i, f in enumerate(frames):
+            vf = av.VideoFrame.from_ndarray(f, format=fmt).reformat(
+                format=pix_fmt, dst_colorspace=_SWS[space], dst_color_range=rng, interpolation=ROUNDED)
+            vf.colorspace, vf.color_range, vf.color_primaries, vf.color_trc = space, rng, primaries, trc
+            vf.pts = i
+            for p in s.encode(vf):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    return path
+
+
 def reference_output(checkpoint: Path, x: torch.Tensor) -> torch.Tensor:
     """The loaded generator's fp32 eager output: what every engine is compared with."""
     from streamgan import load_generator

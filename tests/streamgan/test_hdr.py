@@ -13,6 +13,7 @@ import pytest
 
 from streamgan.hdr import DEFAULT_TONEMAP, HLG, PQ, TONEMAPS, HdrConverter
 from streamgan.video import planes_of
+from tests.streamgan.helpers import write_tagged_clip
 
 H, W = 64, 256
 PQ_1000_NITS = 0.7518  # PQ's code for 1000 cd/m2: the brightest the default tone map expects
@@ -35,22 +36,8 @@ def make_clip(path, trc: int | None, fmt: str = "yuv420p10le", frames: int = 3, 
     or SDR BT.709 (None)."""
     space, prim, trc = (9, 9, trc) if trc else (1, 1, 1)
     rgb = pattern(PQ_1000_NITS if trc == PQ else 1.0) if rgb is None else rgb
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("libx265", rate=25)
-        s.width, s.height, s.pix_fmt = W, H, fmt
-        cc = s.codec_context
-        cc.color_trc, cc.color_primaries, cc.colorspace, cc.color_range = trc, prim, space, 1
-        s.options = {"x265-params": "lossless=1:log-level=error"}
-        for i in range(frames):
-            vf = av.VideoFrame.from_ndarray(rgb, format="rgb48le").reformat(format=fmt, dst_colorspace=space,
-                                                                           dst_color_range=1)
-            vf.color_trc, vf.color_primaries, vf.colorspace, vf.color_range = trc, prim, space, 1
-            vf.pts = i
-            for p in s.encode(vf):
-                c.mux(p)
-        for p in s.encode():
-            c.mux(p)
-    return path
+    return write_tagged_clip(path, [rgb] * frames, space=space, primaries=prim, trc=trc, codec="libx265",
+                             pix_fmt=fmt, fps=25, options={"x265-params": "lossless=1:log-level=error"})
 
 
 @pytest.fixture(scope="module")

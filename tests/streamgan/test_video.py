@@ -13,7 +13,14 @@ from streamgan import open_engine, translate_video
 from streamgan.cli import main
 from streamgan.translate import TranslateOptions
 from streamgan.video import VideoReader
-from tests.streamgan.helpers import audio_ends, interruptible, textured_frames, tiny_resnet, write_clip
+from tests.streamgan.helpers import (
+    audio_ends,
+    interruptible,
+    textured_frames,
+    tiny_resnet,
+    write_clip,
+    write_tagged_clip,
+)
 
 
 @pytest.fixture(scope="module")
@@ -251,29 +258,6 @@ def test_folder_runs_refuse_file_outputs_and_report_bad_videos(tmp_path, gen, ca
     assert rc == 3 and not (tmp_path / "none").exists()  # a failed run leaves no new folder
 
 
-ROUNDED = av.video.reformatter.Interpolation.BILINEAR | av.video.reformatter.Interpolation.ACCURATE_RND
-
-
-def _tagged_clip(path, rgb, space: int, rng: int):
-    """Encode ``rgb`` frames as yuv444p with this matrix (AVColorSpace) and range, tagged so."""
-    sws = {1: 1, 6: 5, 9: 9}[space]
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("libx264", rate=12, options={"crf": "0"})
-        s.width, s.height, s.pix_fmt = rgb[0].shape[1], rgb[0].shape[0], "yuv444p"
-        cc = s.codec_context
-        cc.colorspace, cc.color_range = space, rng
-        cc.color_primaries = cc.color_trc = 1 if space == 1 else 6
-        for f in rgb:
-            vf = av.VideoFrame.from_ndarray(f, format="rgb24").reformat(
-                format="yuv444p", dst_colorspace=sws, dst_color_range=rng, interpolation=ROUNDED)
-            vf.colorspace = space
-            for p in s.encode(vf):
-                c.mux(p)
-        for p in s.encode():
-            c.mux(p)
-    return path
-
-
 @pytest.mark.parametrize("path", ["rgb", "yuv"])
 @pytest.mark.parametrize("space,rng", [(6, 1), (6, 2), (1, 1), (1, 2), (9, 1)])
 def test_colour_matrix_and_range_survive_the_pipeline(tmp_path, space, rng, path, monkeypatch):
@@ -292,7 +276,9 @@ def test_colour_matrix_and_range_survive_the_pipeline(tmp_path, space, rng, path
     for i, colour in enumerate(patches):
         frame[:, i * 16:(i + 1) * 16] = colour
     # the patches move a patch a frame: a frame written in another's place shows
-    src = _tagged_clip(tmp_path / "in.mp4", [np.roll(frame, 16 * i, axis=1) for i in range(3)], space, rng)
+    src = write_tagged_clip(tmp_path / "in.mp4", [np.roll(frame, 16 * i, axis=1) for i in range(3)], space=space,
+                            rng=rng, primaries=1 if space == 1 else 6, trc=1 if space == 1 else 6,
+                            options={"crf": "0"})  # x264 lossless 4:4:4, tagged with the matrix and range
     out = tmp_path / "out.mp4"
     if path == "yuv":
         from streamgan import open_engine, translate_video
