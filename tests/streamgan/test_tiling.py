@@ -123,3 +123,71 @@ def test_auto_plan_from_measured_footprint(tmp_path, monkeypatch):
     monkeypatch.setattr(memory, "available_bytes", lambda device: int(per_px * 600 * 800))  # half of it is budget
     tr = Translator(eng, TranslateOptions())
     assert not tr.plan(600, 800).full_frame and tr.decision.startswith("tiles")
+
+
+def _instance_norms(model) -> list:
+    return [m for m in model.modules() if isinstance(m, torch.nn.InstanceNorm2d)]
+
+
+def _own_statistics(model, x) -> list:
+    """Each instance norm's per-channel (mean, 1/std) of its input in a plain forward (hooks on
+    torch's own InstanceNorm2d: nothing of streamgan's statistics code)."""
+    got = []
+    def record(m, inp, out):
+        got.append((inp[0].mean((2, 3)), torch.rsqrt(inp[0].var((2, 3), unbiased=False) + m.eps)))
+    hooks = [m.register_forward_hook(record) for m in _instance_norms(model)]
+    with torch.no_grad():
+        model(x)
+    for h in hooks:
+        h.remove()
+    return got
+
+
+def _with_statistics(model, x, stats) -> torch.Tensor:
+    """The forward with every instance norm normalising by the given (mean, 1/std)."""
+    given = iter(stats)
+
+    def normalise(m, inp, out):
+        mean, rstd = next(given)
+        return (inp[0] - mean[..., None, None]) * rstd[..., None, None]
+    hooks = [m.register_forward_hook(normalise) for m in _instance_norms(model)]
+    with torch.no_grad():
+        y = model(x)
+    for h in hooks:
+        h.remove()
+    return y
+
+
+def test_statistics_ema_through_a_video_matches_the_model(tmp_path):
+    """--stats-ema on a tiled video (thumbnail statistics): every output frame is the model's own
+    fp32 picture of it with each norm's statistics the running mix of the frames' so far (weight
+    0.8 on the past; mean and 1/std, as streamgan carries them), computed here with plain torch
+    hooks. The scene brightens frame by frame, so the frame's own statistics give another picture."""
+    from streamgan.models import ResnetGenerator
+    from streamgan.video import VideoReader
+    from streamgan.video_run import translate_video
+    from tests.streamgan.helpers import photo, write_clip
+    ckpt = tiny_resnet(tmp_path / "g.pth", norm="instance", seed=3)
+    frames = [np.clip(photo(160, 224, shift=3 * i) * (0.35 + 0.15 * i), 0, 255).astype(np.uint8) for i in range(6)]
+    clip = write_clip(tmp_path / "ramp.mkv", frames, codec="libx264rgb", pix_fmt="rgb24", crf=0)
+    out = tmp_path / "out.mkv"
+    with open_engine(ckpt, device="cpu", backend="torch", precision="fp32") as eng:
+        translate_video(clip, out, eng, options=TranslateOptions(tile=96, norm_stats="thumbnail", stats_ema=0.8),
+                        codec="libx264rgb", crf=0, progress=False, quiet=True)
+    got = [f.rgb for f in VideoReader(out)]
+    model = ResnetGenerator(3, 3, 8, "instance", False, 2).eval()  # torch's InstanceNorm2d: not streamgan's
+    model.load_state_dict(torch.load(ckpt))
+    mixed, smoothed, own_only = None, [], []
+    for f in (f.rgb for f in VideoReader(clip)):
+        x = torch.from_numpy(f).permute(2, 0, 1)[None].float() / 127.5 - 1
+        own = _own_statistics(model, x)
+        mixed = own if mixed is None else [(0.8 * pm + 0.2 * m, 0.8 * pr + 0.2 * r)
+                                           for (pm, pr), (m, r) in zip(mixed, own)]
+        for stats, into in ((mixed, smoothed), (own, own_only)):
+            y = _with_statistics(model, x, stats)[0]
+            into.append(np.rint(((y.permute(1, 2, 0).numpy() + 1) * 127.5).clip(0, 255)).astype(np.uint8))
+    assert len(got) == 6
+    for i, (a, b, c) in enumerate(zip(got, smoothed, own_only)):
+        assert psnr(torch.from_numpy(a).float(), torch.from_numpy(b).float(), 255.0) >= 50, i
+        if i >= 2:  # the mix is not the frame's own: a run ignoring --stats-ema would fail above
+            assert psnr(torch.from_numpy(b).float(), torch.from_numpy(c).float(), 255.0) < 45, i
