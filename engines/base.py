@@ -138,6 +138,16 @@ class Engine:
             raise ValueError("this engine has no normalisation statistics to collect")
         return self._run(self._input(x), None, 0.0, collect=True)[1].float()
 
+    def precisions(self) -> tuple[str, ...]:
+        """The precisions ``set_precision`` can switch this engine between: its own only, unless
+        it was opened to choose (``engines.precision.Switchable``)."""
+        return (self.meta.precision,)
+
+    def set_precision(self, precision: str) -> None:
+        if precision != self.meta.precision:
+            from .errors import EngineError
+            raise EngineError(f"this engine runs at {self.meta.precision} only, not {precision}")
+
     def close(self) -> None:
         pass
 

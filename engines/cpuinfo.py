@@ -27,3 +27,8 @@ def cpu_name() -> str:
 
 def cpu_flags() -> frozenset[str]:
     return _cpuinfo()[1]
+
+
+def cpu_has_fast_bf16() -> bool:
+    """Native bf16 arithmetic (AVX-512 BF16 or AMX): where bf16 runs faster than fp32."""
+    return bool({"avx512_bf16", "amx_bf16"} & cpu_flags())

@@ -322,6 +322,16 @@ class FastestEngine(Engine):
         self.meta.backend, self.meta.precision = self.chosen.meta.backend, self.chosen.meta.precision
         return self.chosen
 
+    def precisions(self) -> tuple[str, ...]:
+        return self.chosen.precisions() if self.chosen is not None else (self.meta.precision,)
+
+    def set_precision(self, precision: str) -> None:
+        if self.chosen is None:
+            super().set_precision(precision)
+            return
+        self.chosen.set_precision(precision)
+        self.meta.precision = self.chosen.meta.precision
+
     @property
     def plain_module(self):
         """The torch candidate's module (exact tiles run it layer by layer), None without one."""

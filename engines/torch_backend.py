@@ -9,16 +9,12 @@ from torch import nn
 
 from .base import Engine, EngineMeta
 from .cache import cache_dir
-from .cpuinfo import cpu_flags
+from .cpuinfo import cpu_has_fast_bf16
 from .errors import EngineError
 from .metrics import psnr, smooth_image
 from .normstats import given_stats, pack, stats_width
 
 _BF16_MIN_PSNR = 40.0
-
-
-def cpu_has_fast_bf16() -> bool:
-    return bool({"avx512_bf16", "amx_bf16"} & cpu_flags())
 
 
 def bf16_psnr(module: nn.Module, meta: EngineMeta) -> float:

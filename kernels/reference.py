@@ -89,12 +89,25 @@ def _yuv_levels(bits: int, full: bool) -> tuple[float, float, float, float, floa
 
 
 def yuv_to_rgb(y, u, v, *, matrix="bt709", full_range=False, bits=8, sub=(1, 1), lo=-1.0, hi=1.0,
-               dtype=torch.float32, memory_format=torch.contiguous_format):
-    """kernels.yuv.yuv_to_rgb in float64 torch (chroma of the covering sample)."""
+               dtype=torch.float32, site=("centre", "left"), memory_format=torch.contiguous_format):
+    """kernels.yuv.yuv_to_rgb in float64 torch (chroma interpolated linearly between the nearest
+    samples, each at 2k, or 2k + 1/2 where ``site`` says "centre", pixels along a subsampled axis)."""
     kr, kb = KR_KB[matrix]
     yo, ys, cm, cs, _ = _yuv_levels(bits, full_range)
     H, W = y.shape
-    up = lambda p: p.double().repeat_interleave(1 << sub[0], 0).repeat_interleave(1 << sub[1], 1)[:H, :W]  # noqa: E731
+
+    def axis(p, dim, n, shift, centred):
+        if not shift:
+            return p
+        c = torch.arange(n, dtype=torch.float64) / 2 - (0.25 if centred else 0.0)
+        k0 = torch.floor(c)
+        f = (c - k0).reshape([-1, 1] if dim == 0 else [1, -1])
+        k0 = k0.long()
+        last = p.shape[dim] - 1
+        return p.index_select(dim, k0.clamp(0, last)) * (1 - f) + p.index_select(dim, (k0 + 1).clamp(0, last)) * f
+
+    def up(p):
+        return axis(axis(p.double(), 0, H, sub[0], site[0] == "centre"), 1, W, sub[1], site[1] == "centre")
     luma, pb, pr = (y.double() - yo) / ys, (up(u) - cm) / cs, (up(v) - cm) / cs
     r = luma + 2 * (1 - kr) * pr
     b = luma + 2 * (1 - kb) * pb
@@ -104,14 +117,23 @@ def yuv_to_rgb(y, u, v, *, matrix="bt709", full_range=False, bits=8, sub=(1, 1),
 
 
 def rgb_to_yuv(x, *, matrix="bt709", full_range=False, bits=8, sub=(1, 1), lo=-1.0, hi=1.0):
-    """kernels.yuv.rgb_to_yuv in float64 torch (chroma: mean over the covered pixels)."""
+    """kernels.yuv.rgb_to_yuv in float64 torch (chroma: a pair's mean across; 4:2:0 rows weighted
+    1, 3, 3, 1 over the four nearest; edges repeat)."""
     kr, kb = KR_KB[matrix]
     yo, ys, cm, cs, top = _yuv_levels(bits, full_range)
     r, g, b = ((x[0].double() - lo) / (hi - lo)).clamp(0, 1)
     luma = kr * r + (1 - kr - kb) * g + kb * b
     dt = torch.uint8 if bits == 8 else torch.int16
-    k = (1 << sub[0], 1 << sub[1])
-    pool = lambda t: F.avg_pool2d(t[None, None], k, ceil_mode=True)[0, 0]  # noqa: E731 (ragged edges: mean of valid)
+
+    def pool(t):
+        H, W = t.shape
+        if sub[1]:
+            t = F.pad(t[None, None], (0, W % 2, 0, 0), mode="replicate")[0, 0]
+            t = (t[:, 0::2] + t[:, 1::2]) / 2
+        if sub[0]:
+            t = F.pad(t[None, None], (0, 0, 1, 1 + H % 2), mode="replicate")[0, 0]
+            t = (t[0:-3:2] + 3 * t[1:-2:2] + 3 * t[2:-1:2] + t[3::2]) / 8
+        return t
     pb, pr = pool((b - luma) / (2 * (1 - kb))), pool((r - luma) / (2 * (1 - kr)))
     q = lambda t, off, sc: torch.floor(t * sc + off + 0.5).clamp(0, top).to(dt)  # noqa: E731
     return q(luma, yo, ys), q(pb, cm, cs), q(pr, cm, cs)

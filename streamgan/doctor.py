@@ -133,7 +133,7 @@ def facts() -> dict:
 
 def candidates(f: dict) -> list[tuple[str, dict]]:
     """(label, open_engine options) of the engine paths this machine has."""
-    from engines.torch_backend import cpu_has_fast_bf16
+    from engines.cpuinfo import cpu_has_fast_bf16
     out = [("torch fp32", dict(backend="torch", precision="fp32", device="cpu"))]
     if cpu_has_fast_bf16():
         out.append(("torch bf16", dict(backend="torch", precision="bf16", device="cpu")))

@@ -12,7 +12,9 @@ from pathlib import Path
 import numpy as np
 
 from engines.base import Engine, EngineMeta
+from engines.cpuinfo import cpu_has_fast_bf16
 from engines.lazy import torch  # imported on first use (engines/lazy.py)
+from engines.precision import switchable
 
 from .errors import EngineError, InputError, OptionError
 
@@ -133,16 +135,22 @@ def _open_checkpoint(path: Path, device, opts: dict) -> Engine:
     def torch_engine(**kw) -> Engine:  # on its own copy: bf16 / fusing convert the module in place
         from engines.torch_backend import TorchEngine
         kw = {"compile": opts.get("compile", False), **kw}
-        return TorchEngine(copy.deepcopy(ckpt.module), dataclasses.replace(meta), device=device,
-                           precision=opts.get("precision") or "auto", **kw)
+
+        def at(precision: str) -> Engine:
+            return TorchEngine(copy.deepcopy(ckpt.module), dataclasses.replace(meta), device=device,
+                               precision=precision, **kw)
+        return switchable(at, opts.get("precision"), _cpu_reduced() if _on_cpu(device) else "fp16")
 
     def openvino_engine() -> Engine:
         from engines.openvino_backend import OpenVINOEngine
-        eng = OpenVINOEngine(ckpt.onnx(stats=False), device="cpu", precision=opts.get("precision") or "auto",
-                             stats_width=ckpt.stats_width, stats_graph=ckpt.onnx)
-        eng.meta = dataclasses.replace(meta, backend=eng.meta.backend, precision=eng.meta.precision,
-                                       stats_width=eng.meta.stats_width)
-        return eng
+
+        def at(precision: str) -> Engine:
+            eng = OpenVINOEngine(ckpt.onnx(stats=False), device="cpu", precision=precision,
+                                 stats_width=ckpt.stats_width, stats_graph=ckpt.onnx)
+            eng.meta = dataclasses.replace(meta, backend=eng.meta.backend, precision=eng.meta.precision,
+                                           stats_width=eng.meta.stats_width)
+            return eng
+        return switchable(at, opts.get("precision"), _cpu_reduced())
 
     if backend == "openvino":
         return openvino_engine()
@@ -196,8 +204,11 @@ def _open_onnx(path: Path, device, opts: dict) -> Engine:
         from engines.openvino_backend import OpenVINOEngine
         precision = opts.get("precision") or "auto"
         plain, width = plain_graph(given, opts.get("consts"))
-        return OpenVINOEngine(plain, device=device, precision="auto" if precision == "fp16" else precision,
-                              stats_graph=(lambda: path) if layers else None, stats_width=width, **kw)
+
+        def at(precision: str) -> Engine:
+            return OpenVINOEngine(plain, device=device, precision=precision,
+                                  stats_graph=(lambda: path) if layers else None, stats_width=width, **kw)
+        return switchable(at, "auto" if precision == "fp16" else precision, _cpu_reduced())
 
     beside = False
     if backend == "openvino":
@@ -279,8 +290,14 @@ def _measured_geometry(path: Path, meta: EngineMeta, kw: dict,
 
 def _open_xml(path: Path, device, opts: dict) -> Engine:
     from engines.openvino_backend import OpenVINOEngine
-    return OpenVINOEngine(path, device=device, input_range=opts.get("input_range"), consts=opts.get("consts"),
-                          precision=opts.get("precision") or "auto")
+    return switchable(lambda precision: OpenVINOEngine(path, device=device, input_range=opts.get("input_range"),
+                                                       consts=opts.get("consts"), precision=precision),
+                      opts.get("precision"), _cpu_reduced())
+
+
+def _cpu_reduced() -> str | None:
+    """The reduced precision OpenVINO or torch may choose on this CPU (bf16 where it is native)."""
+    return "bf16" if cpu_has_fast_bf16() else None
 
 
 def _open_pt2(path: Path, device, opts: dict) -> Engine:
@@ -330,4 +347,7 @@ def open_engine(path: str | Path, device: str | torch.device | None = None, **op
     input_range, consts (ONNX).
     """
     path = check_engine(path, opts.get("backend"))
-    return BACKENDS[path.suffix.lower()](path, device, opts)
+    engine = BACKENDS[path.suffix.lower()](path, device, opts)
+    st = path.stat()  # what a verdict on content (streamgan/content_check.py) is remembered under
+    engine.model_key = f"{path.resolve()}:{st.st_mtime_ns}:{st.st_size}|{sorted(opts.items())}"
+    return engine

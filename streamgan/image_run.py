@@ -8,6 +8,7 @@ from tqdm import tqdm
 
 from engines.base import Engine
 
+from .content_check import ContentCheck
 from .errors import OutputError
 from .images import expand_images, is_image, read_image, write_image
 from .io_utils import check_output
@@ -40,12 +41,21 @@ def translate_images(spec: str, output: str | Path, engine: Engine,
         check_output(dst, inputs, overwrite)
     translator = Translator(engine, options)
     t0 = time.perf_counter()
+    n = len(inputs)  # the precision is checked on the first image and two spread over the rest
+    check = ContentCheck(translator, samples=lambda: [read_image(inputs[n * k // 3]) for k in (1, 2) if n * k // 3],
+                         recheck_at=(3 * n) // 4 + 1 if n >= 4 else None,
+                         key="|".join(f"{p.resolve()}:{p.stat().st_mtime_ns}" for p in inputs))
     for src, dst in tqdm(list(zip(inputs, outputs)), desc="images", unit="img", disable=not progress):
-        write_image(dst, translator(read_image(src)))
+        rgb = read_image(src)
+        out = check.before(rgb, src)
+        if out is None:
+            out = translator(rgb)
+            check.after(src, out)
+        write_image(dst, out)
     seconds = time.perf_counter() - t0
     report = {"frames_in": len(inputs), "frames_out": len(outputs), "outputs": [str(p) for p in outputs],
               "seconds": seconds, "engine": engine.describe(), "backend": engine.meta.backend,
-              "precision": engine.meta.precision, "plan": translator.decision,
+              "precision": engine.meta.precision, "precision_check": check.describe(), "plan": translator.decision,
               "ms_per_frame": {k: 1000 * v / len(inputs) for k, v in translator.times.items()}}
     if not quiet:
         stages = ", ".join(f"{k} {v:.1f}" for k, v in report["ms_per_frame"].items())
@@ -53,4 +63,6 @@ def translate_images(spec: str, output: str | Path, engine: Engine,
               f"ms/image: {stages}", file=sys.stderr)
         if translator.decision:
             print(f"plan: {translator.decision}", file=sys.stderr)
+        if report["precision_check"]:
+            print(f"precision: {report['precision_check']}", file=sys.stderr)
     return report

@@ -13,12 +13,15 @@ import numpy as np
 
 from engines.base import Engine
 
+from .content_check import ContentCheck
 from .errors import Interrupted, OptionError, PipelineError
 from .pipeline import Controls, Stage, run_live
 from .sinks import Sink, VideoSink
 from .sources import Source
 from .temporal import make_smoother
 from .translate import TranslateOptions, Translator
+
+LIVE_RECHECK_AT = 300  # the live frame whose output is checked again (10 s in at 30 fps)
 
 
 def warm_up(translator: Translator, smoother, width: int, height: int) -> float:
@@ -31,6 +34,13 @@ def warm_up(translator: Translator, smoother, width: int, height: int) -> float:
         out = translator(frame)
         if smoother is not None:
             smoother(frame, out)
+    engine = translator.engine  # the precisions the first real frame is checked at, opened now
+    chosen = engine.meta.precision
+    for precision in engine.precisions():
+        if precision != chosen:
+            engine.set_precision(precision)
+            translator(frame)
+    engine.set_precision(chosen)
     if smoother is not None:
         smoother.reset()
     translator.reset()
@@ -58,7 +68,8 @@ def translate_live(source: Source, sinks: list[Sink], engine: Engine, *, options
     # one frame at a time, every core on it: overlapping frames in the engine (its throughput
     # streams) translated 15% more frames but doubled the latency (bundled model, 640x360 at 30 fps
     # over UDP, 2 cores: p50 87 -> 190 ms, p99 106 -> 244 ms)
-    stage = Stage(translator, smoother, controls=controls, overlap=False)
+    check = ContentCheck(translator, recheck_at=LIVE_RECHECK_AT)
+    stage = Stage(translator, smoother, controls=controls, overlap=False, check=check)
     try:
         warm = warm_up(translator, smoother, source.info.width, source.info.height)
         report = run_live(source, sinks, stage, duration=duration, skip_similar=skip_similar, progress=progress,
@@ -74,7 +85,7 @@ def translate_live(source: Source, sinks: list[Sink], engine: Engine, *, options
     if report is None:
         raise Interrupted(stopped)
     report.update(warm_up_s=warm, engine=engine.describe(), backend=engine.meta.backend,
-                  precision=engine.meta.precision, outputs=[s.name for s in sinks])
+                  precision=engine.meta.precision, precision_check=check.describe(), outputs=[s.name for s in sinks])
     if stats_json:
         from engines.cache import write_json
         write_json(Path(stats_json), json.loads(json.dumps(report, default=str)))
@@ -95,6 +106,8 @@ def print_live_report(r: dict) -> None:
     print(f"live: received {r['received']}, translated {r['translated']}, skipped {r['skipped']}, dropped "
           f"{r['dropped']}, repeated {r['repeated']}, written {r['written']}; {r['fps']:.1f} fps; {lat} "
           f"(arrival to written){again} ({r['engine']})", file=sys.stderr)
+    if r.get("precision_check"):
+        print(f"precision: {r['precision_check']}", file=sys.stderr)
 
 
 def live_sinks(outputs: list[str], info, *, codec: str = "libx264", crf: int | None = None,

@@ -68,8 +68,9 @@ class Stage:
     frames handed over in order. ``submit`` returns the frames finished meanwhile, in order."""
 
     def __init__(self, translator, smoother=None, side_by_side: bool = False, yuv: dict | None = None,
-                 controls: Controls | None = None, overlap: bool = True):
+                 controls: Controls | None = None, overlap: bool = True, check=None):
         self.translator, self.smoother, self.yuv = translator, smoother, yuv
+        self.check = check  # a content_check.ContentCheck: the precision decided on these frames
         self.overlap = overlap  # frames may overlap in the engine (throughput); False: one at a time (latency)
         self.controls = controls or Controls(side_by_side=side_by_side)
         self.times = {"temporal": 0.0}
@@ -78,7 +79,10 @@ class Stage:
     def submit(self, frame: Frame) -> list[tuple[Frame, np.ndarray]]:
         if self.smoother is not None and self.controls.temporal:
             self.smoother.ahead(frame.rgb)  # its flow runs beside the model
-        if frame.planes is not None:
+        first = self.check.before(frame.rgb, frame) if self.check is not None and frame.rgb is not None else None
+        if first is not None:  # the check translated it
+            done = self.translator.flush() + [(frame, first)]
+        elif frame.planes is not None:
             done = self.translator.submit_planes(frame.planes, self.yuv, frame)
         elif self.overlap:
             done = self.translator.submit(frame.rgb, frame)
@@ -90,6 +94,8 @@ class Stage:
         return [self._finish(f, out) for f, out in self.translator.flush()]
 
     def _finish(self, frame: Frame, out):
+        if self.check is not None:
+            self.check.after(frame, out)
         t0 = time.perf_counter()
         if self.smoother is not None and self.controls.temporal:
             out, cut = self.smoother(frame.rgb, out)

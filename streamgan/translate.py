@@ -198,7 +198,8 @@ class Translator:
         y = self.engine.infer(x.to(self.engine.dtype))
         marks.mark("inferred", compute)
         olo, ohi = self.meta.output_range
-        out = rgb_to_yuv(y, lo=olo, hi=ohi, **fmt)
+        # (encoding sites chroma as swscale encodes the CPU path's RGB frames, whatever the input's site)
+        out = rgb_to_yuv(y, lo=olo, hi=ohi, **{k: v for k, v in fmt.items() if k != "site"})
         computed = marks.mark("computed", compute)
         if cuda:
             self._copy_stream.wait_event(computed)
@@ -275,7 +276,7 @@ class Translator:
         the order they were submitted. Whole frames on a host engine overlap (``start_host``: up to
         ``engine.inflight`` at once); everything else finishes at once. ``flush()`` returns the rest."""
         h, w = rgb.shape[:2]
-        self._decide(h, w)
+        self.prepare(h, w)
         if not (self.engine.host and self.meta.in_channels == 3 and self.plan(h, w).full_frame):
             return self.flush() + [(tag, self(rgb))]
         done = []
@@ -305,7 +306,7 @@ class Translator:
         """The frames still in flight, finished, as (tag, output)."""
         return [self._finish() for _ in range(len(self._pending))]
 
-    def _decide(self, h: int, w: int) -> None:
+    def prepare(self, h: int, w: int) -> None:
         """Before the first frame: the backend choice for whole frames of this size is recalled, or
         made where a probe can make it (FastestEngine.decide), so a host winner gets numpy frames
         from the start and a remembered winner's rivals are never opened."""
@@ -315,7 +316,7 @@ class Translator:
 
     def __call__(self, rgb: np.ndarray) -> np.ndarray:
         h, w = rgb.shape[:2]
-        self._decide(h, w)  # (a first frame's backend choice is not this frame's preprocessing)
+        self.prepare(h, w)  # (a first frame's backend choice is not this frame's preprocessing)
         t = time.perf_counter()
         if self.meta.in_channels == 1:
             rgb = rgb.mean(axis=2, keepdims=True).round().astype(np.uint8)

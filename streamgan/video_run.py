@@ -6,8 +6,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+
 from engines.base import Engine, on_cuda
 
+from .content_check import ContentCheck
 from .errors import InputError, OptionError, OutputError, PipelineError
 from .hdr import DEFAULT_TONEMAP, HDR_MODES, TONEMAPS, HdrConverter, describe, is_hdr
 from .images import expand_images, is_image
@@ -117,10 +120,13 @@ def translate_video(input: str | Path, output: str | Path, engine: Engine, *,
                              colour=NEW_CONTENT if hdr_in and hdr == "sdr" else None,
                              hdr=reader.hdr if hdr_in and hdr == "keep" else None)
         writer.notes[:0] = enc_notes
-        yuv = None if smoother is not None or side_by_side or hdr_in else yuv_format(engine, reader, writer,
-                                                                                      translator)
+        yuv, yuv_db = (None, None) if smoother is not None or side_by_side or hdr_in else \
+            yuv_format(engine, reader, writer, translator)
         reader.planar = yuv is not None
-        stage = Stage(translator, smoother, side_by_side, yuv)
+        check = None if yuv else ContentCheck(
+            translator, samples=lambda: reader.spread(CHECK_SAMPLES), recheck_at=_recheck_at(total),
+            key=None if isinstance(input, str) else f"{_identity(input)}|{start}|{duration}|{hdr}|{tonemap}")
+        stage = Stage(translator, smoother, side_by_side, yuv, check=check)
 
         def keep(frame) -> bool:  # a segment's lead-in warms the state and is not written
             return lead_in_until is None or frame.pts is None or frame.pts >= lead_in_until
@@ -146,7 +152,9 @@ def translate_video(input: str | Path, output: str | Path, engine: Engine, *,
     if counts["first_out"] is not None and frames_in > 1:  # after the first frame's one-time work
         report["steady_fps"] = (frames_in - 1) / max(end - counts["first_out"], 1e-9)
     report["plan"] = translator.decision
-    report["frame_path"] = "yuv planes, converted on the device (no swscale)" if yuv else "rgb (swscale)"
+    report["precision_check"] = check.describe() if check else ""
+    report["frame_path"] = (f"yuv planes, converted on the device (no swscale; first frame "
+                            f"{yuv_db} dB to the RGB path)") if yuv else "rgb (swscale)"
     if not quiet:
         _print_report(report)
     if report["lost"] != 0:  # never silent, progress bar or not
@@ -156,21 +164,73 @@ def translate_video(input: str | Path, output: str | Path, engine: Engine, *,
     return report
 
 
-def yuv_format(engine: Engine, reader: VideoReader, writer: VideoWriter, translator: Translator) -> dict | None:
-    """The YUV frame path's format (kernels.yuv arguments) when this run can take it, else None.
+CHECK_SAMPLES = 2  # frames spread over a file that the precision is checked on, besides its first
+
+
+def _recheck_at(total: int | None) -> int:
+    """The frame whose output is checked again: three quarters into a file of known length (the
+    last frame of a short one), else the 300th."""
+    return max(2, (3 * total) // 4) if total else 300
+
+
+def _identity(path: Path) -> str:
+    st = path.stat()
+    return f"{path.resolve()}:{st.st_mtime_ns}:{st.st_size}"
+
+
+def yuv_format(engine: Engine, reader: VideoReader, writer: VideoWriter,
+               translator: Translator) -> tuple[dict | None, float | None]:
+    """The YUV frame path's format (kernels.yuv arguments) when this run can take it, with its
+    first frame's dB to the RGB path (>= YUV_AGREEMENT_DB, else the RGB path runs and a note says
+    why); else (None, None).
 
     Taken on CUDA when the output keeps the input's planar format (the default 4:2:0 for 4:2:0
     input, or --pix-fmt naming it) and frames go whole through the model. STREAMGAN_YUV_PATH=off
     turns it off; =on takes it off CUDA too (the kernels then need TRITON_INTERPRET=1: tests)."""
     info, force = reader.info, os.environ.get("STREAMGAN_YUV_PATH", "auto")
     if force == "off" or (not on_cuda(engine) and force != "on"):
-        return None
+        return None, None
     if info.pix_fmt not in PLANAR_FORMATS or not same_layout(writer.stream.pix_fmt, info.pix_fmt):
-        return None
+        return None, None
     if not translator.yuv_ready(info.height, info.width):
-        return None
+        return None, None
     bits, sub = PLANAR_FORMATS[info.pix_fmt]
-    return dict(matrix=matrix_name(info.colour), full_range=info.colour.explicit().range == 2, bits=bits, sub=sub)
+    from kernels.yuv import SITES
+    # where chroma sits: these codecs' default is "left" (swscale reads a frame's own location,
+    # PyAV does not show it: a stream tagged otherwise fails the first-frame check below)
+    site = SITES["left" if info.codec in ("h264", "hevc", "mpeg2video", "mpeg4", "vvc") else "center"]
+    fmt = dict(matrix=matrix_name(info.colour), full_range=info.colour.explicit().range == 2, bits=bits, sub=sub,
+               site=site)
+    db = yuv_agreement(reader, writer, translator, fmt)
+    if db is not None and db < YUV_AGREEMENT_DB:
+        writer.notes.append(f"frame path: rgb (swscale), as the YUV path's first frame was {db:.1f} dB from the RGB "
+                            f"path's (below {YUV_AGREEMENT_DB:g})")
+        return None, None
+    return fmt, db
+
+
+YUV_AGREEMENT_DB = 45.0  # the YUV frame path's first frame against the RGB path's, each plane
+
+
+def yuv_agreement(reader: VideoReader, writer: VideoWriter, translator: Translator, fmt: dict) -> float | None:
+    """dB of the YUV frame path's output planes of the first frame to the RGB path's (swscale
+    decoding, the model, the writer's swscale encoding), the worst plane; None where no frame
+    decodes. The translator's frame count and times are left as they were."""
+    from .content_check import kept_state
+    from .video import planes_of, to_rgb
+    frame = reader.first_frame()
+    if frame is None:
+        return None
+    peak = 2.0 ** fmt["bits"] - 1
+    with kept_state(translator):
+        via_rgb = planes_of(writer.frame_of(translator(to_rgb(frame))))
+        translator.submit_planes(planes_of(frame), fmt)
+        (_, via_yuv), = translator.flush()
+    dbs = []
+    for a, b in zip(via_yuv, via_rgb):
+        mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+        dbs.append(999.0 if mse == 0 else 10 * np.log10(peak ** 2 / mse))
+    return round(min(dbs), 1)
 
 
 def _lost_frames(reader: VideoReader, keep_partial: bool, writer: VideoWriter) -> tuple[int | None, str | None]:
@@ -207,6 +267,8 @@ def _print_report(r: dict) -> None:
           f"{start}ms/frame: {stages}", file=sys.stderr)
     if r.get("plan"):
         print(f"plan: {r['plan']}", file=sys.stderr)
+    if r.get("precision_check"):
+        print(f"precision: {r['precision_check']}", file=sys.stderr)
     for note in r["notes"]:
         print(f"note: {note}", file=sys.stderr)
 

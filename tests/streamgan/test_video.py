@@ -16,6 +16,7 @@ from streamgan.video import VideoReader
 from tests.streamgan.helpers import (
     audio_ends,
     interruptible,
+    photo,
     textured_frames,
     tiny_resnet,
     write_clip,
@@ -317,24 +318,44 @@ def _identity_onnx(path):
 @pytest.mark.parametrize("bits", [8, 10])
 def test_yuv_frame_path_on_a_420_clip_with_audio(tmp_path, monkeypatch, bits):
     """4:2:0 in, 4:2:0 out through the YUV frame path (no swscale): frames in = frames out, audio
-    kept, the stream's format kept, and through an identity model the output planes within one
-    8-bit level of the decoded input's wherever the input is inside the RGB gamut."""
+    kept, the stream's format kept, and the same picture as the RGB path (swscale both ways) of
+    the same clip: >= 50 dB a plane through an identity model, a photograph panned."""
     from streamgan.video import planes_of
     fmt = "yuv420p" if bits == 8 else "yuv420p10le"
-    src = write_clip(tmp_path / "in.mp4", textured_frames(6, 48, 64, shift=2), audio_streams=1, pix_fmt=fmt)
-    out = tmp_path / "out.mkv"
-    monkeypatch.setenv("STREAMGAN_YUV_PATH", "on")
-    with open_engine(_identity_onnx(tmp_path / "id.onnx"), input_range=(0.0, 1.0)) as eng:
-        rep = translate_video(src, out, eng, crf=0, progress=False, pix_fmt=fmt)
+    src = write_clip(tmp_path / "in.mp4", [photo(72, 128, shift=3 * i) for i in range(6)], audio_streams=1,
+                     pix_fmt=fmt, crf=0)
+
+    def run(path: str):
+        monkeypatch.setenv("STREAMGAN_YUV_PATH", path)
+        out = tmp_path / f"{path}.mkv"
+        with open_engine(_identity_onnx(tmp_path / "id.onnx"), input_range=(0.0, 1.0)) as eng:
+            return translate_video(src, out, eng, crf=0, progress=False, pix_fmt=fmt), out
+    rep, out = run("on")
     assert rep["frames_out"] == 6 and rep["frame_path"].startswith("yuv")
+    assert "dB to the RGB path" in rep["frame_path"]
     assert len(audio_ends(out)) == 1  # the AAC stream is kept
+    rep_rgb, out_rgb = run("off")
+    assert rep_rgb["frame_path"] == "rgb (swscale)"
 
     def planes(path):
         with av.open(str(path)) as c:
-            return [[p.astype(int) for p in planes_of(f)] for f in c.decode(video=0)], c.streams.video[0].format.name
-    (got, got_fmt), (want, _) = planes(out), planes(src)
+            return [[p.astype(float) for p in planes_of(f)] for f in c.decode(video=0)], c.streams.video[0].format.name
+    (got, got_fmt), (want, _) = planes(out), planes(out_rgb)
     assert got_fmt == fmt and len(got) == len(want) == 6
-    diff = np.concatenate([np.abs(a - b).ravel() for fa, fb in zip(got, want) for a, b in zip(fa, fb)])
-    # YUV triples outside the RGB gamut (x264 makes some on this texture) come back clamped
-    level = 2 ** (bits - 8)  # one 8-bit level in codes of this depth
-    assert np.mean(diff <= level) >= 0.97 and diff.mean() <= 0.25 * level
+    peak = 2.0 ** bits - 1
+    for fa, fb in zip(got, want):
+        for a, b in zip(fa, fb):
+            assert 10 * np.log10(peak ** 2 / max(np.mean((a - b) ** 2), 1e-12)) >= 50
+
+
+def test_yuv_frame_path_refused_when_its_first_frame_differs(tmp_path, monkeypatch):
+    """Fault injected: chroma sited wrongly for the stream (top-centre instead of H.264's left).
+    The first frame's check finds the two paths apart (< 45 dB), the RGB path runs, a note says why."""
+    import kernels.yuv
+    src = write_clip(tmp_path / "in.mp4", [photo(72, 128, shift=3 * i) for i in range(3)], crf=0)
+    monkeypatch.setenv("STREAMGAN_YUV_PATH", "on")
+    monkeypatch.setitem(kernels.yuv.SITES, "left", ("top", "centre"))
+    with open_engine(_identity_onnx(tmp_path / "id.onnx"), input_range=(0.0, 1.0)) as eng:
+        rep = translate_video(src, tmp_path / "o.mkv", eng, crf=0, progress=False)
+    assert rep["frame_path"] == "rgb (swscale)" and rep["frames_out"] == 3
+    assert any(n.startswith("frame path: rgb (swscale), as the YUV path's first frame was") for n in rep["notes"])

@@ -1,0 +1,157 @@
+"""Precision by content (streamgan/content_check.py): the reduced precision is kept or refused on the
+run's own frames, rechecked on a later frame, and the verdict with its dB is in the report.
+
+The reduced-precision variant is injected (an engine whose picture carries noise of a chosen size,
+from a chosen frame on) around a real fp32 engine of a checkpoint, so every verdict is seen both
+ways on any CPU; the real bf16 path is exercised by test_artifacts where the CPU has bf16. Outputs
+are compared with the fp32 run of the same decoded frames (an RGB-exact clip)."""
+
+import numpy as np
+import pytest
+
+from engines.base import Engine
+from engines.precision import Switchable
+from streamgan.content_check import ContentCheck
+from streamgan.engine import open_engine
+from streamgan.translate import Translator
+from streamgan.video import VideoReader
+from streamgan.video_run import translate_video
+from tests.streamgan.helpers import photo, tiny_resnet, write_clip
+
+
+class Degraded(Engine):
+    """``engine``'s picture plus Gaussian noise of ``sigma`` (in the output's range) from host call
+    ``from_call`` on, claiming ``precision``: a stand-in for a reduced precision that fails on some
+    content. Counts its calls."""
+
+    host = True
+
+    def __init__(self, engine: Engine, sigma: float, from_call: int = 0, precision: str = "bf16"):
+        import dataclasses
+        self.engine, self.sigma, self.from_call = engine, sigma, from_call
+        self.meta = dataclasses.replace(engine.meta, precision=precision)
+        self.calls = 0
+        self.rng = np.random.default_rng(0)
+
+    def run_host(self, x):
+        y = self.engine.run_host(x)
+        self.calls += 1
+        if self.calls > self.from_call:
+            y = y + self.rng.normal(0, self.sigma, y.shape).astype(np.float32)
+        return y
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    d = tmp_path_factory.mktemp("content")
+    ckpt = tiny_resnet(d / "g.pth", n_blocks=2, ngf=8)
+    frames = [photo(72, 96, shift=3 * i) for i in range(12)]
+    return d, ckpt, write_clip(d / "pan.mkv", frames, codec="libx264rgb", pix_fmt="rgb24", crf=0)
+
+
+def _switchable(ckpt, sigma: float, from_call: int = 0, start: str = "bf16"):
+    """An fp32 OpenVINO engine of ``ckpt`` and a 'bf16' variant degraded by ``sigma``; ``start``:
+    the precision its probe chose."""
+    exact = open_engine(ckpt, backend="openvino", precision="fp32")
+    low = Degraded(open_engine(ckpt, backend="openvino", precision="fp32"), sigma, from_call)
+    first, other = (low, lambda: exact) if start == "bf16" else (exact, lambda: low)
+    return Switchable(first, {"fp32" if start == "bf16" else "bf16": other}), low
+
+
+def _frames(path) -> list[np.ndarray]:
+    return [f.rgb for f in VideoReader(path)]
+
+
+def _db(a, b) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float("inf") if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
+
+
+def _fp32(ckpt, clip, out) -> list[np.ndarray]:
+    with open_engine(ckpt, backend="openvino", precision="fp32") as exact:
+        translate_video(clip, out, exact, codec="libx264rgb", crf=0, progress=False, quiet=True)
+    return _frames(out)
+
+
+# sigma 0.002 of a [-1, 1] output is 60 dB: faithful; 0.05 is 32 dB: not
+FAITHFUL, NOISY = 0.002, 0.05
+
+
+@pytest.mark.parametrize("start", ["bf16", "fp32"])
+def test_faithful_reduced_precision_is_kept_whatever_the_probe_said(clip, tmp_path, start):
+    """The issue's case: a probe that chose fp32 does not decide; the frames do (and back)."""
+    d, ckpt, path = clip
+    engine, low = _switchable(ckpt, FAITHFUL, start=start)
+    report = translate_video(path, tmp_path / "o.mkv", engine, codec="libx264rgb", crf=0, progress=False,
+                             quiet=True)
+    assert report["precision"] == "bf16"
+    text = report["precision_check"]
+    assert text.startswith("bf16:") and f"the probe had chosen {start}" in text and "rechecked at frame 9" in text
+    assert low.calls >= 12  # every frame ran on the reduced variant
+    ref = _fp32(ckpt, path, tmp_path / "ref.mkv")
+    got = _frames(tmp_path / "o.mkv")
+    assert len(got) == len(ref) == 12
+    assert min(_db(a, b) for a, b in zip(got, ref)) >= 40
+
+
+def test_unfaithful_reduced_precision_is_refused_on_the_first_frames(clip, tmp_path):
+    d, ckpt, path = clip
+    engine, low = _switchable(ckpt, NOISY)
+    report = translate_video(path, tmp_path / "o.mkv", engine, codec="libx264rgb", crf=0, progress=False,
+                             quiet=True)
+    assert report["precision"] == "fp32"
+    assert report["precision_check"].startswith("fp32: bf16 is 3")  # ~32 dB, named
+    assert "rechecked" not in report["precision_check"]  # nothing reduced left to recheck
+    calls = low.calls
+    assert calls == 3  # the first frame and two spread over the clip, then never again
+    ref = _fp32(ckpt, path, tmp_path / "ref.mkv")
+    got = _frames(tmp_path / "o.mkv")
+    assert min(_db(a, b) for a, b in zip(got, ref)) >= 60  # every frame is fp32's own (noisy: ~32 dB)
+
+
+def test_recheck_catches_content_that_goes_wrong_later(clip, tmp_path):
+    """Faithful on the frames checked first, noisy from the sixth call on: the recheck at frame 9
+    finds it and fp32 runs from there; the report says where."""
+    d, ckpt, path = clip
+    engine, low = _switchable(ckpt, NOISY, from_call=5)
+    report = translate_video(path, tmp_path / "o.mkv", engine, codec="libx264rgb", crf=0, progress=False,
+                             quiet=True)
+    text = report["precision_check"]
+    assert "rechecked at frame 9" in text and "below 40: fp32 from there on" in text, text
+    assert report["precision"] == "fp32"
+    ref = _fp32(ckpt, path, tmp_path / "ref.mkv")
+    got = _frames(tmp_path / "o.mkv")
+    tail = [_db(a, b) for a, b in zip(got[10:], ref[10:])]  # after the recheck (frames in flight aside)
+    assert min(tail) >= 60
+
+
+def test_verdict_remembered_for_the_same_content(clip, tmp_path):
+    d, ckpt, path = clip
+    engine, low = _switchable(ckpt, FAITHFUL)
+    engine.model_key = "degraded-for-cache-test"
+    translate_video(path, tmp_path / "a.mkv", engine, codec="libx264rgb", crf=0, progress=False, quiet=True)
+    engine2, low2 = _switchable(ckpt, FAITHFUL)
+    engine2.model_key = "degraded-for-cache-test"
+    report = translate_video(path, tmp_path / "b.mkv", engine2, codec="libx264rgb", crf=0, progress=False,
+                             quiet=True)
+    assert "remembered" in report["precision_check"] and report["precision"] == "bf16"
+    assert low2.calls == 12  # each frame once: no samples, no recheck
+
+
+def test_fixed_precision_is_not_checked(clip, tmp_path):
+    d, ckpt, path = clip
+    with open_engine(ckpt, backend="openvino", precision="fp32") as engine:
+        report = translate_video(path, tmp_path / "o.mkv", engine, codec="libx264rgb", crf=0, progress=False,
+                                 quiet=True)
+    assert report["precision_check"] == ""
+
+
+def test_check_leaves_the_translators_state_alone(clip):
+    """The check's extra translations do not count as frames nor shift the timings or statistics."""
+    d, ckpt, path = clip
+    engine, _ = _switchable(ckpt, FAITHFUL)
+    tr = Translator(engine)
+    check = ContentCheck(tr, samples=lambda: _frames(path)[5:7])
+    first = check.before(_frames(path)[0])
+    assert first is not None and tr.frames == 1
+    assert check.verdict["precision"] == "bf16" and len(check.verdict["db"]) == 3
