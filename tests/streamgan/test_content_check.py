@@ -8,6 +8,7 @@ are compared with the fp32 run of the same decoded frames (an RGB-exact clip).""
 
 import numpy as np
 import pytest
+import torch
 
 from engines.base import Engine
 from engines.precision import Switchable
@@ -16,6 +17,7 @@ from streamgan.engine import open_engine
 from streamgan.translate import Translator
 from streamgan.video import VideoReader
 from streamgan.video_run import translate_video
+from tests.conftest import DEVICES
 from tests.streamgan.helpers import photo, tiny_resnet, write_clip
 
 
@@ -24,8 +26,6 @@ class Degraded(Engine):
     ``from_call`` on, claiming ``precision``: a stand-in for a reduced precision that fails on some
     content. Counts its calls."""
 
-    host = True
-
     def __init__(self, engine: Engine, sigma: float, from_call: int = 0, precision: str = "bf16"):
         import dataclasses
         self.engine, self.sigma, self.from_call = engine, sigma, from_call
@@ -33,12 +33,27 @@ class Degraded(Engine):
         self.calls = 0
         self.rng = np.random.default_rng(0)
 
-    def run_host(self, x):
-        y = self.engine.run_host(x)
+    @property
+    def host(self):
+        return self.engine.host
+
+    @property
+    def device(self):
+        return self.engine.device
+
+    def _noise(self, y):
         self.calls += 1
         if self.calls > self.from_call:
-            y = y + self.rng.normal(0, self.sigma, y.shape).astype(np.float32)
+            noise = self.rng.normal(0, self.sigma, tuple(y.shape)).astype(np.float32)
+            y = y + (noise if isinstance(y, np.ndarray) else torch.from_numpy(noise).to(y.device))
         return y
+
+    def run_host(self, x):
+        return self._noise(self.engine.run_host(x))
+
+    def _run(self, x, stats, mix, collect=False):
+        y, own = self.engine._run(x, stats, mix, collect)
+        return self._noise(y), own
 
 
 @pytest.fixture(scope="module")
@@ -49,11 +64,16 @@ def clip(tmp_path_factory):
     return d, ckpt, write_clip(d / "pan.mkv", frames, codec="libx264rgb", pix_fmt="rgb24", crf=0)
 
 
-def _switchable(ckpt, sigma: float, from_call: int = 0, start: str = "bf16"):
-    """An fp32 OpenVINO engine of ``ckpt`` and a 'bf16' variant degraded by ``sigma``; ``start``:
-    the precision its probe chose."""
-    exact = open_engine(ckpt, backend="openvino", precision="fp32")
-    low = Degraded(open_engine(ckpt, backend="openvino", precision="fp32"), sigma, from_call)
+# the engines checked: OpenVINO (a host engine, numpy frames) and torch on every device present
+KINDS = [("openvino", "cpu")] + [("torch", d) for d in DEVICES]
+
+
+def _switchable(ckpt, sigma: float, from_call: int = 0, start: str = "bf16", kind=KINDS[0]):
+    """An fp32 engine of ``ckpt`` (``kind``: backend, device) and a 'bf16' variant degraded by
+    ``sigma``; ``start``: the precision its probe chose."""
+    backend, device = kind
+    exact = open_engine(ckpt, backend=backend, device=device, precision="fp32")
+    low = Degraded(open_engine(ckpt, backend=backend, device=device, precision="fp32"), sigma, from_call)
     first, other = (low, lambda: exact) if start == "bf16" else (exact, lambda: low)
     return Switchable(first, {"fp32" if start == "bf16" else "bf16": other}), low
 
@@ -67,8 +87,8 @@ def _db(a, b) -> float:
     return float("inf") if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
 
 
-def _fp32(ckpt, clip, out) -> list[np.ndarray]:
-    with open_engine(ckpt, backend="openvino", precision="fp32") as exact:
+def _fp32(ckpt, clip, out, kind=KINDS[0]) -> list[np.ndarray]:
+    with open_engine(ckpt, backend=kind[0], device=kind[1], precision="fp32") as exact:
         translate_video(clip, out, exact, codec="libx264rgb", crf=0, progress=False, quiet=True)
     return _frames(out)
 
@@ -77,26 +97,28 @@ def _fp32(ckpt, clip, out) -> list[np.ndarray]:
 FAITHFUL, NOISY = 0.002, 0.05
 
 
+@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("start", ["bf16", "fp32"])
-def test_faithful_reduced_precision_is_kept_whatever_the_probe_said(clip, tmp_path, start):
+def test_faithful_reduced_precision_is_kept_whatever_the_probe_said(clip, tmp_path, start, kind):
     """The issue's case: a probe that chose fp32 does not decide; the frames do (and back)."""
     d, ckpt, path = clip
-    engine, low = _switchable(ckpt, FAITHFUL, start=start)
+    engine, low = _switchable(ckpt, FAITHFUL, start=start, kind=kind)
     report = translate_video(path, tmp_path / "o.mkv", engine, codec="libx264rgb", crf=0, progress=False,
                              quiet=True)
     assert report["precision"] == "bf16"
     text = report["precision_check"]
     assert text.startswith("bf16:") and f"the probe had chosen {start}" in text and "rechecked at frame 9" in text
     assert low.calls >= 12  # every frame ran on the reduced variant
-    ref = _fp32(ckpt, path, tmp_path / "ref.mkv")
+    ref = _fp32(ckpt, path, tmp_path / "ref.mkv", kind)
     got = _frames(tmp_path / "o.mkv")
     assert len(got) == len(ref) == 12
     assert min(_db(a, b) for a, b in zip(got, ref)) >= 40
 
 
-def test_unfaithful_reduced_precision_is_refused_on_the_first_frames(clip, tmp_path):
+@pytest.mark.parametrize("kind", KINDS)
+def test_unfaithful_reduced_precision_is_refused_on_the_first_frames(clip, tmp_path, kind):
     d, ckpt, path = clip
-    engine, low = _switchable(ckpt, NOISY)
+    engine, low = _switchable(ckpt, NOISY, kind=kind)
     report = translate_video(path, tmp_path / "o.mkv", engine, codec="libx264rgb", crf=0, progress=False,
                              quiet=True)
     assert report["precision"] == "fp32"
@@ -104,22 +126,23 @@ def test_unfaithful_reduced_precision_is_refused_on_the_first_frames(clip, tmp_p
     assert "rechecked" not in report["precision_check"]  # nothing reduced left to recheck
     calls = low.calls
     assert calls == 3  # the first frame and two spread over the clip, then never again
-    ref = _fp32(ckpt, path, tmp_path / "ref.mkv")
+    ref = _fp32(ckpt, path, tmp_path / "ref.mkv", kind)
     got = _frames(tmp_path / "o.mkv")
     assert min(_db(a, b) for a, b in zip(got, ref)) >= 60  # every frame is fp32's own (noisy: ~32 dB)
 
 
-def test_recheck_catches_content_that_goes_wrong_later(clip, tmp_path):
+@pytest.mark.parametrize("kind", KINDS)
+def test_recheck_catches_content_that_goes_wrong_later(clip, tmp_path, kind):
     """Faithful on the frames checked first, noisy from the sixth call on: the recheck at frame 9
     finds it and fp32 runs from there; the report says where."""
     d, ckpt, path = clip
-    engine, low = _switchable(ckpt, NOISY, from_call=5)
+    engine, low = _switchable(ckpt, NOISY, from_call=5, kind=kind)
     report = translate_video(path, tmp_path / "o.mkv", engine, codec="libx264rgb", crf=0, progress=False,
                              quiet=True)
     text = report["precision_check"]
     assert "rechecked at frame 9" in text and "below 40: fp32 from there on" in text, text
     assert report["precision"] == "fp32"
-    ref = _fp32(ckpt, path, tmp_path / "ref.mkv")
+    ref = _fp32(ckpt, path, tmp_path / "ref.mkv", kind)
     got = _frames(tmp_path / "o.mkv")
     tail = [_db(a, b) for a, b in zip(got[10:], ref[10:])]  # after the recheck (frames in flight aside)
     assert min(tail) >= 60

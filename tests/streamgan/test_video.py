@@ -13,6 +13,7 @@ from streamgan import open_engine, translate_video
 from streamgan.cli import main
 from streamgan.translate import TranslateOptions
 from streamgan.video import VideoReader
+from tests.conftest import DEVICES
 from tests.streamgan.helpers import (
     audio_ends,
     interruptible,
@@ -29,9 +30,10 @@ def gen(tmp_path_factory):
     return tiny_resnet(tmp_path_factory.mktemp("g") / "g.pth")
 
 
-@pytest.fixture(scope="module")
-def engine(gen):
-    return open_engine(gen, device="cpu")
+@pytest.fixture(scope="module", params=DEVICES)
+def engine(gen, request):
+    """The checkpoint's automatic engine on each device present (CPU always, CUDA when there is one)."""
+    return open_engine(gen, device=request.param)
 
 
 def _streams(path):
