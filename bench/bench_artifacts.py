@@ -26,9 +26,9 @@ import torch
 
 from common import photo_pan_clip, resnet9, save, wall
 
-from streamgan.engine import open_engine  # noqa: E402
-from streamgan.translate import Translator  # noqa: E402
-from streamgan.video import VideoReader  # noqa: E402
+from streamgan.translate.engine import open_engine  # noqa: E402
+from streamgan.translate.translator import Translator  # noqa: E402
+from streamgan.media.video import VideoReader  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLED = ROOT / "streamgan" / "assets" / "day2night.safetensors"

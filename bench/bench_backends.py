@@ -22,7 +22,7 @@ from common import build_fixed_pt2, resnet9, save, sync, timeit
 
 from engines.metrics import psnr  # noqa: E402
 from engines.torch_backend import TorchEngine  # noqa: E402
-from streamgan.engine import generator_meta  # noqa: E402
+from streamgan.translate.engine import generator_meta  # noqa: E402
 
 
 def fixed_package(raw, tmp: Path, h: int, w: int, dev: torch.device):

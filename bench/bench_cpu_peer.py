@@ -30,7 +30,7 @@ import torch
 from common import NAIVE, peer_model, photo_pan_clip, resnet9, save, wall
 
 from engines.metrics import psnr  # noqa: E402
-from streamgan.video import VideoReader, probe  # noqa: E402
+from streamgan.media.video import VideoReader, probe  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 STREAMGAN = [sys.executable, "-m", "streamgan"]

@@ -37,10 +37,10 @@ from common import NAIVE, build_fixed_pt2, photo_pan_clip, resnet9, save, wall
 from engines.metrics import psnr  # noqa: E402
 from engines.torch_backend import TorchEngine  # noqa: E402
 from streamgan.data.synthetic import write_clip  # noqa: E402
-from streamgan.engine import generator_meta  # noqa: E402
-from streamgan.video import VideoReader  # noqa: E402
-from streamgan.video_run import translate_video  # noqa: E402
-from streamgan.webcam import run_webcam  # noqa: E402
+from streamgan.translate.engine import generator_meta  # noqa: E402
+from streamgan.media.video import VideoReader  # noqa: E402
+from streamgan.offline.video import translate_video  # noqa: E402
+from streamgan.live.webcam import run_webcam  # noqa: E402
 
 
 def naive(raw, src: Path, dst: Path, dev) -> float:

@@ -75,7 +75,7 @@ def tags(path: Path) -> dict:
 
 def tone_map_cost() -> dict:
     """ms a frame of the conversion alone (to SDR; back for --hdr keep), HLG and PQ, 720p and 1080p."""
-    from streamgan.hdr import HLG, PQ, HdrConverter
+    from streamgan.media.hdr import HLG, PQ, HdrConverter
     rng = np.random.default_rng(0)
     res = {}
     for w, h in ((1280, 720), (1920, 1080)):
@@ -100,8 +100,8 @@ def tone_map_cost() -> dict:
 def tone_map_choice(src: dict[str, Path], base: Path) -> dict:
     """Each tone curve's SDR picture of the HDR clips against the SDR picture they were made from
     (PSNR over the first frame, dB): the default is the closest."""
-    from streamgan.hdr import TONEMAPS, HdrConverter
-    from streamgan.video import to_rgb
+    from streamgan.media.hdr import TONEMAPS, HdrConverter
+    from streamgan.media.video import to_rgb
 
     def first(path, fmt="rgb24"):
         with av.open(str(path)) as c:
@@ -128,8 +128,8 @@ def still(src: Path, out_png: Path) -> None:
     import torch
 
     from streamgan import load_generator
-    from streamgan.hdr import HdrConverter
-    from streamgan.video import to_rgb
+    from streamgan.media.hdr import HdrConverter
+    from streamgan.media.video import to_rgb
     with av.open(str(src)) as c:
         f = next(c.decode(video=0))
     raw = to_rgb(f)

@@ -30,11 +30,12 @@ import torch
 from common import device_label, peer_model, photo_pan_clip, save
 
 from streamgan import open_engine, translate_video  # noqa: E402
-from streamgan.bench import versions  # noqa: E402
-from streamgan.demo import BUNDLED  # noqa: E402
-from streamgan.temporal import dis_flow, make_smoother, remap  # noqa: E402
-from streamgan.temporal_eval import evaluate_temporal  # noqa: E402
-from streamgan.video import VideoReader  # noqa: E402
+from streamgan.cli.bench import versions  # noqa: E402
+from streamgan.cli.demo import BUNDLED  # noqa: E402
+from streamgan.temporal import make_smoother  # noqa: E402
+from streamgan.temporal.smooth import dis_flow, remap  # noqa: E402
+from streamgan.temporal.evaluate import evaluate_temporal  # noqa: E402
+from streamgan.media.video import VideoReader  # noqa: E402
 
 MODES = ("off", "ema", "motion", "flow")
 WALLPAPERS = [Path("/usr/share/wallpapers") / n / "contents/images/2560x1600.jpg"

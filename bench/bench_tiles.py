@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CHILD = """
 import json, resource, sys, time, numpy as np
 from streamgan import open_engine
-from streamgan.translate import TranslateOptions, Translator
+from streamgan.translate.translator import TranslateOptions, Translator
 spec = json.loads(sys.argv[1])
 frame = np.load(spec["frame"])
 eng = open_engine(spec["engine"], device="cpu", **spec["open"])

@@ -20,7 +20,7 @@ def device_label() -> str:
 def resnet9(ngf: int = 64, blocks: int = 9, norm: str = "instance", seed: int = 0):
     """A ResNet generator with the official layout and random (N(0, 0.02)) weights, as loaded."""
     from engines.normstats import convert_norms
-    from streamgan.checkpoints import GeneratorInfo
+    from streamgan.translate.checkpoints import GeneratorInfo
     from streamgan.train.trainer import init_weights
     info = GeneratorInfo("resnet", f"resnet_{blocks}blocks", 3, 3, ngf, blocks, norm, False, norm == "instance")
     torch.manual_seed(seed)
@@ -53,7 +53,7 @@ def timeit(fn, iters: int = 20, warmup: int = 3) -> float:
 
 
 def save(results: dict, name: str, out_dir: str | None) -> Path:
-    from streamgan.bench import versions
+    from streamgan.cli.bench import versions
     results = {"device": device_label(), "date": time.strftime("%Y-%m-%d"), "versions": versions(), **results}
     d = Path(out_dir or Path(__file__).parent / "results")
     d.mkdir(parents=True, exist_ok=True)
@@ -110,7 +110,7 @@ def peer_model(venv: Path) -> tuple[Path, Path]:
 # given device, OpenCV (mp4v) encode, all in one thread. argv: src dst checkpoint [device]
 NAIVE = """
 import sys, time, cv2, numpy as np, torch
-from streamgan.checkpoints import load_generator
+from streamgan.translate.checkpoints import load_generator
 src, dst, ckpt = sys.argv[1:4]
 dev = torch.device(sys.argv[4] if len(sys.argv) > 4 else "cpu")
 model = load_generator(ckpt).to(dev)

@@ -6,8 +6,9 @@ __all__ = ["load_generator", "save_generator", "open_engine", "StreamganError", 
            "Translator", "translate_video", "__version__"]
 
 # imported on first use: ``import streamgan`` stays cheap (an ONNX run on a CPU never loads torch)
-_EXPORTS = {"load_generator": "checkpoints", "save_generator": "checkpoints", "open_engine": "engine",
-            "StreamganError": "errors", "TranslateOptions": "translate", "Translator": "translate"}
+_EXPORTS = {"load_generator": "translate.checkpoints", "save_generator": "translate.checkpoints",
+            "open_engine": "translate.engine", "StreamganError": "errors", "TranslateOptions": "translate.translator",
+            "Translator": "translate.translator"}
 
 
 def __getattr__(name: str):
@@ -20,6 +21,6 @@ def __getattr__(name: str):
 
 
 def translate_video(*args, **kwargs):
-    """See ``streamgan.video_run.translate_video``."""
-    from .video_run import translate_video as run
+    """See ``streamgan.offline.video.translate_video``."""
+    from .offline.video import translate_video as run
     return run(*args, **kwargs)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import OptionError, OutputError
-from .io_utils import check_output
+from .media.files import check_output
 
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
                 "placebo")
@@ -125,7 +125,7 @@ def check_device(device: str | None) -> None:
     if kind not in ("cpu", "cuda") or (index and not index.isdigit()) or (kind == "cpu" and index not in ("", "0")):
         raise OptionError(f"--device {device}: expected cpu, cuda or cuda:N")
     if kind == "cuda":
-        from .engine import _cuda_possible
+        from .translate.engine import _cuda_possible
         count = 0
         if _cuda_possible():
             import torch

@@ -27,7 +27,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .latency import LatencyLog, since_launch
-from .video import Frame
+from .media.video import Frame
 
 _END = object()
 QUEUE_DEPTH = 8

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError
-from ..images import IMAGE_SUFFIXES
+from ..media.images import IMAGE_SUFFIXES
 
 
 def _images(folder: Path) -> list[Path]:

@@ -12,10 +12,10 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from ..checkpoints import GeneratorInfo, save_generator
 from ..errors import OptionError
 from ..models import NLayerDiscriminator
 from ..models.registry import ARCHS
+from ..translate.checkpoints import GeneratorInfo, save_generator
 from .config import TrainConfig
 from .data import PairedDataset, UnpairedDataset, epoch_order
 from .losses import GAN_MODES, ImagePool, gan_loss, gradient_penalty

@@ -1,7 +1,7 @@
 """Every `streamgan ...` command shown in a code block of the README and docs/ is one the CLI
 takes: the subcommand exists and every option it uses parses (argparse, as `main` would), so the
-pages cannot drift from the program. (Running them is the other tests' business; this catches a
-renamed or removed option or command the day it happens.)"""
+pages cannot drift from the program: a renamed or removed option or command fails here the day it
+happens. test_docs_run.py then runs them on small inputs."""
 
 import re
 import shlex

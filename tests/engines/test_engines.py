@@ -12,9 +12,9 @@ from engines.errors import EngineError
 from engines.metrics import psnr
 from engines.tensorrt_backend import Profile, cache_key, needs_fp16_graph, parse_shapes
 from streamgan import open_engine
-from streamgan.build import build
 from streamgan.cli import main
-from streamgan.translate import TranslateOptions, Translator
+from streamgan.translate.build import build
+from streamgan.translate.translator import TranslateOptions, Translator
 from tests.streamgan.helpers import reference_output, textured_frames
 
 # Floors from the precision, not from build.validate's gates (60 / 40 dB): fp32 against fp32 eager

@@ -11,7 +11,7 @@ from engines.base import Engine
 from engines.errors import EngineError
 from engines.fastest import FastestEngine
 from streamgan import open_engine
-from streamgan.translate import Translator
+from streamgan.translate.translator import Translator
 from tests.streamgan.helpers import photo
 
 pytest.importorskip("openvino")

@@ -12,7 +12,7 @@ from torch import nn
 from engines.onnx_stats import expose_norm_stats, find_instance_norms, plain_graph, with_norm_stats
 from streamgan import open_engine
 from streamgan.cli import main
-from streamgan.translate import TranslateOptions, Translator
+from streamgan.translate.translator import TranslateOptions, Translator
 from tests.streamgan.helpers import textured_frames, write_clip
 
 
@@ -242,7 +242,7 @@ def test_geometry_of_a_third_party_graph_by_experiment(tmp_path):
     """Radius and stride of graphs without streamgan metadata, measured on small probes: a ResNet
     generator (instance norm, stride 4) against the radius its modules give, and a graph whose
     radius passes the first probe's half (measured again on the larger one)."""
-    from streamgan.checkpoints import load_generator
+    from streamgan.translate.checkpoints import load_generator
     from tests.streamgan.helpers import tiny_resnet
     module = load_generator(tiny_resnet(tmp_path / "g.pth", n_blocks=3))
     radius = open_engine(tmp_path / "g.pth", device="cpu", backend="torch").meta.receptive_radius
@@ -286,6 +286,6 @@ def test_a_first_run_opens_onnx_runtime_once_beside_openvino(style_onnx, tmp_pat
         assert again.decide(shape) and again.choice["cached"]
         assert len(opened) == 1 + (again.choice["backend"] == "onnxruntime")  # only a remembered winner opens
         assert (again.meta.size_multiple, again.meta.receptive_radius) == (2, eng.meta.receptive_radius)
-    from streamgan.info import info
+    from streamgan.cli.info import info
     choices = info(style_onnx)["engine choices"]  # what `streamgan info` lists: the probe's verdict
     assert any(v.startswith(again.choice["backend"]) and "128x128 probe" in v for v in choices.values()), choices

@@ -14,9 +14,9 @@ from engines.fastest import FastestEngine
 from engines.metrics import psnr
 from engines.openvino_backend import OpenVINOEngine
 from streamgan import open_engine
-from streamgan.build import build
 from streamgan.cli import main
-from streamgan.translate import TranslateOptions, Translator
+from streamgan.translate.build import build
+from streamgan.translate.translator import TranslateOptions, Translator
 from tests.streamgan.helpers import reference_output, textured_frames, write_clip
 
 pytest.importorskip("openvino")
@@ -159,7 +159,7 @@ def test_checkpoint_through_openvino_needs_no_torch_once_exported(ckpts, tmp_pat
         assert runs[-1].returncode == 0, runs[-1].stderr
     assert "torch loaded: True" in runs[0].stdout  # loads and exports the checkpoint
     assert "torch loaded: False" in runs[1].stdout  # metadata and graph from the cache
-    from streamgan.video import VideoReader
+    from streamgan.media.video import VideoReader
     first, again = ([f.rgb for f in VideoReader(tmp_path / n)] for n in ("first.mp4", "again.mp4"))
     assert len(first) == len(again) == 4 and all(np.array_equal(a, b) for a, b in zip(first, again))
 
@@ -204,7 +204,7 @@ def test_backend_option_mismatches_are_refused(ckpts, tmp_path, capsys):
 
 
 def test_info_reports_the_remembered_choice(ckpts):
-    from streamgan.info import info
+    from streamgan.cli.info import info
     x = torch.rand(1, 3, 32, 40) * 2 - 1
     with open_engine(ckpts["resnet"], device="cpu") as eng:
         eng.infer(x)

@@ -50,7 +50,7 @@ def test_fused_generator_matches(tmp_path, kind, layout, device):
 def test_cuda_graphs_and_layouts_in_the_engine(tmp_path):
     from engines.cudagraph import GraphedModule
     from engines.metrics import psnr
-    from streamgan.engine import open_engine
+    from streamgan.translate.engine import open_engine
     path = tiny_resnet(tmp_path / "g.pth")
     model = load_generator(path).cuda()
     g = GraphedModule(model)
@@ -65,7 +65,7 @@ def test_cuda_graphs_and_layouts_in_the_engine(tmp_path):
     ref = open_engine(path, device="cpu", backend="torch", precision="fp32").infer(x)
     for layout in ("nhwc", "nchw"):
         from engines.torch_backend import TorchEngine
-        from streamgan.engine import generator_meta
+        from streamgan.translate.engine import generator_meta
         eng = TorchEngine(load_generator(path), generator_meta(load_generator(path)), device="cuda", layout=layout)
         assert layout in eng.meta.backend and eng.graphed is not None
         assert psnr(eng.infer(x).cpu(), ref) >= 40

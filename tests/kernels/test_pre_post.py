@@ -5,7 +5,7 @@ import torch
 
 import kernels
 from kernels import reference
-from streamgan.tiling import TilePlan
+from streamgan.translate.tiling import TilePlan
 
 
 @pytest.mark.parametrize("h,w", [(1, 1), (13, 17), (37, 64)])

@@ -90,12 +90,12 @@ _FMT = {("420", 8): "yuv420p", ("422", 8): "yuv422p", ("420", 10): "yuv420p10le"
 @pytest.mark.parametrize("sub", ["420", "422"])
 @pytest.mark.parametrize("bits", [8, 10])
 def test_subsampled_chroma_matches_the_cpu_path_on_a_photograph(sub, bits, device, tmp_path):
-    """The CPU path converts with swscale (streamgan.video: bilinear, exact rounding, chroma as the
+    """The CPU path converts with swscale (streamgan.media.video: bilinear, exact rounding, chroma as the
     decoded frame sites it), the device path with these kernels: on a photograph coded by x264
     (lossless, so the planes are the encoder's input) both ways agree to >= 50 dB, decoding and
     encoding, so a file gives the same picture on either path. The kernels' former chroma (the
     covering sample; a box mean) read 38-40 dB here."""
-    from streamgan.video import Colour, matrix_name, planes_of, to_rgb
+    from streamgan.media.video import Colour, matrix_name, planes_of, to_rgb
     rgb = _photo(180, 320)
     fmt = _FMT[(sub, bits)]
     path = tmp_path / "photo.mkv"

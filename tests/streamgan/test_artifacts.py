@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from streamgan import load_generator
-from streamgan.build import build
 from streamgan.cli import main
-from streamgan.video import VideoReader
+from streamgan.media.video import VideoReader
+from streamgan.translate.build import build
 from tests.conftest import DEVICES
 from tests.streamgan.helpers import photo, tiny_resnet, write_clip
 
@@ -107,7 +107,7 @@ def test_side_by_side_and_the_yuv_frame_path_give_the_checkpoints_picture(built,
     import av
 
     from kernels import reference as kref
-    from streamgan.video import Colour, matrix_name, planes_of
+    from streamgan.media.video import Colour, matrix_name, planes_of
     yuv = write_clip(tmp_path / "pan420.mkv", [photo(72, 96, shift=3 * i) for i in range(5)], crf=0)
     monkeypatch.setenv("STREAMGAN_YUV_PATH", "on")
     out = tmp_path / "yuv.mkv"

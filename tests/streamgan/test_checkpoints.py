@@ -5,9 +5,9 @@ import torch
 import torch.nn.functional as F
 
 from streamgan import load_generator, save_generator
-from streamgan.checkpoints import infer_info
 from streamgan.errors import CheckpointError
 from streamgan.models import NLayerDiscriminator, ResnetGenerator, UnetGenerator
+from streamgan.translate.checkpoints import infer_info
 from tests.streamgan.helpers import tiny_resnet, tiny_unet
 
 

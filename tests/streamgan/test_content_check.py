@@ -1,4 +1,4 @@
-"""Precision by content (streamgan/content_check.py): the reduced precision is kept or refused on the
+"""Precision by content (streamgan/translate/content_check.py): the reduced precision is kept or refused on the
 run's own frames, rechecked on a later frame, and the verdict with its dB is in the report.
 
 The reduced-precision variant is injected (an engine whose picture carries noise of a chosen size,
@@ -12,11 +12,11 @@ import torch
 
 from engines.base import Engine
 from engines.precision import Switchable
-from streamgan.content_check import ContentCheck
-from streamgan.engine import open_engine
-from streamgan.translate import Translator
-from streamgan.video import VideoReader
-from streamgan.video_run import translate_video
+from streamgan.media.video import VideoReader
+from streamgan.offline.video import translate_video
+from streamgan.translate.content_check import ContentCheck
+from streamgan.translate.engine import open_engine
+from streamgan.translate.translator import Translator
 from tests.conftest import DEVICES
 from tests.streamgan.helpers import photo, tiny_resnet, write_clip
 

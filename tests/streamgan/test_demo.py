@@ -5,10 +5,10 @@ import torch
 from engines.metrics import psnr
 from streamgan import load_generator, open_engine
 from streamgan.cli import main
+from streamgan.cli.demo import BUNDLED
 from streamgan.data.synthetic import make_scene, render
-from streamgan.demo import BUNDLED
-from streamgan.translate import TranslateOptions, Translator
-from streamgan.video import VideoReader
+from streamgan.media.video import VideoReader
+from streamgan.translate.translator import TranslateOptions, Translator
 
 
 def test_bundled_model_is_small_and_described():

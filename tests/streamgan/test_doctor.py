@@ -7,8 +7,7 @@ import json
 import av
 import torch
 
-from streamgan import doctor
-from streamgan.cli import main
+from streamgan.cli import doctor, main
 
 FLOOR = {"fp32": 50.0, "bf16": 40.0, "fp16": 40.0}
 

@@ -11,8 +11,8 @@ import av
 import numpy as np
 import pytest
 
-from streamgan.hdr import DEFAULT_TONEMAP, HLG, PQ, TONEMAPS, HdrConverter
-from streamgan.video import planes_of
+from streamgan.media.hdr import DEFAULT_TONEMAP, HLG, PQ, TONEMAPS, HdrConverter
+from streamgan.media.video import planes_of
 from tests.streamgan.helpers import write_tagged_clip
 
 H, W = 64, 256

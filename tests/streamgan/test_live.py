@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from streamgan import load_generator
-from streamgan.video import to_rgb
+from streamgan.media.video import to_rgb
 from tests.streamgan.helpers import interruptible, photo, tiny_resnet, write_clip
 
 FPS = 12
@@ -82,7 +82,7 @@ out.close()
 """
 RECEIVER = """
 import sys, json, av, numpy as np
-from streamgan.video import to_rgb
+from streamgan.media.video import to_rgb
 url, options, dst = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]
 said, pts, frames = "timeout", [], []
 with av.open(url, options=options, timeout=(40, 6)) as c:

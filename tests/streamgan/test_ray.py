@@ -7,8 +7,8 @@ import pytest
 
 from streamgan import open_engine, translate_video
 from streamgan.cli import main
-from streamgan.segments import join, plan_items, translate_item
-from streamgan.video import VideoReader
+from streamgan.media.video import VideoReader
+from streamgan.scale.segments import join, plan_items, translate_item
 from tests.streamgan.helpers import audio_ends, textured_frames, tiny_resnet, write_clip
 
 pytest.importorskip("ray")

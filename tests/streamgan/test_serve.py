@@ -23,8 +23,8 @@ pytest.importorskip("aiortc")
 aiohttp = pytest.importorskip("aiohttp")
 
 from streamgan import load_generator  # noqa: E402
-from streamgan.demo import BUNDLED  # noqa: E402
-from streamgan.serve import check_host  # noqa: E402
+from streamgan.cli.demo import BUNDLED  # noqa: E402
+from streamgan.live.serve import check_host  # noqa: E402
 from tests.streamgan.helpers import photo  # noqa: E402
 
 H, W = 180, 320

@@ -6,8 +6,9 @@ import torch
 
 from streamgan import open_engine, translate_video
 from streamgan.cli import main
-from streamgan.temporal import CUT_THRESHOLD, _gray, is_cut, make_smoother
-from streamgan.temporal_eval import evaluate_temporal
+from streamgan.temporal import make_smoother
+from streamgan.temporal.evaluate import evaluate_temporal
+from streamgan.temporal.smooth import CUT_THRESHOLD, _gray, is_cut
 from tests.streamgan.helpers import textured_frames, tiny_resnet, write_clip
 
 
@@ -65,7 +66,7 @@ def test_energy_preserving_bands_beat_a_plain_blend():
             setattr(sm, k, v)
         return [sm(f, o)[0] for f, o in zip(frames, noisy_out)]
 
-    from streamgan.temporal_eval import detail_ratio
+    from streamgan.temporal.evaluate import detail_ratio
     kept, plain = detail_ratio(run(), noisy_out), detail_ratio(run(max_gain=1.0, band_weights=(1, 1, 1)), noisy_out)
     assert kept >= 0.8 and plain < kept - 0.1, (kept, plain)
 
@@ -118,7 +119,7 @@ def test_eval_temporal_cli(setup, capsys, tmp_path):
 @pytest.mark.parametrize("device", ["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
 def test_torch_flow_smoother_matches_the_host_one(device):
     """The GPU smoother's arithmetic (on the CPU here, and on CUDA when present) equals the host one's."""
-    from streamgan.temporal_torch import TorchFlowSmoother
+    from streamgan.temporal.smooth_torch import TorchFlowSmoother
     frames = textured_frames(8, 72, 100, shift=3, vshift=1, seed=8)
     rs = np.random.RandomState(2)
     outs = [np.clip(f + rs.randn(*f.shape) * 10, 0, 255).astype(np.uint8) for f in frames]

@@ -6,8 +6,8 @@ import torch
 
 from engines.metrics import psnr
 from streamgan import open_engine
-from streamgan.tiling import TilePlan
-from streamgan.translate import TranslateOptions, Translator
+from streamgan.translate.tiling import TilePlan
+from streamgan.translate.translator import TranslateOptions, Translator
 from tests.streamgan.helpers import textured_frames, tiny_resnet
 
 
@@ -80,7 +80,7 @@ def test_default_statistics_when_tiling(tmp_path):
     full = Translator(eng, TranslateOptions())
     assert full.norm_mode(full.plan(200, 264)) == "tile" and not full.uses_thumbnail(full.plan(200, 264))
     assert np.array_equal(full(_frame()).shape, (200, 264, 3))
-    from streamgan.build import build
+    from streamgan.translate.build import build
     build(path, tmp_path / "i.onnx", do_validate=False)
     onnx_tr = Translator(open_engine(tmp_path / "i.onnx", backend="onnxruntime"), TranslateOptions(tile=64))
     assert onnx_tr.uses_thumbnail(onnx_tr.plan(200, 264))  # no torch module: thumbnail statistics
@@ -103,8 +103,8 @@ def test_exact_tiles_give_the_full_frame(tmp_path, kind, norm):
 
 
 def test_exact_needs_a_torch_engine(tmp_path):
-    from streamgan.build import build
     from streamgan.errors import OptionError
+    from streamgan.translate.build import build
     onnx_path = tmp_path / "g.onnx"
     build(tiny_resnet(tmp_path / "g.pth"), onnx_path, do_validate=False)
     with open_engine(onnx_path, backend="onnxruntime") as eng:
@@ -113,7 +113,7 @@ def test_exact_needs_a_torch_engine(tmp_path):
 
 
 def test_auto_plan_from_measured_footprint(tmp_path, monkeypatch):
-    import streamgan.memory as memory
+    import streamgan.translate.memory as memory
     eng = open_engine(tiny_resnet(tmp_path / "g.pth"), device="cpu", backend="torch", precision="fp32")
     per_px = memory.bytes_per_pixel(eng)
     tr = Translator(eng, TranslateOptions())
@@ -161,9 +161,9 @@ def test_statistics_ema_through_a_video_matches_the_model(tmp_path):
     fp32 picture of it with each norm's statistics the running mix of the frames' so far (weight
     0.8 on the past; mean and 1/std, as streamgan carries them), computed here with plain torch
     hooks. The scene brightens frame by frame, so the frame's own statistics give another picture."""
+    from streamgan.media.video import VideoReader
     from streamgan.models import ResnetGenerator
-    from streamgan.video import VideoReader
-    from streamgan.video_run import translate_video
+    from streamgan.offline.video import translate_video
     from tests.streamgan.helpers import photo, write_clip
     ckpt = tiny_resnet(tmp_path / "g.pth", norm="instance", seed=3)
     frames = [np.clip(photo(160, 224, shift=3 * i) * (0.35 + 0.15 * i), 0, 255).astype(np.uint8) for i in range(6)]
@@ -194,7 +194,7 @@ def test_statistics_ema_through_a_video_matches_the_model(tmp_path):
 _PEAK = """
 import sys, torch
 from streamgan import open_engine
-from streamgan.memory import bytes_per_pixel
+from streamgan.translate.memory import bytes_per_pixel
 torch.set_num_threads(1)
 eng = open_engine(sys.argv[1], device="cpu", backend="torch", precision="fp32")
 side = int(sys.argv[2])

@@ -11,8 +11,8 @@ import pytest
 
 from streamgan import open_engine, translate_video
 from streamgan.cli import main
-from streamgan.translate import TranslateOptions
-from streamgan.video import VideoReader
+from streamgan.media.video import VideoReader
+from streamgan.translate.translator import TranslateOptions
 from tests.conftest import DEVICES
 from tests.streamgan.helpers import (
     audio_ends,
@@ -232,7 +232,7 @@ def test_rotation_metadata_kept(tmp_path, engine):
 
 def test_default_encoder_settings_are_in_the_stream(tmp_path, engine):
     """x264 records its settings in the stream: medium at the given crf, with the shorter rate-control
-    lookahead (20 frames, video.py); another preset keeps its own."""
+    lookahead (20 frames, media/video.py); another preset keeps its own."""
     src = write_clip(tmp_path / "in.mp4", textured_frames(6, 48, 64))
     for preset, lookahead in (("medium", 20), ("slow", 50)):
         out = tmp_path / f"{preset}.mp4"
@@ -322,7 +322,7 @@ def test_yuv_frame_path_on_a_420_clip_with_audio(tmp_path, monkeypatch, bits):
     """4:2:0 in, 4:2:0 out through the YUV frame path (no swscale): frames in = frames out, audio
     kept, the stream's format kept, and the same picture as the RGB path (swscale both ways) of
     the same clip: >= 50 dB a plane through an identity model, a photograph panned."""
-    from streamgan.video import planes_of
+    from streamgan.media.video import planes_of
     fmt = "yuv420p" if bits == 8 else "yuv420p10le"
     src = write_clip(tmp_path / "in.mp4", [photo(72, 128, shift=3 * i) for i in range(6)], audio_streams=1,
                      pix_fmt=fmt, crf=0)

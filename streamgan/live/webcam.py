@@ -13,11 +13,11 @@ import numpy as np
 
 from engines.base import Engine
 
-from .errors import OptionError
-from .live import translate_live
-from .pipeline import Controls
-from .sinks import VideoSink, VirtualCamSink, WindowSink
-from .translate import TranslateOptions
+from ..errors import OptionError
+from ..media.sinks import VideoSink, VirtualCamSink, WindowSink
+from ..pipeline import Controls
+from ..translate.translator import TranslateOptions
+from .run import translate_live
 
 
 class _Overlay:
@@ -47,8 +47,8 @@ def run_webcam(engine: Engine, camera: str = "0", *, size: tuple[int, int] | Non
                duration: float | None = None, progress: bool = False, quiet: bool = False) -> dict:
     """Run the live filter until q, the end of a file source, ``frames`` shown or ``duration``
     seconds; returns the live report. A file plays at its own rate, standing in for a camera."""
-    from .options import encoder
-    from .sources import open_source
+    from ..media.sources import open_source
+    from ..options import encoder
     if frames is not None and frames < 1:
         raise OptionError("--frames must be >= 1")
     enc = encoder(live=True)[0] if record else None
@@ -83,8 +83,8 @@ def run_webcam(engine: Engine, camera: str = "0", *, size: tuple[int, int] | Non
 
 
 def add_webcam_args(p) -> None:
-    from .cli_args import _engine_args, _tile_args
-    from .temporal import TEMPORAL_MODES
+    from ..arguments import _engine_args, _tile_args
+    from ..temporal import TEMPORAL_MODES
     _engine_args(p)
     _tile_args(p)
     p.add_argument("--camera", default="0",
@@ -117,18 +117,6 @@ def add_webcam_args(p) -> None:
     p.add_argument("--quiet", "-q", action="store_true", help="print nothing but errors")
 
 
-def parse_size(text: str | None) -> tuple[int, int] | None:
-    if text is None:
-        return None
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise OptionError(f"--size {text!r}: expected WxH such as 1280x720") from None
-    if not (0 < w <= 16384 and 0 < h <= 16384):
-        raise OptionError(f"--size {text!r}: width and height must be 1 to 16384")
-    return w, h
-
-
 def opencv_has_gui() -> bool:
     """Whether this OpenCV can open a window (opencv-python-headless, the default install, cannot)."""
     info = cv2.getBuildInformation()
@@ -137,12 +125,13 @@ def opencv_has_gui() -> bool:
 
 
 def cmd_webcam(args) -> int:
-    from .cli_args import check_engine_args, open_engine_from_args, translate_options
-    from .options import check_report
+    from ..arguments import check_engine_args, open_engine_from_args, translate_options
+    from ..options import check_report
     check_engine_args(args)
     check_report(args.stats_json, args.overwrite, "--stats-json")
     if args.fps is not None and not 0 < args.fps <= 1000:
         raise OptionError("--fps must be in (0, 1000]")
+    from ..arguments import parse_size
     size = parse_size(args.size)
     view = "none" if args.no_window else args.view or ("window" if opencv_has_gui() else "browser")
     if view == "browser":
@@ -161,9 +150,9 @@ def cmd_webcam(args) -> int:
 def _browser_view(args, size) -> int:
     """The camera on this machine, translated, shown by a page (``streamgan serve`` with a local
     source): the URL is printed; Ctrl-C stops."""
-    from .cli_args import open_engine_from_args, translate_options
+    from ..arguments import open_engine_from_args, translate_options
+    from ..media.sources import open_source
     from .serve import _need_webrtc, serve
-    from .sources import open_source
     for flag, value in (("--record", args.record), ("--virtual-cam", args.virtual_cam),
                         ("--stats-json", args.stats_json), ("--frames", args.frames)):
         if value:

@@ -1,7 +1,7 @@
 """``streamgan run --ray``: videos and keyframe-aligned segments of long videos over Ray actors.
 
 One actor per GPU (or per ``--cpus-per-worker`` CPU cores) holds a warm engine and runs work items
-(``streamgan.segments``) through the single-process pipeline. A failed item (the actor died or
+(``streamgan.scale.segments``) through the single-process pipeline. A failed item (the actor died or
 raised) is retried on another actor, at most ``--retries`` times, then the job fails naming the
 video and segment. Finished items are recorded in a manifest beside the output, so ``--resume``
 runs only what is missing; segments join by stream copy once all of a video's are done.
@@ -18,8 +18,8 @@ from tqdm import tqdm
 
 from engines.cache import read_json, write_json
 
-from .errors import OptionError, PipelineError
-from .io_utils import remove_partials
+from ..errors import OptionError, PipelineError
+from ..media.files import remove_partials
 from .segments import Item, join, plan_items, translate_item
 
 KILL_ENV = "STREAMGAN_TEST_KILL"  # test hook: "ITEM_KEY:FRAME" kills the actor process once, mid-item
@@ -29,7 +29,7 @@ class Worker:
     """A Ray actor body: one warm engine, items in, per-item reports out."""
 
     def __init__(self, engine_path: str, open_kw: dict, options, video_kw: dict, kill_marker: str | None):
-        from .engine import open_engine
+        from ..translate.engine import open_engine
         self.engine = open_engine(engine_path, **open_kw)
         self.video_kw = {**video_kw, "options": options}
         self.kill_marker = kill_marker
@@ -170,8 +170,8 @@ def _schedule(ray, todo, engine_path, open_kw, options, video_kw, cpus_per_worke
 
 def run_ray_args(args, open_kw: dict, options) -> dict:
     """``streamgan run --ray``: check the job, then run it on the cluster."""
-    from .video import is_video
-    from .video_run import folder_output, video_kwargs
+    from ..media.video import is_video
+    from ..offline.video import folder_output, video_kwargs
     try:
         import ray  # noqa: F401
     except ImportError:
@@ -190,7 +190,7 @@ def run_ray_args(args, open_kw: dict, options) -> dict:
         folder_output(out)
         folder = True
     elif inp.is_file() and is_video(inp):
-        from .io_utils import check_output
+        from ..media.files import check_output
         if not args.resume:
             check_output(out, [inp], args.overwrite)
         videos, folder = [inp], False

@@ -23,7 +23,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from .errors import InputError, OptionError
+from ..errors import InputError, OptionError
 from .hdr import DEFAULT_TONEMAP, HdrConverter, describe, is_hdr
 from .urls import NETWORK_SCHEMES, is_url, scheme_of, stream_options
 from .video import NEW_CONTENT, Colour, Frame, VideoInfo, VideoReader, decode_rgb

@@ -11,9 +11,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .errors import InputError
-from .temporal import dis_flow, fb_consistent, remap
-from .video import VideoReader
+from ..errors import InputError
+from ..media.video import VideoReader
+from .smooth import dis_flow, fb_consistent, remap
 
 
 def input_flows(inputs: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -116,8 +116,8 @@ def add_eval_args(p) -> None:
 
 
 def cmd_eval_temporal(args) -> int:
-    from .errors import InputError
-    from .options import check_plot, check_report
+    from ..errors import InputError
+    from ..options import check_plot, check_report
     outputs = {}
     for item in args.output:
         name, sep, path = item.partition("=")
@@ -134,7 +134,7 @@ def cmd_eval_temporal(args) -> int:
         print(f"{name:<20} {row['e_warp']:>10.6f} {('%.2f dB' % p) if p is not None else '-':>12} "
               f"{('%.2fx' % d) if d is not None else '-':>7} {('%.2f' % lag) if lag is not None else '-':>6}")
     if args.plot:
-        from .io_utils import atomic_path
+        from ..media.files import atomic_path
         with atomic_path(Path(args.plot)) as tmp:
             plot_warping_errors(table, tmp)
         print(f"plot: {args.plot}", file=sys.stderr)

@@ -7,8 +7,8 @@ from pathlib import Path
 import av
 import numpy as np
 
-from .errors import InputError, OutputError
-from .options import CRF, DEFAULT_PRESET, Encoder
+from ..errors import InputError, OutputError
+from ..options import CRF, DEFAULT_PRESET, Encoder
 from .urls import is_url, stream_options
 
 VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".ts", ".mts", ".flv", ".wmv", ".mpg",

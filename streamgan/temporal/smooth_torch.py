@@ -11,7 +11,7 @@ the blend run as torch ops on the device, so a 1080p frame costs a few small ker
 import torch
 import torch.nn.functional as F
 
-from .temporal import LUMA, FlowSmoother
+from .smooth import LUMA, FlowSmoother
 
 
 def _gauss(sigma: float, device) -> torch.Tensor:

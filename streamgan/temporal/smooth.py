@@ -11,7 +11,7 @@ import threading
 import cv2
 import numpy as np
 
-from .errors import OptionError
+from ..errors import OptionError
 
 TEMPORAL_MODES = ("off", "ema", "motion", "flow")
 CUT_THRESHOLD = 0.12  # mean |I_t - I_t-1| on [0, 1] gray at 1/4 resolution
@@ -308,16 +308,3 @@ class FlowSmoother(Smoother):
 
 
 SMOOTHERS = {"ema": EmaSmoother, "motion": MotionSmoother, "flow": FlowSmoother}
-
-
-def make_smoother(mode: str, strength: float | None = None, device=None) -> Smoother | None:
-    """The smoother for ``--temporal MODE`` (None for off); strength None: the mode's default.
-    With a CUDA ``device`` the flow smoother's per-pixel work runs there (the flow stays on the host)."""
-    if mode not in TEMPORAL_MODES:
-        raise OptionError(f"--temporal must be one of {', '.join(TEMPORAL_MODES)}")
-    if mode == "off":
-        return None
-    if mode == "flow" and device is not None and str(device).startswith("cuda"):
-        from .temporal_torch import TorchFlowSmoother
-        return TorchFlowSmoother(strength, device=device)
-    return SMOOTHERS[mode](strength)

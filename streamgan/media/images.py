@@ -6,8 +6,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .errors import InputError, OutputError
-from .io_utils import atomic_path
+from ..errors import InputError, OutputError
+from .files import atomic_path
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 

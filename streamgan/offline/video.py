@@ -10,18 +10,27 @@ import numpy as np
 
 from engines.base import Engine, on_cuda
 
-from .content_check import ContentCheck
-from .errors import InputError, OptionError, OutputError, PipelineError
-from .hdr import DEFAULT_TONEMAP, HDR_MODES, TONEMAPS, HdrConverter, describe, is_hdr
-from .images import expand_images, is_image
-from .io_utils import atomic_path, check_output
-from .options import encoder
-from .pipeline import Stage, run_offline
-from .sources import FileSource
-from .temporal import TEMPORAL_MODES, make_smoother
-from .translate import TranslateOptions, Translator
-from .urls import is_url
-from .video import NEW_CONTENT, PLANAR_FORMATS, VideoReader, VideoWriter, is_video, matrix_name, muxer_for, same_layout
+from ..errors import InputError, OptionError, OutputError, PipelineError
+from ..media.files import atomic_path, check_output
+from ..media.hdr import DEFAULT_TONEMAP, HDR_MODES, TONEMAPS, HdrConverter, describe, is_hdr
+from ..media.images import expand_images, is_image
+from ..media.sources import FileSource
+from ..media.urls import is_url
+from ..media.video import (
+    NEW_CONTENT,
+    PLANAR_FORMATS,
+    VideoReader,
+    VideoWriter,
+    is_video,
+    matrix_name,
+    muxer_for,
+    same_layout,
+)
+from ..options import encoder
+from ..pipeline import Stage, run_offline
+from ..temporal import TEMPORAL_MODES, make_smoother
+from ..translate.content_check import ContentCheck
+from ..translate.translator import TranslateOptions, Translator
 
 
 def add_video_args(p) -> None:
@@ -58,7 +67,7 @@ def add_video_args(p) -> None:
                         "--temporal, else 0)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (the run report is still printed)")
     p.add_argument("--quiet", "-q", action="store_true", help="print nothing but errors and warnings")
-    from .live import add_live_args
+    from ..live.run import add_live_args
     add_live_args(p)
     g = p.add_argument_group("scale-out (pip install 'streamgan[ray]')")
     g.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
@@ -216,8 +225,8 @@ def yuv_agreement(reader: VideoReader, writer: VideoWriter, translator: Translat
     """dB of the YUV frame path's output planes of the first frame to the RGB path's (swscale
     decoding, the model, the writer's swscale encoding), the worst plane; None where no frame
     decodes. The translator's frame count and times are left as they were."""
-    from .content_check import kept_state
-    from .video import planes_of, to_rgb
+    from ..media.video import planes_of, to_rgb
+    from ..translate.content_check import kept_state
     frame = reader.first_frame()
     if frame is None:
         return None
@@ -331,14 +340,14 @@ def prepare_run(args, defaults: dict) -> Callable[[Engine, TranslateOptions], di
     open yet): a mistake is one line and nothing is written. Returns the work to do with the
     engine: a video file, a folder of videos, or images. ``defaults``: the parser's, to tell the
     options a user set (those that cannot apply to images are named in one note)."""
-    from .image_run import image_outputs, translate_images
+    from .images import image_outputs, translate_images
     inp, out = Path(args.input), Path(args.output)
     progress, quiet = not args.no_progress, args.quiet
     if args.temporal_strength is not None and not 0 <= args.temporal_strength < 1:
         raise OptionError("--temporal-strength must be in [0, 1)")
     if args.stats_ema is not None and not 0 <= args.stats_ema < 1:
         raise OptionError("--stats-ema must be in [0, 1)")
-    from .live import is_live_run, prepare_live
+    from ..live.run import is_live_run, prepare_live
     if is_live_run(args):
         return prepare_live(args, defaults)
     for dest, flag in LIVE_ONLY:

@@ -3,7 +3,7 @@
 import json
 from pathlib import Path
 
-from .errors import EngineError, InputError
+from ..errors import EngineError, InputError
 
 # engine metadata that says nothing to a reader when empty, or that the file's own graph states better
 _QUIET = ("backend", "consts", "shapes", "max_batch", "stats_width", "extra")
@@ -11,8 +11,8 @@ _QUIET = ("backend", "consts", "shapes", "max_batch", "stats_width", "extra")
 
 def info(path: str | Path) -> dict:
     """Architecture and parameters of a checkpoint, or the metadata of an engine file."""
-    from .checkpoints import describe, load_generator
-    from .engine import CHECKPOINT_SUFFIXES
+    from ..translate.checkpoints import describe, load_generator
+    from ..translate.engine import CHECKPOINT_SUFFIXES
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such file")

@@ -16,10 +16,10 @@ from engines.base import EngineMeta, sha256
 from engines.export import export_onnx
 from engines.metrics import max_error, psnr, smooth_image
 
+from ..errors import EngineError, OptionError
+from ..media.files import atomic_path, check_output, remove_partials
 from .checkpoints import load_generator
 from .engine import CHECKPOINT_SUFFIXES, generator_meta, open_engine
-from .errors import EngineError, OptionError
-from .io_utils import atomic_path, check_output, remove_partials
 
 ARTIFACTS = (".onnx", ".xml", ".pt2", ".plan")
 # the runtime each artifact is checked with (ONNX: the reference runtime, fp32)
@@ -139,8 +139,8 @@ _CHILD = "STREAMGAN_BUILD_CHILD"
 _CHILD_MAIN = """
 import json, sys
 from engines.errors import EngineError
-from streamgan.build import build
 from streamgan.errors import StreamganError
+from streamgan.translate.build import build
 try:
     print(json.dumps(build(**json.loads(sys.argv[1])), default=str))
 except (StreamganError, EngineError) as exc:
@@ -262,8 +262,8 @@ def add_build_args(p) -> None:
 
 
 def cmd_build(args) -> int:
+    from ..options import check_device
     from .engine import parse_range
-    from .options import check_device
     check_device(args.device)
     report = build(args.src, args.out, fp16=args.fp16, shapes=args.shapes, tile=args.tile, batch=args.batch,
                    input_range=parse_range(args.input_range), do_validate=args.validate,

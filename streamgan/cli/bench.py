@@ -12,8 +12,8 @@ import torch
 
 from engines.base import Engine
 
-from .latency import LatencyLog
-from .translate import TranslateOptions, Translator
+from ..latency import LatencyLog
+from ..translate.translator import TranslateOptions, Translator
 
 
 def versions() -> dict:
@@ -42,8 +42,8 @@ def synthetic_frames(width: int, height: int, n: int = 8, seed: int = 0) -> list
 
 def file_frames(path: str, n: int) -> list[np.ndarray]:
     """Up to ``n`` frames of a video, or the one picture of an image file."""
-    from .images import is_image, read_image
-    from .video import VideoReader
+    from ..media.images import is_image, read_image
+    from ..media.video import VideoReader
     if is_image(Path(path)):
         return [read_image(Path(path))]
     out = []
@@ -134,7 +134,7 @@ def table(results: list[dict]) -> str:
 
 
 def add_bench_args(p) -> None:
-    from .cli_args import _engine_args
+    from ..arguments import _engine_args
     _engine_args(p)
     p.add_argument("--size", default="1280x720", help="frame size WxH of the synthetic frames (default 1280x720)")
     p.add_argument("--tile", type=int, default=None, help="tile size in px; 0 = full frame (default: auto)")
@@ -150,10 +150,9 @@ def add_bench_args(p) -> None:
 
 
 def cmd_bench(args) -> int:
-    from .cli_args import check_engine_args, open_engine_from_args
-    from .errors import InputError, OptionError
-    from .options import check_plot, check_report
-    from .webcam import parse_size
+    from ..arguments import check_engine_args, open_engine_from_args, parse_size
+    from ..errors import InputError, OptionError
+    from ..options import check_plot, check_report
     w, h = parse_size(args.size)
     if args.frames < 1 or args.warmup < 1:
         raise OptionError("--frames and --warmup must be >= 1")
@@ -181,7 +180,7 @@ def cmd_bench(args) -> int:
         from engines.cache import write_json
         write_json(Path(args.json), report)
     if args.plot:
-        from .io_utils import atomic_path
+        from ..media.files import atomic_path
         with atomic_path(Path(args.plot)) as tmp:
             plot(results, tmp)
         print(f"plot: {args.plot}", file=sys.stderr)

@@ -8,11 +8,11 @@ from tqdm import tqdm
 
 from engines.base import Engine
 
-from .content_check import ContentCheck
-from .errors import OutputError
-from .images import expand_images, is_image, read_image, write_image
-from .io_utils import check_output
-from .translate import TranslateOptions, Translator
+from ..errors import OutputError
+from ..media.files import check_output
+from ..media.images import expand_images, is_image, read_image, write_image
+from ..translate.content_check import ContentCheck
+from ..translate.translator import TranslateOptions, Translator
 
 
 def image_outputs(inputs: list[Path], output: Path, create: bool = True) -> list[Path]:

@@ -13,13 +13,13 @@ import numpy as np
 
 from engines.base import Engine
 
-from .content_check import ContentCheck
-from .errors import Interrupted, OptionError, PipelineError
-from .pipeline import Controls, Stage, run_live
-from .sinks import Sink, VideoSink
-from .sources import Source
-from .temporal import make_smoother
-from .translate import TranslateOptions, Translator
+from ..errors import Interrupted, OptionError, PipelineError
+from ..media.sinks import Sink, VideoSink
+from ..media.sources import Source
+from ..pipeline import Controls, Stage, run_live
+from ..temporal import make_smoother
+from ..translate.content_check import ContentCheck
+from ..translate.translator import TranslateOptions, Translator
 
 LIVE_RECHECK_AT = 300  # the live frame whose output is checked again (10 s in at 30 fps)
 
@@ -114,7 +114,7 @@ def live_sinks(outputs: list[str], info, *, codec: str = "libx264", crf: int | N
                preset: str | None = None, pix_fmt: str | None = None, bitrate: str | None = None,
                fmt: str | None = None, overwrite: bool = False, timeout: float = 10.0) -> tuple[list[Sink], list[str]]:
     """Video sinks for live ``outputs`` (files recorded, URLs streamed), checked now; and notes."""
-    from .options import encoder
+    from ..options import encoder
     enc, notes = encoder(codec, crf, preset, pix_fmt, live=True, bitrate=bitrate)
     return [VideoSink(out, info, enc, fmt=fmt, overwrite=overwrite, timeout=timeout) for out in outputs], notes
 
@@ -145,10 +145,10 @@ def add_live_args(p) -> None:
 def prepare_live(args, defaults: dict):
     """Check a live ``run`` (a URL in or out, or --live) before any work and open its source (a URL
     that cannot be opened is one line within --timeout). Returns the work to do with the engine."""
-    from .options import check_report
-    from .sources import FileSource, open_source
-    from .urls import is_url
-    from .video import is_video
+    from ..media.sources import FileSource, open_source
+    from ..media.urls import is_url
+    from ..media.video import is_video
+    from ..options import check_report
     for dest, flag in (("keep_partial", "--keep-partial"), ("ray", "--ray")):
         if getattr(args, dest) != defaults.get(dest):
             raise OptionError(f"{flag} does not apply to a live run")
@@ -185,7 +185,7 @@ def prepare_live(args, defaults: dict):
 
 def is_live_run(args) -> bool:
     """A stream URL in (HTTP(S) is a file unless --live) or out, a camera in, or --live."""
-    from .urls import is_url, scheme_of
+    from ..media.urls import is_url, scheme_of
     streamed_in = is_url(args.input) and scheme_of(args.input) not in ("http", "https")
     return args.live or streamed_in or is_url(args.output) or args.input.isdigit() or \
         args.input.startswith("/dev/video")

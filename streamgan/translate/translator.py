@@ -17,7 +17,7 @@ import numpy as np
 from engines.base import Engine, on_cuda
 from engines.lazy import torch  # imported on first use (engines/lazy.py)
 
-from .errors import OptionError
+from ..errors import OptionError
 from .memory import full_frame_decision
 from .tiling import TilePlan, default_overlap, round_up
 

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import av
 
-from .errors import PipelineError
-from .io_utils import atomic_path
-from .video import open_input
+from ..errors import PipelineError
+from ..media.files import atomic_path
+from ..media.video import open_input
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ def plan_items(video: Path, output: Path, segment_seconds: float, lead_in: int, 
 
 def translate_item(item: Item, engine, video_kw: dict, on_frame=None) -> dict:
     """Run one work item through the single-process pipeline."""
-    from .video_run import translate_video
+    from ..offline.video import translate_video
     kw = {**video_kw, "progress": False, "quiet": True, "on_frame": on_frame}
     if item.segment is None:
         return translate_video(item.video, item.output, engine, **kw)

@@ -107,7 +107,7 @@ def _media() -> dict:
     import av
     import cv2
 
-    from .webcam import opencv_has_gui
+    from ..live.webcam import opencv_has_gui
     ffmpeg = {k: ".".join(str(p) for p in v) if isinstance(v, tuple) else str(v)
               for k, v in getattr(av, "library_versions", {}).items() if k in ("libavcodec", "libavformat")}
     return {"pyav": av.__version__, "ffmpeg": getattr(av, "ffmpeg_version_info", None) or ffmpeg,
@@ -156,10 +156,10 @@ def selftest(f: dict, frames: int = 3) -> list[dict]:
 
     from engines.metrics import psnr
 
-    from . import load_generator, open_engine
-    from .data.synthetic import make_scene, render
+    from .. import load_generator, open_engine
+    from ..data.synthetic import make_scene, render
+    from ..translate.translator import Translator
     from .demo import BUNDLED
-    from .translate import Translator
     frame = render(make_scene(3), 1.0, "day", PROBE)
     with torch.no_grad():
         x = torch.from_numpy(frame).permute(2, 0, 1)[None].float() / 127.5 - 1
@@ -171,7 +171,7 @@ def selftest(f: dict, frames: int = 3) -> list[dict]:
         try:
             path = BUNDLED
             if opts.pop("onnx", False):
-                from .build import build
+                from ..translate.build import build
                 path = tmp / "day2night.onnx"
                 build(BUNDLED, path, do_validate=False)
                 opts = dict(backend="onnxruntime")
@@ -236,7 +236,7 @@ def add_doctor_args(p) -> None:
 
 
 def cmd_doctor(args) -> int:
-    from .options import check_report
+    from ..options import check_report
     if args.json not in (None, "-"):
         check_report(args.json, args.overwrite, "--json")
     f = facts()

@@ -14,9 +14,9 @@ from torch import nn
 
 from engines.normstats import convert_norms
 
-from .errors import CheckpointError, InputError
-from .models import ResnetGenerator, UnetGenerator
-from .models.registry import ARCHS
+from ..errors import CheckpointError, InputError
+from ..models import ResnetGenerator, UnetGenerator
+from ..models.registry import ARCHS
 
 _LEGACY_IN_KEYS = ("running_mean", "running_var", "num_batches_tracked")
 

@@ -6,15 +6,15 @@ from pathlib import Path
 
 import numpy as np
 
-from .data.synthetic import write_clip
-from .engine import open_engine
-from .errors import OptionError
-from .images import write_image
-from .io_utils import atomic_path, check_output
-from .video import VideoReader
-from .video_run import translate_video
+from ..data.synthetic import write_clip
+from ..errors import OptionError
+from ..media.files import atomic_path, check_output
+from ..media.images import write_image
+from ..media.video import VideoReader
+from ..offline.video import translate_video
+from ..translate.engine import open_engine
 
-BUNDLED = Path(__file__).parent / "assets" / "day2night.safetensors"
+BUNDLED = Path(__file__).parents[1] / "assets" / "day2night.safetensors"
 
 
 def demo_files(output: Path) -> tuple[Path, Path]:
@@ -62,7 +62,7 @@ def add_demo_args(p) -> None:
 
 
 def cmd_demo(args) -> int:
-    from .options import check_device
+    from ..options import check_device
     check_device(args.device)
     run_demo(args.output, seconds=args.seconds, device=args.device, temporal=args.temporal,
              overwrite=args.overwrite, progress=not args.no_progress, quiet=args.quiet)

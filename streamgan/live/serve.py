@@ -33,13 +33,13 @@ import numpy as np
 
 from engines.base import Engine
 
-from .errors import OptionError
-from .latency import LatencyLog
-from .temporal import TEMPORAL_MODES, make_smoother
-from .translate import TranslateOptions, Translator
-from .video import Frame
+from ..errors import OptionError
+from ..latency import LatencyLog
+from ..media.video import Frame
+from ..temporal import TEMPORAL_MODES, make_smoother
+from ..translate.translator import TranslateOptions, Translator
 
-PAGE = Path(__file__).parent / "assets" / "serve_page.html"
+PAGE = Path(__file__).parents[1] / "assets" / "serve_page.html"
 STAMP_ROWS, STAMP_BITS, STAMP_BLOCK = 8, 16, 8  # the page's frame-number strip: 16 blocks of 8x8 px, top left
 IDLE_S = 10.0  # a session with no frame and no open connection for this long is closed
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -190,7 +190,7 @@ class Worker(threading.Thread):
             return
         if s.skip_similar and session.last_in is not None and session.last_out is not None and \
                 session.last_in.shape == rgb.shape:
-            from .pipeline import similar
+            from ..pipeline import similar
             if similar(rgb, session.last_in) < s.skip_similar:
                 session.counters["skipped"] += 1
                 out = session.last_out
@@ -599,7 +599,7 @@ def serve(engine: Engine, *, host: str = "127.0.0.1", port: int = 8080, options:
 
 
 def add_serve_args(p) -> None:
-    from .cli_args import _engine_args, _tile_args
+    from ..arguments import _engine_args, _tile_args
     _engine_args(p)
     _tile_args(p)
     p.add_argument("--host", default="127.0.0.1",
@@ -614,9 +614,8 @@ def add_serve_args(p) -> None:
 
 
 def cmd_serve(args) -> int:
-    from .cli_args import check_engine_args, open_engine_from_args, translate_options
-    from .options import parse_bitrate
-    from .webcam import parse_size
+    from ..arguments import check_engine_args, open_engine_from_args, parse_size, translate_options
+    from ..options import parse_bitrate
     check_engine_args(args)
     max_size = parse_size(args.max_size)
     bitrate = parse_bitrate(args.bitrate)

@@ -2,8 +2,8 @@
 
 import argparse
 
-from .engine import BACKEND_CHOICES
 from .errors import OptionError
+from .translate.engine import BACKEND_CHOICES
 
 
 def _engine_args(p: argparse.ArgumentParser, required: bool = True) -> None:
@@ -44,8 +44,8 @@ def _tile_args(p: argparse.ArgumentParser) -> None:
 
 def engine_kwargs(args) -> dict:
     """open_engine keyword arguments from the engine options (everything but the path), checked."""
-    from .engine import parse_range
     from .options import check_device
+    from .translate.engine import parse_range
     check_device(args.device)
     consts = {}
     for item in args.const:
@@ -69,19 +69,32 @@ def engine_kwargs(args) -> dict:
 
 def check_engine_args(args, paths: list[str] | None = None) -> None:
     """The engine files (``--engine``, or ``paths``) and options, checked before any work."""
-    from .engine import check_engine
+    from .translate.engine import check_engine
     kw = engine_kwargs(args)
     for path in paths or [args.engine]:
         check_engine(path, kw["backend"])
 
 
 def open_engine_from_args(args, **extra):
-    from .engine import open_engine
+    from .translate.engine import open_engine
     return open_engine(args.engine, **engine_kwargs(args), **extra)
 
 
 def translate_options(args, **extra):
-    from .translate import TranslateOptions
+    from .translate.translator import TranslateOptions
     return TranslateOptions(tile=args.tile, overlap=args.overlap, batch=args.batch,
                             norm_stats=args.norm_stats, thumbnail=args.thumbnail, window=args.window,
                             **extra)
+
+
+def parse_size(text: str | None) -> tuple[int, int] | None:
+    """'WxH' (--size, --max-size) -> (width, height); None stays None."""
+    if text is None:
+        return None
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise OptionError(f"--size {text!r}: expected WxH such as 1280x720") from None
+    if not (0 < w <= 16384 and 0 < h <= 16384):
+        raise OptionError(f"--size {text!r}: width and height must be 1 to 16384")
+    return w, h

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import OutputError
-from .io_utils import check_output, publish, temp_beside
-from .options import Encoder, live_bitrate
+from ..errors import OutputError
+from ..options import Encoder, live_bitrate
+from .files import check_output, publish, temp_beside
 from .urls import OUTPUT_FORMATS, is_url, scheme_of, stream_options
 from .video import VideoInfo, VideoWriter
 

@@ -1,4 +1,8 @@
-"""Command line: parse arguments, call library functions, print one line on user errors."""
+"""Command line: parse arguments, call library functions, print one line on user errors.
+
+The ``streamgan`` command and the commands that are front-ends only (bench, demo, doctor, info);
+each other command's handler lives with its stage (``COMMANDS``: module under streamgan, function)
+and is imported only when that command runs. Imports every stage; no stage imports it."""
 
 import argparse
 import json
@@ -6,7 +10,7 @@ import os
 import sys
 from pathlib import Path
 
-from .cli_args import (
+from ..arguments import (
     _engine_args,
     _tile_args,
     check_engine_args,
@@ -14,7 +18,7 @@ from .cli_args import (
     open_engine_from_args,
     translate_options,
 )
-from .errors import EngineError, Interrupted, StreamganError
+from ..errors import EngineError, Interrupted, StreamganError
 
 
 def cmd_info(args) -> int:
@@ -36,14 +40,14 @@ def _fmt(d: dict, indent: str = "") -> str:
 
 
 def cmd_run(args) -> int:
-    from .options import check_report
-    from .video_run import prepare_run
+    from ..offline.video import prepare_run
+    from ..options import check_report
     ema = args.stats_ema if args.stats_ema is not None else (0.8 if args.temporal != "off" else 0.0)
     options = translate_options(args, stats_ema=ema)
     options.check()
     check_report(args.report, args.overwrite)
     if args.ray is not None:
-        from .ray_run import run_ray_args
+        from ..scale.ray import run_ray_args
         report = run_ray_args(args, engine_kwargs(args), options)
     else:
         check_engine_args(args)
@@ -60,14 +64,14 @@ def cmd_run(args) -> int:
 # the module of the command being run is imported (the others can import torch; ``run`` with an
 # ONNX model on a CPU never needs it).
 COMMANDS = {
-    "demo": ("demo", "cmd_demo", "turn a synthetic day clip into night with the bundled model (offline)"),
-    "bench": ("bench", "cmd_bench", "latency/throughput of engines through the pipeline stages"),
-    "webcam": ("webcam", "cmd_webcam", "live filter on a camera (or a file played in real time)"),
-    "serve": ("serve", "cmd_serve", "the live filter in a browser over WebRTC (WHIP/WHEP too)"),
-    "eval-temporal": ("temporal_eval", "cmd_eval_temporal", "warping error (flicker) of translated videos"),
-    "build": ("build", "cmd_build", "compile a checkpoint or ONNX model to .onnx, .xml, .pt2 or .plan"),
+    "demo": ("cli.demo", "cmd_demo", "turn a synthetic day clip into night with the bundled model (offline)"),
+    "bench": ("cli.bench", "cmd_bench", "latency/throughput of engines through the pipeline stages"),
+    "webcam": ("live.webcam", "cmd_webcam", "live filter on a camera (or a file played in real time)"),
+    "serve": ("live.serve", "cmd_serve", "the live filter in a browser over WebRTC (WHIP/WHEP too)"),
+    "eval-temporal": ("temporal.evaluate", "cmd_eval_temporal", "warping error (flicker) of translated videos"),
+    "build": ("translate.build", "cmd_build", "compile a checkpoint or ONNX model to .onnx, .xml, .pt2 or .plan"),
     "train": ("train.cli", "cmd_train", "train a CycleGAN or pix2pix generator"),
-    "doctor": ("doctor", "cmd_doctor", "what this machine can run and how fast (paste it into a bug report)"),
+    "doctor": ("cli.doctor", "cmd_doctor", "what this machine can run and how fast (paste it into a bug report)"),
 }
 
 
@@ -77,13 +81,13 @@ EPILOGS = {"webcam": "keys in the window: q quit, s side by side, t temporal smo
 def _handler(name: str):
     import importlib
     module, fn, _ = COMMANDS[name]
-    return getattr(importlib.import_module(f".{module}", __package__), fn)
+    return getattr(importlib.import_module(f"streamgan.{module}"), fn)
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser; only ``command``'s arguments are defined in full (all of them when None)."""
-    from . import __doc__ as about
-    from . import __version__
+    from .. import __doc__ as about
+    from .. import __version__
     parser = argparse.ArgumentParser(prog="streamgan", description=about)
     parser.add_argument("--version", action="version", version=f"streamgan {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -101,7 +105,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
                    help="output file or folder (a folder for several inputs; a video into a folder keeps its name)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     _tile_args(p)
-    from .video_run import add_video_args
+    from ..offline.video import add_video_args
     add_video_args(p)
     p.add_argument("--report", default=None, help="write the run report as JSON here")
     p.set_defaults(fn=cmd_run, defaults={a.dest: a.default for a in p._actions})

@@ -16,7 +16,7 @@ from engines.cpuinfo import cpu_has_fast_bf16
 from engines.lazy import torch  # imported on first use (engines/lazy.py)
 from engines.precision import switchable
 
-from .errors import EngineError, InputError, OptionError
+from ..errors import EngineError, InputError, OptionError
 
 CHECKPOINT_SUFFIXES = (".pth", ".pt", ".safetensors")
 
@@ -84,7 +84,7 @@ class _Checkpoint:
         from engines.base import file_sha256, sha256
         from engines.cache import cache_dir, read_json, write_json
 
-        from . import __version__
+        from .. import __version__
         self.path, self.opts = path, opts
         load = f"{opts.get('arch')}|{opts.get('bn_stats', 'batch')}"
         self.tag = sha256(f"{file_sha256(path)}|{load}".encode())[:20]
@@ -348,6 +348,6 @@ def open_engine(path: str | Path, device: str | torch.device | None = None, **op
     """
     path = check_engine(path, opts.get("backend"))
     engine = BACKENDS[path.suffix.lower()](path, device, opts)
-    st = path.stat()  # what a verdict on content (streamgan/content_check.py) is remembered under
+    st = path.stat()  # what a verdict on content (streamgan/translate/content_check.py) is remembered under
     engine.model_key = f"{path.resolve()}:{st.st_mtime_ns}:{st.st_size}|{sorted(opts.items())}"
     return engine
