@@ -36,8 +36,11 @@ from engines.base import Engine
 from ..errors import OptionError
 from ..latency import LatencyLog
 from ..media.video import Frame
+from ..pipeline import Stage
 from ..temporal import TEMPORAL_MODES, make_smoother
+from ..translate.content_check import ContentCheck
 from ..translate.translator import TranslateOptions, Translator
+from .run import LIVE_RECHECK_AT
 
 PAGE = Path(__file__).parents[1] / "assets" / "serve_page.html"
 STAMP_ROWS, STAMP_BITS, STAMP_BLOCK = 8, 16, 8  # the page's frame-number strip: 16 blocks of 8x8 px, top left
@@ -87,7 +90,7 @@ class Session:
     id: str
     kind: str  # "page", "whip" or "local"
     settings: Settings
-    translator: Translator
+    stage: Stage  # the pipeline's translate + smoothing step, with its precision check
     output: object  # translated_track(): the track its translation goes out on
     pc: object = None
     created: float = field(default_factory=time.monotonic)
@@ -95,7 +98,6 @@ class Session:
     counters: dict = field(default_factory=lambda: {"received": 0, "translated": 0, "dropped": 0, "skipped": 0})
     latency: LatencyLog = field(default_factory=LatencyLog)
     pending: tuple | None = None  # (frame, arrival) waiting for the worker
-    smoother: object = None
     smoother_key: tuple = ()
     last_in: np.ndarray | None = None
     last_out: np.ndarray | None = None
@@ -195,15 +197,11 @@ class Worker(threading.Thread):
                 session.counters["skipped"] += 1
                 out = session.last_out
                 return self.send(session, frame, out, rgb, arrival, av)
-        out = session.translator(rgb)
         key = (s.temporal, s.strength)
         if key != session.smoother_key:
-            session.smoother = make_smoother(s.temporal, s.strength)
+            session.stage.smoother = make_smoother(s.temporal, s.strength)
             session.smoother_key = key
-        if session.smoother is not None:
-            out, cut = session.smoother(rgb, out)
-            if cut:
-                session.translator.reset()
+        (_, out), = session.stage.submit(Frame(rgb, None, None, session.counters["translated"]))
         session.last_in, session.last_out = rgb, out
         session.counters["translated"] += 1
         self.send(session, frame, out, rgb, arrival, av)
@@ -257,8 +255,9 @@ class Server:
         return sum(1 for s in self.sessions.values() if s.kind in ("page", "whip") and not s.closed)
 
     def new_session(self, kind: str, settings: Settings | None = None) -> Session:
-        session = Session(uuid.uuid4().hex[:12], kind, settings or Settings(),
-                          Translator(self.engine, _copy(self.options)), translated_track(self.loop))
+        translator = Translator(self.engine, _copy(self.options))
+        stage = Stage(translator, overlap=False, check=ContentCheck(translator, recheck_at=LIVE_RECHECK_AT))
+        session = Session(uuid.uuid4().hex[:12], kind, settings or Settings(), stage, translated_track(self.loop))
         self.sessions[session.id] = session
         return session
 
