@@ -133,7 +133,8 @@ def translate_video(input: str | Path, output: str | Path, engine: Engine, *,
             yuv_format(engine, reader, writer, translator)
         reader.planar = yuv is not None
         check = None if yuv else ContentCheck(
-            translator, samples=lambda: reader.spread(CHECK_SAMPLES), recheck_at=_recheck_at(total),
+            translator, samples=lambda: reader.spread(CHECK_SAMPLES if not total or total >= SHORT else 0),
+            recheck_at=_recheck_at(total),
             key=None if isinstance(input, str) else f"{_identity(input)}|{start}|{duration}|{hdr}|{tonemap}")
         stage = Stage(translator, smoother, side_by_side, yuv, check=check)
 
@@ -174,6 +175,7 @@ def translate_video(input: str | Path, output: str | Path, engine: Engine, *,
 
 
 CHECK_SAMPLES = 2  # frames spread over a file that the precision is checked on, besides its first
+SHORT = 12  # ... unless it is shorter than this: checking them would cost more than bf16 saves it
 
 
 def _recheck_at(total: int | None) -> int:

@@ -16,6 +16,7 @@ precision the user named, and fixed artifacts (.plan, .pt2), run as they are.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import numpy as np
@@ -60,7 +61,9 @@ class ContentCheck:
         if self._held is None or self._held[0] is not tag:
             return
         rgb, self._held = self._held[1], None
+        t0 = time.perf_counter()
         db = self._db(rgb, out)
+        self.verdict["seconds"] = round(self.verdict.get("seconds", 0.0) + time.perf_counter() - t0, 2)
         self.verdict["recheck_db"], self.verdict["recheck_frame"] = db, self.recheck_at
         if db < REDUCED_DB:
             self.engine.set_precision("fp32")
@@ -81,10 +84,11 @@ class ContentCheck:
             self.verdict = {**known, "cached": True}
             self.engine.set_precision(self.verdict["precision"])
             return None
-        outs = {}
+        outs, t0 = {}, time.perf_counter()
         dbs = [self._db(rgb, outs=outs)] + [self._db(f) for f in (self.samples() if self.samples else [])]
         self.verdict = {"precision": self.reduced if min(dbs) >= REDUCED_DB else "fp32",
-                        "reduced": self.reduced, "db": dbs, "probe": self._probed(), "precisions": list(options)}
+                        "reduced": self.reduced, "db": dbs, "probe": self._probed(), "precisions": list(options),
+                        "seconds": round(time.perf_counter() - t0, 2)}
         self._remember()
         self.engine.set_precision(self.verdict["precision"])
         self.translator.frames += 1  # the first frame's output is the check's, at the chosen precision
@@ -138,6 +142,8 @@ class ContentCheck:
             text += f"; rechecked at frame {v['recheck_frame']}: {v['recheck_db']:.1f} dB"
             if v["recheck_db"] < REDUCED_DB:
                 text += f", below {REDUCED_DB:g}: fp32 from there on"
+        if not v.get("cached") and v.get("seconds"):
+            text += f"; checking took {v['seconds']:.2f} s (--precision skips it)"
         return text
 
 
