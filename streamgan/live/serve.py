@@ -40,7 +40,6 @@ from ..pipeline import Stage
 from ..temporal import TEMPORAL_MODES, make_smoother
 from ..translate.content_check import ContentCheck
 from ..translate.translator import TranslateOptions, Translator
-from .run import LIVE_RECHECK_AT
 
 PAGE = Path(__file__).parents[1] / "assets" / "serve_page.html"
 STAMP_ROWS, STAMP_BITS, STAMP_BLOCK = 8, 16, 8  # the page's frame-number strip: 16 blocks of 8x8 px, top left
@@ -256,7 +255,7 @@ class Server:
 
     def new_session(self, kind: str, settings: Settings | None = None) -> Session:
         translator = Translator(self.engine, _copy(self.options))
-        stage = Stage(translator, overlap=False, check=ContentCheck(translator, recheck_at=LIVE_RECHECK_AT))
+        stage = Stage(translator, overlap=False, check=ContentCheck(translator))  # (first frame: as live/run.py)
         session = Session(uuid.uuid4().hex[:12], kind, settings or Settings(), stage, translated_track(self.loop))
         self.sessions[session.id] = session
         return session
