@@ -8,6 +8,12 @@ from pathlib import Path
 from ..errors import OutputError
 
 
+def file_identity(path: Path) -> str:
+    """The file as caches key what was decided about it: where it is, when it last changed, its size."""
+    st = path.stat()
+    return f"{path.resolve()}:{st.st_mtime_ns}:{st.st_size}"
+
+
 def check_output(output: Path, inputs: list[Path], overwrite: bool) -> None:
     """Refuse to write over an input, over an existing file (without overwrite), or into nowhere."""
     out = output.resolve()

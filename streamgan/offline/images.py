@@ -9,7 +9,7 @@ from tqdm import tqdm
 from engines.base import Engine
 
 from ..errors import OutputError
-from ..media.files import check_output
+from ..media.files import check_output, file_identity
 from ..media.images import expand_images, is_image, read_image, write_image
 from ..translate.content_check import ContentCheck
 from ..translate.translator import TranslateOptions, Translator
@@ -44,7 +44,7 @@ def translate_images(spec: str, output: str | Path, engine: Engine,
     n = len(inputs)  # the precision is checked on the first image and two spread over the rest
     check = ContentCheck(translator, samples=lambda: [read_image(inputs[n * k // 3]) for k in (1, 2) if n * k // 3],
                          recheck_at=(3 * n) // 4 + 1 if n >= 4 else None,
-                         key="|".join(f"{p.resolve()}:{p.stat().st_mtime_ns}" for p in inputs))
+                         key="|".join(map(file_identity, inputs)))
     for src, dst in tqdm(list(zip(inputs, outputs)), desc="images", unit="img", disable=not progress):
         rgb = read_image(src)
         out = check.before(rgb, src)

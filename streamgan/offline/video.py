@@ -6,12 +6,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-
 from engines.base import Engine, on_cuda
 
 from ..errors import InputError, OptionError, OutputError, PipelineError
-from ..media.files import atomic_path, check_output
+from ..media.files import atomic_path, check_output, file_identity
 from ..media.hdr import DEFAULT_TONEMAP, HDR_MODES, TONEMAPS, HdrConverter, describe, is_hdr
 from ..media.images import expand_images, is_image
 from ..media.sources import FileSource
@@ -135,7 +133,7 @@ def translate_video(input: str | Path, output: str | Path, engine: Engine, *,
         check = None if yuv else ContentCheck(
             translator, samples=lambda: reader.spread(CHECK_SAMPLES if not total or total >= SHORT else 0),
             recheck_at=_recheck_at(total),
-            key=None if isinstance(input, str) else f"{_identity(input)}|{start}|{duration}|{hdr}|{tonemap}")
+            key=None if isinstance(input, str) else f"{file_identity(input)}|{start}|{duration}|{hdr}|{tonemap}")
         stage = Stage(translator, smoother, side_by_side, yuv, check=check)
 
         def keep(frame) -> bool:  # a segment's lead-in warms the state and is not written
@@ -184,11 +182,6 @@ def _recheck_at(total: int | None) -> int:
     return max(2, (3 * total) // 4) if total else 300
 
 
-def _identity(path: Path) -> str:
-    st = path.stat()
-    return f"{path.resolve()}:{st.st_mtime_ns}:{st.st_size}"
-
-
 def yuv_format(engine: Engine, reader: VideoReader, writer: VideoWriter,
                translator: Translator) -> tuple[dict | None, float | None]:
     """The YUV frame path's format (kernels.yuv arguments) when this run can take it, with its
@@ -227,6 +220,8 @@ def yuv_agreement(reader: VideoReader, writer: VideoWriter, translator: Translat
     """dB of the YUV frame path's output planes of the first frame to the RGB path's (swscale
     decoding, the model, the writer's swscale encoding), the worst plane; None where no frame
     decodes. The translator's frame count and times are left as they were."""
+    from engines.metrics import psnr
+
     from ..media.video import planes_of, to_rgb
     from ..translate.content_check import kept_state
     frame = reader.first_frame()
@@ -237,11 +232,7 @@ def yuv_agreement(reader: VideoReader, writer: VideoWriter, translator: Translat
         via_rgb = planes_of(writer.frame_of(translator(to_rgb(frame))))
         translator.submit_planes(planes_of(frame), fmt)
         (_, via_yuv), = translator.flush()
-    dbs = []
-    for a, b in zip(via_yuv, via_rgb):
-        mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-        dbs.append(999.0 if mse == 0 else 10 * np.log10(peak ** 2 / mse))
-    return round(min(dbs), 1)
+    return round(min(999.0, *(psnr(a, b, peak) for a, b in zip(via_yuv, via_rgb))), 1)
 
 
 def _lost_frames(reader: VideoReader, keep_partial: bool, writer: VideoWriter) -> tuple[int | None, str | None]:

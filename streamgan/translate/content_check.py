@@ -91,9 +91,10 @@ class ContentCheck:
                         "seconds": round(time.perf_counter() - t0, 2)}
         self._remember()
         self.engine.set_precision(self.verdict["precision"])
+        out, stats = outs[self.verdict["precision"]]
         self.translator.frames += 1  # the first frame's output is the check's, at the chosen precision
-        self.translator._stats = self.stats_after[self.verdict["precision"]]
-        return outs[self.verdict["precision"]]
+        self.translator._stats = stats  # ... and so are the smoothed statistics it leaves
+        return out
 
     def _probed(self) -> str:
         engine = self.engine
@@ -102,22 +103,19 @@ class ContentCheck:
 
     def _db(self, rgb: np.ndarray, out: np.ndarray | None = None, outs: dict | None = None) -> float:
         """dB of the reduced precision's picture of ``rgb`` (``out``, or translated now) to fp32's;
-        ``outs`` gets both pictures by precision."""
-        engine, was = self.engine, self.engine.meta.precision
-        stats, before = {}, self.translator._stats
+        ``outs`` gets, by precision, each picture with the smoothed statistics it left."""
+        engine, was, before = self.engine, self.engine.meta.precision, self.translator._stats
         with kept_state(self.translator):
             if out is None:
                 engine.set_precision(self.reduced)
                 out = self.translator(rgb)
-                stats[self.reduced] = self.translator._stats
+                left = self.translator._stats
                 self.translator._stats = before
             engine.set_precision("fp32")
             ref = self.translator(rgb)
-            stats["fp32"] = self.translator._stats
+            if outs is not None:
+                outs.update({self.reduced: (out, left), "fp32": (ref, self.translator._stats)})
             engine.set_precision(was)
-        self.stats_after = stats  # the smoothed statistics each picture left (the first frame's carry on)
-        if outs is not None:
-            outs.update({self.reduced: out, "fp32": ref})
         db = psnr(out.astype(np.float32), ref.astype(np.float32), 255.0)
         return round(min(db, 999.0), 1)
 

@@ -17,6 +17,7 @@ from engines.lazy import torch  # imported on first use (engines/lazy.py)
 from engines.precision import switchable
 
 from ..errors import EngineError, InputError, OptionError
+from ..media.files import file_identity
 
 CHECKPOINT_SUFFIXES = (".pth", ".pt", ".safetensors")
 
@@ -348,6 +349,6 @@ def open_engine(path: str | Path, device: str | torch.device | None = None, **op
     """
     path = check_engine(path, opts.get("backend"))
     engine = BACKENDS[path.suffix.lower()](path, device, opts)
-    st = path.stat()  # what a verdict on content (streamgan/translate/content_check.py) is remembered under
-    engine.model_key = f"{path.resolve()}:{st.st_mtime_ns}:{st.st_size}|{sorted(opts.items())}"
+    # what a verdict on content (streamgan/translate/content_check.py) is remembered under
+    engine.model_key = f"{file_identity(path)}|{sorted(opts.items())}"
     return engine

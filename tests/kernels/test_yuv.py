@@ -8,6 +8,7 @@ import torch
 
 from kernels import reference
 from kernels.yuv import rgb_to_yuv, yuv_to_rgb
+from tests.streamgan.helpers import db, photo
 
 SUBS = {"420": (1, 1), "422": (0, 1), "444": (0, 0)}
 
@@ -70,19 +71,6 @@ def test_bad_planes_are_refused(device):
         rgb_to_yuv(_image(4, 6).to(device), matrix="bt999")
 
 
-def _photo(h: int, w: int) -> np.ndarray:
-    """Grace Hopper's photograph (matplotlib's sample) resized to h x w: real edges and textures."""
-    import cv2
-    import matplotlib.cbook
-    img = cv2.imread(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))[:, :, ::-1]
-    return np.ascontiguousarray(cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA))
-
-
-def _db(a: np.ndarray, b: np.ndarray, peak: float) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float("inf") if mse == 0 else 10 * np.log10(peak ** 2 / mse)
-
-
 _SWS_FLAGS = av.video.reformatter.Interpolation.BILINEAR | av.video.reformatter.Interpolation.ACCURATE_RND
 _FMT = {("420", 8): "yuv420p", ("422", 8): "yuv422p", ("420", 10): "yuv420p10le", ("422", 10): "yuv422p10le"}
 
@@ -96,7 +84,7 @@ def test_subsampled_chroma_matches_the_cpu_path_on_a_photograph(sub, bits, devic
     encoding, so a file gives the same picture on either path. The kernels' former chroma (the
     covering sample; a box mean) read 38-40 dB here."""
     from streamgan.media.video import Colour, matrix_name, planes_of, to_rgb
-    rgb = _photo(180, 320)
+    rgb = photo(180, 320)
     fmt = _FMT[(sub, bits)]
     path = tmp_path / "photo.mkv"
     with av.open(str(path), "w") as c:
@@ -112,7 +100,7 @@ def test_subsampled_chroma_matches_the_cpu_path_on_a_photograph(sub, bits, devic
     x = (torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 127.5 - 1).to(device)
     peak = 2.0 ** bits - 1
     for a, b in zip(rgb_to_yuv(x, matrix="bt709", bits=bits, sub=SUBS[sub]), sws):
-        assert _db(a.cpu().numpy(), b, peak) >= 50
+        assert db(a.cpu().numpy(), b, peak) >= 50
     # decode: the CPU path's RGB of the decoded frame against the kernel's of its planes
     with av.open(str(path)) as c:
         frame = next(c.decode(video=0))
@@ -122,7 +110,7 @@ def test_subsampled_chroma_matches_the_cpu_path_on_a_photograph(sub, bits, devic
                   for p in planes_of(frame)]
     back = yuv_to_rgb(*planes, matrix=matrix, bits=bits, sub=SUBS[sub], dtype=torch.float32)
     got = ((back[0].permute(1, 2, 0).cpu() + 1) * 127.5).clamp(0, 255).round().numpy()
-    assert _db(got, want, 255.0) >= 50
+    assert db(got, want, 255.0) >= 50
     # and the float64 reference agrees with both
     ref = reference.yuv_to_rgb(*[p.cpu() for p in planes], matrix=matrix, bits=bits, sub=SUBS[sub])
     torch.testing.assert_close(back.cpu(), ref, atol=1e-5, rtol=0)

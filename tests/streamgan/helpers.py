@@ -164,6 +164,12 @@ def audio_ends(path: Path) -> list[tuple[str, float]]:
     return out
 
 
+def db(a: np.ndarray, b: np.ndarray, peak: float = 255.0) -> float:
+    """PSNR of ``a`` against ``b`` whose codes run up to ``peak`` (inf where they are equal)."""
+    mse = np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2)
+    return float("inf") if mse == 0 else float(10 * np.log10(peak ** 2 / mse))
+
+
 def photo(h: int, w: int, shift: float = 0.0) -> np.ndarray:
     """Grace Hopper's photograph (matplotlib's sample), scaled to cover h x w, shifted ``shift`` px."""
     import cv2

@@ -15,7 +15,7 @@ from streamgan.cli import main
 from streamgan.media.video import VideoReader
 from streamgan.translate.build import build
 from tests.conftest import DEVICES
-from tests.streamgan.helpers import photo, tiny_resnet, write_clip
+from tests.streamgan.helpers import db, photo, tiny_resnet, write_clip
 
 FLOOR = {"fp32": 50.0, "bf16": 40.0, "fp16": 40.0}
 ARTIFACTS = ("checkpoint", ".onnx", ".xml", ".pt2")
@@ -30,11 +30,6 @@ def reference(ckpt, rgb: np.ndarray) -> np.ndarray:
     with torch.no_grad():
         y = load_generator(ckpt)(x)[0, :, :h, :w]
     return np.rint(((y.permute(1, 2, 0).numpy() + 1) * 127.5).clip(0, 255)).astype(np.uint8)
-
-
-def db(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float("inf") if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ from streamgan.translate.content_check import ContentCheck
 from streamgan.translate.engine import open_engine
 from streamgan.translate.translator import Translator
 from tests.conftest import DEVICES
-from tests.streamgan.helpers import photo, tiny_resnet, write_clip
+from tests.streamgan.helpers import db, photo, tiny_resnet, write_clip
 
 
 class Degraded(Engine):
@@ -82,11 +82,6 @@ def _frames(path) -> list[np.ndarray]:
     return [f.rgb for f in VideoReader(path)]
 
 
-def _db(a, b) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float("inf") if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
-
-
 def _fp32(ckpt, clip, out, kind=KINDS[0]) -> list[np.ndarray]:
     with open_engine(ckpt, backend=kind[0], device=kind[1], precision="fp32") as exact:
         translate_video(clip, out, exact, codec="libx264rgb", crf=0, progress=False, quiet=True)
@@ -112,7 +107,7 @@ def test_faithful_reduced_precision_is_kept_whatever_the_probe_said(clip, tmp_pa
     ref = _fp32(ckpt, path, tmp_path / "ref.mkv", kind)
     got = _frames(tmp_path / "o.mkv")
     assert len(got) == len(ref) == 12
-    assert min(_db(a, b) for a, b in zip(got, ref)) >= 40
+    assert min(db(a, b) for a, b in zip(got, ref)) >= 40
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -128,7 +123,7 @@ def test_unfaithful_reduced_precision_is_refused_on_the_first_frames(clip, tmp_p
     assert calls == 3  # the first frame and two spread over the clip, then never again
     ref = _fp32(ckpt, path, tmp_path / "ref.mkv", kind)
     got = _frames(tmp_path / "o.mkv")
-    assert min(_db(a, b) for a, b in zip(got, ref)) >= 60  # every frame is fp32's own (noisy: ~32 dB)
+    assert min(db(a, b) for a, b in zip(got, ref)) >= 60  # every frame is fp32's own (noisy: ~32 dB)
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -144,7 +139,7 @@ def test_recheck_catches_content_that_goes_wrong_later(clip, tmp_path, kind):
     assert report["precision"] == "fp32"
     ref = _fp32(ckpt, path, tmp_path / "ref.mkv", kind)
     got = _frames(tmp_path / "o.mkv")
-    tail = [_db(a, b) for a, b in zip(got[10:], ref[10:])]  # after the recheck (frames in flight aside)
+    tail = [db(a, b) for a, b in zip(got[10:], ref[10:])]  # after the recheck (frames in flight aside)
     assert min(tail) >= 60
 
 
