@@ -97,6 +97,7 @@ class Engine:
     host: bool = False
 
     inflight: int = 1  # host batches that can be started before the oldest must be collected
+    precision_probe: dict | None = None  # how "auto" chose (engines.precision.probe_verdict), where it did
 
     def run_host(self, x: np.ndarray) -> np.ndarray:
         """A float32 (N, C, H, W) numpy batch through the model with its own statistics (host engines)."""

@@ -30,5 +30,6 @@ def cpu_flags() -> frozenset[str]:
 
 
 def cpu_has_fast_bf16() -> bool:
-    """Native bf16 arithmetic (AVX-512 BF16 or AMX): where bf16 runs faster than fp32."""
+    """Native bf16 instructions (AVX-512 BF16 or AMX): where bf16 may run faster than fp32 (the
+    backends' probes time it: without AMX it can be slower)."""
     return bool({"avx512_bf16", "amx_bf16"} & cpu_flags())

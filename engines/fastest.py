@@ -21,6 +21,7 @@ from .cache import cache_dir, locked, read_json, update_json
 from .cpuinfo import cpu_name
 from .errors import EngineError
 from .lazy import torch  # imported on first use (engines/lazy.py)
+from .precision import REDUCED_DB
 
 
 def machine_tag() -> str:
@@ -66,7 +67,6 @@ def _timer(engine: Engine, x) -> tuple[Callable[[], float], object]:
 # A candidate's output on the check input against the fp32 reference: reduced precision must stay
 # >= 40 dB, an fp32 path >= 50 dB (rounding alone gives > 100); below, it is dropped however fast.
 FIDELITY_DB = {"fp32": 50.0}
-REDUCED_DB = 40.0
 
 
 def _why(exc: BaseException) -> str:

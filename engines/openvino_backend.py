@@ -4,8 +4,8 @@ The graph is compiled once per input shape (a static shape lets the CPU plugin p
 convolution kernels) and the compiled model is kept under ``$STREAMGAN_CACHE/openvino``: exported
 and imported by this module rather than by OpenVINO's CACHE_DIR, which writes its blobs in place
 and maps them in (a process that read a blob another was still writing died with SIGBUS).
-Precision "auto" runs bf16 where the CPU has native bf16 and a probe on an image-like input stays
->= 40 dB from f32, else f32; the probe's verdict is cached per model and OpenVINO version.
+Precision "auto" runs bf16 where the CPU plugin offers it and, on an image-like probe, it stays
+>= 40 dB from f32 and runs faster, else f32; the verdict is cached per model, OpenVINO version and CPU.
 """
 
 import json
@@ -18,13 +18,13 @@ from pathlib import Path
 import numpy as np
 
 from .base import Engine, file_sha256, sha256
-from .cache import cache_dir, locked, read_json, update_json, write_bytes
+from .cache import cache_dir, locked, write_bytes
 from .errors import EngineError
 from .onnx_backend import Binding, GraphInput, bind_inputs, graph_meta, read_onnx_meta, stats_feed
 from .onnx_stats import MIX_IN, STATS_IN, STATS_OUT
+from .precision import best_ms, measured_once, probe_verdict
 
 PRECISIONS = {"fp32": "f32", "bf16": "bf16"}
-_BF16_MIN_PSNR = 40.0
 _MAX_INFLIGHT = 4  # frames in flight at most on a many-core CPU (latency and memory stay bounded)
 
 
@@ -115,6 +115,65 @@ def split_narrow_convs(model, ops) -> int:
     return split
 
 
+_QUANTIZED = ("Convolution", "ConvolutionBackpropData")
+_RANGE_MARGIN = 0.1  # activation ranges widened by this share of their span (content brighter later)
+
+
+def _quantizable(model) -> list:
+    """The convolutions of ``model`` (an ov.Model) that int8 runs: plain and transposed, with
+    constant fp32 weights, in graph order (the same order for every copy of one graph)."""
+    ops = []
+    for op in model.get_ordered_ops():
+        if op.get_type_name() in _QUANTIZED and op.input_value(1).get_node().get_type_name() == "Constant" \
+                and op.input_value(1).get_node().get_data().dtype == np.float32:
+            ops.append(op)
+    return ops
+
+
+def observing_model(model, ops):
+    """A copy of ``model`` that also outputs each quantizable convolution's input minimum and
+    maximum (outputs ``range_lo_<i>``, ``range_hi_<i>``): what int8 calibration reads."""
+    m = model.clone()
+    for i, conv in enumerate(_quantizable(m)):
+        x = conv.input_value(0)
+        axes = ops.constant(np.arange(len(x.get_partial_shape()), dtype=np.int64))
+        for name, reduce in (("lo", ops.reduce_min), ("hi", ops.reduce_max)):
+            r = ops.result(reduce(x, axes, False))
+            r.output(0).get_tensor().set_names({f"range_{name}_{i}"})
+            m.add_results([r])
+    m.validate_nodes_and_infer_types()
+    return m
+
+
+def quantized_model(model, ops, ranges: list[list[float]]):
+    """A copy of ``model`` with int8 convolutions: each quantizable convolution's input through a
+    FakeQuantize of 256 levels over its observed ``ranges`` ([lo, hi] each; unsigned where lo >= 0),
+    widened by _RANGE_MARGIN, and its weights through one of 255 symmetric levels per output
+    channel. The CPU plugin's low-precision transformations run these as int8 kernels (VNNI)."""
+    m = model.clone()
+    convs = _quantizable(m)
+    if len(convs) != len(ranges):
+        raise EngineError(f"int8 calibration has {len(ranges)} ranges for {len(convs)} convolutions")
+
+    def fq(x, lo, hi, levels):
+        lo, hi = ops.constant(np.asarray(lo, np.float32)), ops.constant(np.asarray(hi, np.float32))
+        return ops.fake_quantize(x, lo, hi, lo, hi, levels)
+    for conv, (lo, hi) in zip(convs, ranges):
+        pad = _RANGE_MARGIN * (hi - lo)
+        lo, hi = (0.0 if lo >= 0 else lo - pad), hi + pad
+        hi = hi if hi > lo else lo + 1e-3
+        conv.input(0).replace_source_output(fq(conv.input_value(0), lo, hi, 256).output(0))
+        w = conv.input_value(1).get_node().get_data()
+        axis = 1 if conv.get_type_name() == "ConvolutionBackpropData" else 0  # (in, out, k, k) there
+        shape = [1] * w.ndim
+        shape[axis] = w.shape[axis]
+        s = np.abs(np.moveaxis(w, axis, 0).reshape(w.shape[axis], -1)).max(1).reshape(shape)
+        s = np.maximum(s, 1e-8).astype(np.float32)
+        conv.input(1).replace_source_output(fq(conv.input_value(1), -s, s, 255).output(0))
+    m.validate_nodes_and_infer_types()
+    return m
+
+
 def plain_model(model, width: int):
     """A copy of ``model`` (an ov.Model with the statistics inputs and output of
     ``onnx_stats.expose_norm_stats`` or an exported StatsGenerator) for per-image inference: the
@@ -196,6 +255,7 @@ class OpenVINOEngine(Engine):
             self.config["INFERENCE_NUM_THREADS"] = threads
         self.key = f"{file_sha256(path)[:16]}-{self.ov.get_version()}-split{_SPLIT_MIN_DEPTH}"
         self._compiled: dict[tuple, object] = {}
+        self._observing, self._watch, self._ranges = False, None, None  # int8 calibration (observe)
         if precision == "auto":
             precision = self._auto_precision()
         self.meta.precision = precision
@@ -229,7 +289,7 @@ class OpenVINOEngine(Engine):
         shapes = {image.name: _static(image.shape, x_shape)}
         if graph.binding.stats_io:
             shapes.update(norm_stats=[x_shape[0], self.meta.stats_width], stats_mix=[1])
-        config = {**self.config, "INFERENCE_PRECISION_HINT": PRECISIONS[precision]}
+        config = {**self.config, "INFERENCE_PRECISION_HINT": PRECISIONS.get(precision, "f32")}  # int8: FakeQuantize
         if throughput:
             config["PERFORMANCE_HINT"] = "THROUGHPUT"
         compiled = self._cached(graph, shapes, config)
@@ -272,27 +332,83 @@ class OpenVINOEngine(Engine):
             return None
 
     def _auto_precision(self) -> str:
-        """bf16 if the CPU has it natively and the probe stays >= 40 dB from f32; cached."""
-        if "BF16" not in self.core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+        """What the CPU plugin offers of bf16 and int8, timed against f32 on the probe (int8
+        calibrated on the probe itself) and bf16's picture compared: bf16 where it stays >= 40 dB
+        and runs faster (``probe_verdict``), else f32; int8 only ever by the run's own frames.
+        Cached per model, OpenVINO version and CPU."""
+        caps = self.core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+        reduced = [p for p in ("bf16", "int8") if p.upper() in caps]
+        if not reduced:
             return "fp32"
-        verdicts = cache_dir("openvino") / "precision.json"
-        known = read_json(verdicts, {})
-        if self.key not in known:
+        from .fastest import machine_tag
+
+        def measure() -> dict:
             from .metrics import PROBE_SIDE, probe_image, psnr
             side = max(PROBE_SIDE, self.meta.size_multiple)
             lo, hi = self.meta.input_range
             x = (probe_image(self.meta.in_channels, side, side) + 1) / 2 * (hi - lo) + lo
             graph = self.graphs[False]
-            requests = {p: self._compile(graph, x.shape, p) for p in ("fp32", "bf16")}
-            outs = [self._infer(graph, requests[p], x)[0] for p in ("fp32", "bf16")]
+            requests = {p: self._compile(graph, x.shape, p) for p in ("fp32", *reduced) if p != "int8"}
+            outs = {p: self._infer(graph, r, x)[0] for p, r in requests.items()}
+            ms = {p: best_ms(lambda r=r: self._infer(graph, r, x)) for p, r in requests.items()}
+            if "int8" in reduced and _quantizable(graph.model):
+                self.observe(True)
+                self.run_host(x)
+                self.observe(False)
+                q = self.quantized(self.observed())  # timed like the others: one latency-mode request
+                g, r = q.graphs[False], q._request(q.graphs[False], x.shape)
+                outs["int8"], ms["int8"] = q._infer(g, r, x)[0], best_ms(lambda: q._infer(g, r, x))
             olo, ohi = self.meta.output_range
-            db = psnr(outs[1], outs[0], ohi - olo)
-            known[self.key] = {"bf16_psnr_db": db, "precision": "bf16" if db >= _BF16_MIN_PSNR else "fp32"}
-            update_json(verdicts, lambda d: d.update({self.key: known[self.key]}))
+            verdict = probe_verdict(ms, {p: psnr(y, outs["fp32"], ohi - olo) for p, y in outs.items() if p != "fp32"})
             # kept: a measured backend choice times this probe (FastestEngine's probe is the same input)
-            self._compiled[(graph.binding.stats_io, *x.shape)] = requests[known[self.key]["precision"]]
-        self.probe = known[self.key]
-        return self.probe["precision"]
+            self._compiled[(graph.digest, *x.shape)] = requests[verdict["precision"]]
+            return verdict
+        self.precision_probe = measured_once(cache_dir("openvino") / "precision.json",
+                                             f"{self.key}|{machine_tag()}", measure)
+        return self.precision_probe["precision"]
+
+    def observe(self, on: bool) -> None:
+        """While ``on``, plain calls also record each quantizable convolution's input range
+        (``observed``; from no ranges at the start); the picture is the f32 graph's."""
+        self._observing = on
+        if on:
+            self._ranges = None
+
+    def observed(self) -> list[list[float]] | None:
+        """[lo, hi] of each quantizable convolution's input over the calls observed."""
+        return None if self._ranges is None else self._ranges.tolist()
+
+    def _observe(self, x: np.ndarray) -> np.ndarray:
+        if self._watch is None:
+            base = self.graphs[False]
+            self._watch = _Graph(observing_model(base.model, self.ov.opset13), base.binding, base.outputs,
+                                 base.digest + "-observe")
+        g = self._watch
+        res = self._request(g, x.shape).infer(self._feed(g, x))
+        by_name = {port.get_any_name(): value for port, value in res.items()}
+        n = sum(name.startswith("range_lo_") for name in by_name)
+        seen = np.array([[float(by_name[f"range_lo_{i}"]), float(by_name[f"range_hi_{i}"])] for i in range(n)])
+        if self._ranges is None:
+            self._ranges = seen
+        else:
+            self._ranges = np.stack([np.minimum(self._ranges[:, 0], seen[:, 0]),
+                                     np.maximum(self._ranges[:, 1], seen[:, 1])], axis=1)
+        return np.array(by_name[g.outputs[0]], dtype=np.float32)
+
+    def quantized(self, ranges: list[list[float]]) -> "OpenVINOEngine":
+        """This model with int8 convolutions quantized over activation ``ranges`` (``observed``
+        of representative inputs): plain calls run it; calls that give or collect statistics
+        (thumbnail tiles) run the f32 graph."""
+        import copy
+        import dataclasses
+        base = self.graphs[False]
+        digest = f"{base.digest}-int8-{sha256(json.dumps(ranges).encode())[:16]}"
+        q = copy.copy(self)
+        q.graphs = {**self.graphs, False: _Graph(quantized_model(base.model, self.ov.opset13, ranges), base.binding,
+                                                 base.outputs, digest)}
+        q.meta = dataclasses.replace(self.meta, precision="int8")
+        q._compiled, q._streams, q._turn, q._observing, q._watch, q._ranges = {}, {}, 0, False, None, None
+        return q
 
     def _feed(self, graph: _Graph, x: np.ndarray, stats=None, mix: float = 0.0) -> dict:
         feed = {graph.binding.image.name: x.astype(graph.binding.image.dtype, copy=False), **graph.binding.consts}
@@ -308,7 +424,7 @@ class OpenVINOEngine(Engine):
         return y, (np.array(by_name["own_stats"]) if graph.binding.stats_io else None)
 
     def _request(self, graph: _Graph, shape):
-        key = (graph.binding.stats_io, *shape)
+        key = (graph.digest, *shape)
         if key not in self._compiled:
             if len(self._compiled) >= 4:  # frame sizes change rarely; keep the newest few
                 self._compiled.pop(next(iter(self._compiled)))
@@ -317,11 +433,17 @@ class OpenVINOEngine(Engine):
 
     def _run(self, x, stats, mix, collect=False):
         import torch
+        if self._observing and stats is None and not collect:
+            return torch.from_numpy(self._observe(x.detach().cpu().numpy())), None
         graph = self._graph(stats is not None or collect)
         y, own = self._infer(graph, self._request(graph, x.shape), x.detach().cpu().numpy(), stats, mix)
         return torch.from_numpy(y), (torch.from_numpy(own) if own is not None else None)
 
     def run_host(self, x: np.ndarray) -> np.ndarray:
+        if self._observing:
+            return self._observe(x)
+        if self.meta.precision == "int8":  # one compilation for every int8 picture: OpenVINO's latency and
+            return self.start_host(x)()  # throughput compilations of one int8 graph differ (37 dB apart)
         graph = self.graphs[False]
         return self._infer(graph, self._request(graph, x.shape), x)[0]
 
@@ -330,6 +452,9 @@ class OpenVINOEngine(Engine):
         streams of 1 thread on 2 cores): frames overlap instead of all threads meeting at every
         layer, which a busy CPU (the encoder beside it) stalls. Measured on a 2-core CPU with x264
         running: 10% more frames a second than one latency-mode request."""
+        if self._observing:
+            y = self._observe(x)
+            return lambda: y
         graph = self.graphs[False]
         key = tuple(x.shape)
         if key not in self._streams:

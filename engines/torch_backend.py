@@ -11,31 +11,49 @@ from .base import Engine, EngineMeta
 from .cache import cache_dir
 from .cpuinfo import cpu_has_fast_bf16
 from .errors import EngineError
-from .metrics import psnr, smooth_image
+from .metrics import PROBE_SIDE, psnr, smooth_image
 from .normstats import given_stats, pack, stats_width
+from .precision import best_ms, measured_once, probe_verdict
 
-_BF16_MIN_PSNR = 40.0
 
-
-def bf16_psnr(module: nn.Module, meta: EngineMeta) -> float:
-    """dB of ``module`` in bf16 against itself in fp32 on an image-like probe."""
-    side = max(64, meta.size_multiple)
+def bf16_probe(module: nn.Module, meta: EngineMeta) -> dict:
+    """``precision.probe_verdict`` of ``module`` in bf16 against itself in fp32 on an image-like
+    probe (both timed: a probe that finds bf16 unfaithful may be overruled by the run's frames,
+    one that finds it slower is not)."""
+    side = max(PROBE_SIDE, meta.size_multiple)
     x = smooth_image(meta.in_channels, side, side, torch.Generator().manual_seed(0))
+    low = copy.deepcopy(module).to(torch.bfloat16)
+    xb = x.to(torch.bfloat16)
     with torch.inference_mode():
         ref = module(x)
-        low = copy.deepcopy(module).to(torch.bfloat16)(x.to(torch.bfloat16))
-    lo, hi = meta.output_range
-    return psnr(low, ref, hi - lo)
+        lo, hi = meta.output_range
+        db = psnr(low(xb), ref, hi - lo)
+        return probe_verdict({"bf16": best_ms(lambda: low(xb), runs=2), "fp32": best_ms(lambda: module(x), runs=2)},
+                             {"bf16": db})
+
+
+def bf16_verdict(module: nn.Module, meta: EngineMeta) -> dict:
+    """``bf16_probe`` measured once per model (its weights), torch version and CPU: runs started
+    together, and every later run, make the same choice."""
+    import hashlib
+
+    from .fastest import machine_tag
+    digest = hashlib.sha256()
+    for name, t in module.state_dict().items():
+        digest.update(name.encode() + t.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    key = f"{digest.hexdigest()[:24]}|{meta.in_channels}|{torch.__version__}|{machine_tag()}"
+    return measured_once(cache_dir("choices") / "torch_precision.json", key, lambda: bf16_probe(module, meta))
 
 
 def bf16_worth_it(module: nn.Module, meta: EngineMeta) -> bool:
-    """bf16 on this CPU: it has native bf16, and the output stays >= 40 dB from fp32."""
-    return cpu_has_fast_bf16() and bf16_psnr(module, meta) >= _BF16_MIN_PSNR
+    """bf16 on this CPU: it has native bf16, and the probe finds it faithful and faster."""
+    return cpu_has_fast_bf16() and bf16_verdict(module, meta)["precision"] == "bf16"
 
 
 class TorchEngine(Engine):
     """Runs an nn.Module. precision: "auto" (CPU: bf16 weights and activations where the CPU has
-    native bf16 and the output stays >= 40 dB from fp32, else fp32; CUDA: fp16), "fp32", "fp16"
+    native bf16 and, on a probe, the output stays >= 40 dB from fp32 and runs faster, else fp32;
+    CUDA: fp16), "fp32", "fp16"
     (CUDA) or "bf16". ``fuse`` (default: on CUDA) swaps in the Triton kernels; ``compile`` runs
     the module through torch.compile instead. Normalisation statistics are always fp32.
 
@@ -71,8 +89,11 @@ class TorchEngine(Engine):
                     from .cudagraph import GraphedModule
                     self.graphed = GraphedModule(self.module)
         else:
-            if precision == "auto":
-                precision = "bf16" if cpu_has_fast_bf16() and self._bf16_ok(meta) else "fp32"
+            if precision == "auto" and cpu_has_fast_bf16():
+                self.precision_probe = bf16_verdict(self.module, meta)
+                precision = self.precision_probe["precision"]
+            elif precision == "auto":
+                precision = "fp32"
             if precision == "bf16":  # bf16 weights and activations, fp32 statistics
                 self.dtype = torch.bfloat16
                 self.module = self.module.to(torch.bfloat16)
@@ -88,10 +109,6 @@ class TorchEngine(Engine):
             backend += f" ({layout}{', cuda graphs' if graphs else ''})"
         self.meta = dataclasses.replace(meta, backend=backend,
                                         precision=precision, stats_width=stats_width(self.module))
-
-    def _bf16_ok(self, meta: EngineMeta) -> bool:
-        self.probe_psnr = bf16_psnr(self.module, meta)
-        return self.probe_psnr >= _BF16_MIN_PSNR
 
     def _run(self, x, stats, mix, collect=False):
         x = x.contiguous(memory_format=self.memory_format)

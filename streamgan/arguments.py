@@ -17,8 +17,9 @@ def _engine_args(p: argparse.ArgumentParser, required: bool = True) -> None:
                    help="batch-norm statistics: per image (default, as the official test.py) or the stored ones")
     p.add_argument("--dropout", action="store_true", help="keep dropout active (stochastic output)")
     p.add_argument("--precision", choices=("auto", "fp32", "fp16", "bf16"), default="auto",
-                   help="torch / OpenVINO precision (default auto: fp16 on CUDA; bf16 on CPUs that have it, "
-                        "where it stays >= 40 dB from fp32)")
+                   help="torch / OpenVINO precision (default auto: fp16 on CUDA; on a CPU bf16 or int8 where "
+                        "faster than fp32 and the run's frames stay >= 40 dB from it; int8 is calibrated "
+                        "on them)")
     p.add_argument("--compile", action="store_true",
                    help="torch backend: run through torch.compile (slow first frame, faster after)")
     p.add_argument("--range", dest="input_range", default=None,

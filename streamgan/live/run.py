@@ -35,7 +35,12 @@ def warm_up(translator: Translator, smoother, width: int, height: int) -> float:
     engine = translator.engine  # the precisions the first real frame is checked at, opened now
     chosen = engine.meta.precision
     for precision in engine.precisions():
-        if precision != chosen:
+        if precision == "int8":  # quantized over the first real frame's ranges: their graph compiled now
+            switch = getattr(engine, "chosen", None) or engine
+            switch.observe(True)
+            translator(frame)
+            switch.observe(False)
+        elif precision != chosen:
             engine.set_precision(precision)
             translator(frame)
     engine.set_precision(chosen)

@@ -1,18 +1,20 @@
-"""Precision by content: whether a run keeps its engine's reduced precision (bf16 on a CPU, fp16
-on a GPU) is decided on the run's own frames, not on the synthetic probe the engine chose by.
+"""Precision by content: whether a run keeps a reduced precision (bf16 or int8 on a CPU, fp16 on
+a GPU) is decided on the run's own frames, not on the synthetic probe the engine chose by.
 
 Before the first frame is translated, it and a few frames spread over the clip (``samples``) are
-translated at fp32 and at the reduced precision; the reduced one runs where the worst of them stays
->= REDUCED_DB (40 dB) from fp32, else fp32 does, whatever the probe said (a probe can be harder or
-easier than real pictures: multistyle26 reads 38 dB on the probe and 43-45 dB on photographs on an
-AMX Xeon). One later frame is checked again (``recheck_at``): its reduced-precision output against
+translated at fp32 and at the reduced precisions the engine's probe found faster, fastest first;
+the first whose worst picture stays >= REDUCED_DB (40 dB) from fp32's runs, else fp32 does, whatever
+the probe said (a probe can be harder or easier than real pictures: multistyle26 reads 38 dB on
+the probe and 43-45 dB on photographs on an AMX Xeon). int8 (OpenVINO) is quantized over the
+activation ranges of these same fp32 translations, so it is calibrated on the user's content, and
+can only be chosen this way. One later frame is checked again (``recheck_at``): its picture against
 its fp32 translation; below the floor, fp32 runs from there on. The verdict, with its dB, is in
-the run report; a file's verdict is remembered (same model, file, segment and options), so a
-second run of it checks nothing.
+the run report; a file's verdict (with int8's ranges) is remembered (same model, file, segment and
+options), so a second run of it checks nothing.
 
 Only engines opened to choose their precision are checked (``engines.precision.Switchable``): a
-precision the user named, and fixed artifacts (.plan, .pt2), run as they are.
-"""
+precision the user named, fixed artifacts (.plan, .pt2), and reduced precisions that the engine's
+probe found no faster than fp32 on this machine are not."""
 
 from __future__ import annotations
 
@@ -23,8 +25,8 @@ import numpy as np
 
 from engines.base import sha256
 from engines.cache import cache_dir, read_json, update_json
-from engines.fastest import REDUCED_DB
 from engines.metrics import psnr
+from engines.precision import REDUCED_DB, not_faster
 
 
 class ContentCheck:
@@ -77,18 +79,43 @@ class ContentCheck:
             with kept_state(self.translator):
                 self.translator(rgb)
         options = self.engine.precisions()
-        self.reduced = next((p for p in options if p != "fp32"), None) if "fp32" in options else None
-        if self.reduced is None:
+        chosen = getattr(self.engine, "chosen", None) or self.engine  # (a measured choice: its winner)
+        candidates = chosen.candidates() if hasattr(chosen, "candidates") else [p for p in options if p != "fp32"]
+        if "fp32" not in options or not candidates:
             return None
         if known and known.get("precisions") == list(options):
             self.verdict = {**known, "cached": True}
+            if known.get("ranges"):
+                chosen.calibrate(known["ranges"])
             self.engine.set_precision(self.verdict["precision"])
             return None
-        outs, t0 = {}, time.perf_counter()
-        dbs = [self._db(rgb, outs=outs)] + [self._db(f) for f in (self.samples() if self.samples else [])]
-        self.verdict = {"precision": self.reduced if min(dbs) >= REDUCED_DB else "fp32",
-                        "reduced": self.reduced, "db": dbs, "probe": self._probed(), "precisions": list(options),
-                        "seconds": round(time.perf_counter() - t0, 2)}
+        t0 = time.perf_counter()
+        frames = [rgb] + (self.samples() if self.samples else [])
+        calibrating = "int8" in candidates
+        if calibrating:
+            chosen.observe(True)
+        refs = [self._picture(f, "fp32") for f in frames]  # (picture, statistics it left)
+        if calibrating:
+            chosen.observe(False)
+            ranges = chosen.variant("fp32").observed()
+            if ranges is None:  # the frames ran with given statistics (tiles, an EMA): nothing for int8
+                candidates, calibrating = [p for p in candidates if p != "int8"], False
+                if not candidates:
+                    return None
+            else:
+                chosen.calibrate(ranges)
+        tried, outs = {}, {"fp32": refs[0]}
+        for p in candidates:  # fastest first: the first that stays >= REDUCED_DB on every frame runs
+            pictures = [self._picture(f, p) for f in frames]
+            tried[p] = [_db(a[0], b[0]) for a, b in zip(pictures, refs)]
+            outs[p] = pictures[0]
+            if min(tried[p]) >= REDUCED_DB:
+                break
+        self.reduced = p
+        self.verdict = {"precision": p if min(tried[p]) >= REDUCED_DB else "fp32", "reduced": p, "db": tried[p],
+                        "tried": {q: min(d) for q, d in tried.items()}, "probe": self._probed(),
+                        "precisions": list(options), "seconds": round(time.perf_counter() - t0, 2),
+                        **({"ranges": chosen.ranges} if calibrating else {})}
         self._remember()
         self.engine.set_precision(self.verdict["precision"])
         out, stats = outs[self.verdict["precision"]]
@@ -96,28 +123,25 @@ class ContentCheck:
         self.translator._stats = stats  # ... and so are the smoothed statistics it leaves
         return out
 
+    def _picture(self, rgb: np.ndarray, precision: str) -> tuple[np.ndarray, object]:
+        """``rgb`` translated at ``precision`` from the run's statistics so far, and the
+        statistics that leaves; the translator's state and precision are left as they were."""
+        engine, was = self.engine, self.engine.meta.precision
+        with kept_state(self.translator):
+            engine.set_precision(precision)
+            out = self.translator(rgb)
+            left = self.translator._stats
+            engine.set_precision(was)
+        return out, left
+
     def _probed(self) -> str:
         engine = self.engine
         engine = getattr(engine, "chosen", None) or engine
         return getattr(engine, "probed", engine.meta.precision)
 
-    def _db(self, rgb: np.ndarray, out: np.ndarray | None = None, outs: dict | None = None) -> float:
-        """dB of the reduced precision's picture of ``rgb`` (``out``, or translated now) to fp32's;
-        ``outs`` gets, by precision, each picture with the smoothed statistics it left."""
-        engine, was, before = self.engine, self.engine.meta.precision, self.translator._stats
-        with kept_state(self.translator):
-            if out is None:
-                engine.set_precision(self.reduced)
-                out = self.translator(rgb)
-                left = self.translator._stats
-                self.translator._stats = before
-            engine.set_precision("fp32")
-            ref = self.translator(rgb)
-            if outs is not None:
-                outs.update({self.reduced: (out, left), "fp32": (ref, self.translator._stats)})
-            engine.set_precision(was)
-        db = psnr(out.astype(np.float32), ref.astype(np.float32), 255.0)
-        return round(min(db, 999.0), 1)
+    def _db(self, rgb: np.ndarray, out: np.ndarray) -> float:
+        """dB of ``out`` (``rgb`` at the reduced precision) to ``rgb``'s fp32 picture."""
+        return _db(out, self._picture(rgb, "fp32")[0])
 
     def _remember(self) -> None:
         if self.key:
@@ -127,15 +151,16 @@ class ContentCheck:
     def describe(self) -> str:
         """The verdict for the run report ('' when nothing was checked)."""
         v = self.verdict
-        if not v:
-            return ""
+        if not v:  # nothing to check; where the probe found the reduced precision slower, it says so
+            return not_faster(getattr(self.engine, "chosen", None) or self.engine)
         if v.get("cached"):
             text = f"{v['precision']} (this content's verdict, remembered: worst {min(v['db']):.1f} dB to fp32)"
         else:
             n = len(v["db"])
             where = "the first frame" + (f" and {n - 1} spread over the input" if n > 1 else "")
-            text = (f"{v['precision']}: {v['reduced']} is {min(v['db']):.1f} dB from fp32 at worst on {where} "
-                    f"(floor {REDUCED_DB:g}; the probe had chosen {v['probe']})")
+            tried = v.get("tried") or {v["reduced"]: min(v["db"])}
+            text = (f"{v['precision']}: " + ", ".join(f"{p} is {d:.1f} dB" for p, d in tried.items())
+                    + f" from fp32 at worst on {where} (floor {REDUCED_DB:g}; the probe had chosen {v['probe']})")
         if "recheck_db" in v:
             text += f"; rechecked at frame {v['recheck_frame']}: {v['recheck_db']:.1f} dB"
             if v["recheck_db"] < REDUCED_DB:
@@ -143,6 +168,10 @@ class ContentCheck:
         if not v.get("cached") and v.get("seconds"):
             text += f"; checking took {v['seconds']:.2f} s (--precision skips it)"
         return text
+
+
+def _db(out: np.ndarray, ref: np.ndarray) -> float:
+    return round(min(psnr(out.astype(np.float32), ref.astype(np.float32), 255.0), 999.0), 1)
 
 
 def _store():
