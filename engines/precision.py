@@ -36,15 +36,14 @@ def best_ms(run: Callable[[], object], runs: int = 3) -> float:
     return 1000 * best
 
 
-def probe_verdict(ms: dict[str, float], db: dict[str, float], auto: tuple[str, ...] = ("bf16",)) -> dict:
+def probe_verdict(ms: dict[str, float], db: dict[str, float]) -> dict:
     """A backend's precisions measured on its probe: ``ms`` by precision (fp32 among them), ``db``
     of each reduced one to fp32's picture. ``faster``: the reduced precisions at least
     REDUCED_SPEEDUP times as fast as fp32, fastest first (the run's frames may take one of them);
-    ``precision``: what the engine runs before any frame is seen: the fastest of ``auto`` (those it
-    may take on the probe's word; int8 needs the content's own ranges) that is faster and stays
-    >= REDUCED_DB, else fp32."""
+    ``precision``: what the engine runs before any frame is seen: the fastest of them that stays
+    >= REDUCED_DB, int8 aside (it needs the content's own ranges), else fp32."""
     faster = sorted((p for p in ms if p != "fp32" and ms[p] * REDUCED_SPEEDUP <= ms["fp32"]), key=ms.get)
-    chosen = next((p for p in faster if p in auto and db.get(p, 0.0) >= REDUCED_DB), "fp32")
+    chosen = next((p for p in faster if p != "int8" and db.get(p, 0.0) >= REDUCED_DB), "fp32")
     return {"ms": {p: round(v, 2) for p, v in ms.items()}, "db": {p: round(min(v, 999.0), 1) for p, v in db.items()},
             "faster": faster, "precision": chosen}
 
@@ -71,6 +70,12 @@ def faster_precisions(engine: Engine, reduced: str | None) -> list[str]:
     if v is None:
         return [reduced] if reduced else []
     return list(v["faster"])
+
+
+def choosing(engine: Engine) -> Engine:
+    """The engine that chose its precision: a measured backend choice's winner once there is one
+    (``FastestEngine.chosen``), else ``engine`` itself."""
+    return getattr(engine, "chosen", None) or engine
 
 
 def not_faster(engine: Engine) -> str:

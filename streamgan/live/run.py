@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from engines.base import Engine
+from engines.precision import choosing
 
 from ..errors import Interrupted, OptionError, PipelineError
 from ..media.sinks import Sink, VideoSink
@@ -36,10 +37,9 @@ def warm_up(translator: Translator, smoother, width: int, height: int) -> float:
     chosen = engine.meta.precision
     for precision in engine.precisions():
         if precision == "int8":  # quantized over the first real frame's ranges: their graph compiled now
-            switch = getattr(engine, "chosen", None) or engine
-            switch.observe(True)
+            choosing(engine).observe(True)
             translator(frame)
-            switch.observe(False)
+            choosing(engine).observe(False)
         elif precision != chosen:
             engine.set_precision(precision)
             translator(frame)

@@ -26,7 +26,7 @@ import numpy as np
 from engines.base import sha256
 from engines.cache import cache_dir, read_json, update_json
 from engines.metrics import psnr
-from engines.precision import REDUCED_DB, not_faster
+from engines.precision import REDUCED_DB, choosing, not_faster
 
 
 class ContentCheck:
@@ -79,7 +79,7 @@ class ContentCheck:
             with kept_state(self.translator):
                 self.translator(rgb)
         options = self.engine.precisions()
-        chosen = getattr(self.engine, "chosen", None) or self.engine  # (a measured choice: its winner)
+        chosen = choosing(self.engine)
         candidates = chosen.candidates() if hasattr(chosen, "candidates") else [p for p in options if p != "fp32"]
         if "fp32" not in options or not candidates:
             return None
@@ -135,8 +135,7 @@ class ContentCheck:
         return out, left
 
     def _probed(self) -> str:
-        engine = self.engine
-        engine = getattr(engine, "chosen", None) or engine
+        engine = choosing(self.engine)
         return getattr(engine, "probed", engine.meta.precision)
 
     def _db(self, rgb: np.ndarray, out: np.ndarray) -> float:
@@ -152,7 +151,7 @@ class ContentCheck:
         """The verdict for the run report ('' when nothing was checked)."""
         v = self.verdict
         if not v:  # nothing to check; where the probe found the reduced precision slower, it says so
-            return not_faster(getattr(self.engine, "chosen", None) or self.engine)
+            return not_faster(choosing(self.engine))
         if v.get("cached"):
             text = f"{v['precision']} (this content's verdict, remembered: worst {min(v['db']):.1f} dB to fp32)"
         else:
