@@ -57,14 +57,18 @@ def rounds(baseline, sg: list, out: Path, cache: Path, env: dict, n: int, name: 
     cache (cold), streamgan again (warm, with its report at ``out``_warm.json). Ratios within each
     round; medians over rounds. The baseline's own first run is its cold figure."""
     runs: dict[str, list] = {name: [], "streamgan_cold": [], "streamgan_warm": []}
+    ran: dict[str, list] = {"cold": [], "warm": []}  # each round's engine and precision verdict, as reported
     for i in range(n):
         runs[name].append(baseline(i))
         shutil.rmtree(cache, ignore_errors=True)
-        runs["streamgan_cold"].append(wall(sg + ["--output", f"{out}_cold.mp4"], env))
-        runs["streamgan_warm"].append(wall(sg + ["--output", f"{out}_warm.mp4", "--report", f"{out}_warm.json"], env))
+        for kind in ("cold", "warm"):
+            runs[f"streamgan_{kind}"].append(wall(sg + ["--output", f"{out}_{kind}.mp4", "--report",
+                                                        f"{out}_{kind}.json"], env))
+            report = json.loads(Path(f"{out}_{kind}.json").read_text())
+            ran[kind].append(f"{report['engine']}; precision: {report.get('precision_check') or report['precision']}")
     cold = [b / c for b, c in zip(runs[name], runs["streamgan_cold"])]
     warm = [b / w for b, w in zip(runs[name], runs["streamgan_warm"])]
-    return {"rounds": runs, "speedup_cold_by_round": cold, "speedup_warm_by_round": warm,
+    return {"rounds": runs, "ran_by_round": ran, "speedup_cold_by_round": cold, "speedup_warm_by_round": warm,
             f"{name}_cold_s": runs[name][0], f"{name}_s": statistics.median(runs[name]),
             "streamgan_cold_s": statistics.median(runs["streamgan_cold"]),
             "streamgan_warm_s": statistics.median(runs["streamgan_warm"]),

@@ -25,15 +25,20 @@ REDUCED_DB = 40.0  # a reduced precision's picture against fp32's: at least this
 REDUCED_SPEEDUP = 1.1  # ... and it must run at least this much faster on the probe
 
 
-def best_ms(run: Callable[[], object], runs: int = 3) -> float:
-    """Milliseconds of ``run``: the best of ``runs`` after one warm-up call."""
-    run()
-    best = math.inf
-    for _ in range(runs):
-        t = time.perf_counter()
+def best_ms(runs: dict[str, Callable[[], object]], rounds: int = 3) -> dict[str, float]:
+    """Milliseconds of each of ``runs`` (name -> call): one warm-up call each, then ``rounds``
+    rounds calling each in turn, the best of each kept. Interleaved, so load that comes and goes
+    on a shared machine falls on every contender alike (timed one after the other, a busy spell
+    could make the faster one look slower)."""
+    for run in runs.values():
         run()
-        best = min(best, time.perf_counter() - t)
-    return 1000 * best
+    best = dict.fromkeys(runs, math.inf)
+    for _ in range(rounds):
+        for name, run in runs.items():
+            t = time.perf_counter()
+            run()
+            best[name] = min(best[name], time.perf_counter() - t)
+    return {name: 1000 * t for name, t in best.items()}
 
 
 def probe_verdict(ms: dict[str, float], db: dict[str, float]) -> dict:

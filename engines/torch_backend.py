@@ -28,8 +28,7 @@ def bf16_probe(module: nn.Module, meta: EngineMeta) -> dict:
         ref = module(x)
         lo, hi = meta.output_range
         db = psnr(low(xb), ref, hi - lo)
-        return probe_verdict({"bf16": best_ms(lambda: low(xb), runs=2), "fp32": best_ms(lambda: module(x), runs=2)},
-                             {"bf16": db})
+        return probe_verdict(best_ms({"bf16": lambda: low(xb), "fp32": lambda: module(x)}, rounds=2), {"bf16": db})
 
 
 def bf16_verdict(module: nn.Module, meta: EngineMeta) -> dict:
