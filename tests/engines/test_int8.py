@@ -138,3 +138,36 @@ def test_no_faster_precision_is_neither_switched_nor_checked(model, tmp_path):
     engine.precision_probe = probe_verdict({"fp32": 3.0, "bf16": 5.0, "int8": 2.0}, {"bf16": 52.0, "int8": 45.0})
     wrapped = switchable(lambda precision: engine, None, "bf16")
     assert isinstance(wrapped, Switchable) and wrapped.candidates() == ["int8"]
+
+
+def test_live_run_calibrates_int8_on_its_first_real_frame(model, tmp_path, monkeypatch):
+    """`run --live` (a file played at its own rate): the first real frame calibrates and checks
+    int8 (floor at 30 dB), and the stream runs int8: every recorded frame 28-40 dB from fp32's
+    picture of its source frame, not fp32's own; every frame received is written or counted dropped
+    (compiling int8 on that first frame can cost one)."""
+    import json
+
+    import av
+
+    import streamgan.translate.engine as opening
+    from streamgan.cli import main
+    d, ckpt, clip, _ = model
+    monkeypatch.setattr(content_check, "REDUCED_DB", 30.0)
+    monkeypatch.setattr(opening, "switchable", lambda at, precision, reduced: Switchable(at("fp32"), {}, int8=True))
+    out, stats = tmp_path / "live.mkv", tmp_path / "live.json"
+    assert main(["run", "--engine", str(ckpt), "--backend", "openvino", "--input", str(clip), "--output", str(out),
+                 "--live", "--codec", "libx264rgb", "--crf", "0", "--no-progress", "--quiet",
+                 "--stats-json", str(stats)]) == 0
+    report = json.loads(stats.read_text())
+    assert report["precision"] == "int8", report
+    text = report["precision_check"]
+    assert text.startswith("int8: int8 is 3") and "on the first frame (" in text  # live: that frame only
+    assert report["written"] + report["dropped"] == report["received"] == 12  # none lost unaccounted
+    exact = Translator(_fp32(ckpt))
+    src = _frames(clip)
+    with av.open(str(out)) as c:  # each recorded frame against its source frame, by timestamp (12 fps)
+        s = c.streams.video[0]
+        got = [(round(float(f.pts * s.time_base) * 12), f.to_ndarray(format="rgb24")) for f in c.decode(s)]
+    assert len(got) == report["written"] >= 10
+    dbs = [db(a, exact(src[i])) for i, a in got]
+    assert 28 <= min(dbs) and max(dbs) < 40, dbs
