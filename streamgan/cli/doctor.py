@@ -33,7 +33,8 @@ def _version(module: str) -> str | None:
 def _cpu() -> dict:
     from engines.cpuinfo import cpu_flags, cpu_name
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    isa = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile") if f in cpu_flags()]
+    isa = [f for f in ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_bf16", "amx_int8", "amx_tile")
+           if f in cpu_flags()]
     return {"model": cpu_name(), "cores": cores, "features": isa}
 
 
@@ -141,6 +142,9 @@ def candidates(f: dict) -> list[tuple[str, dict]]:
         out.append(("openvino fp32", dict(backend="openvino", precision="fp32")))
         if "BF16" in f["openvino"]["devices"].get("CPU", []):
             out.append(("openvino bf16", dict(backend="openvino", precision="bf16")))
+        if "INT8" in f["openvino"]["devices"].get("CPU", []):  # as a run's content check makes it
+            out.append(("openvino int8 (calibrated on the probe)", dict(backend="openvino", precision="fp32",
+                                                                      int8=True)))
     if f["onnxruntime"]:
         out.append(("onnxruntime fp32 (.onnx built from it)", dict(onnx=True)))
     if f["torch"]["cuda"]:
@@ -175,7 +179,13 @@ def selftest(f: dict, frames: int = 3) -> list[dict]:
                 path = tmp / "day2night.onnx"
                 build(BUNDLED, path, do_validate=False)
                 opts = dict(backend="onnxruntime")
+            int8 = opts.pop("int8", False)
             with open_engine(path, **opts) as eng:
+                if int8:
+                    eng.observe(True)
+                    Translator(eng)(frame)
+                    eng.observe(False)
+                    eng = eng.quantized(eng.observed())
                 tr = Translator(eng)
                 got = tr(frame)
                 times = []

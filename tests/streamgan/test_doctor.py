@@ -9,7 +9,7 @@ import torch
 
 from streamgan.cli import doctor, main
 
-FLOOR = {"fp32": 50.0, "bf16": 40.0, "fp16": 40.0}
+FLOOR = {"fp32": 50.0, "bf16": 40.0, "fp16": 40.0, "int8": 40.0}  # int8: the bundled model, 45.5 dB measured
 
 
 def test_doctor_reports_this_machine_and_runs_every_path(tmp_path, capsys):
