@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 
 from engines.base import Engine
-from engines.precision import choosing
 
 from ..errors import Interrupted, OptionError, PipelineError
 from ..media.sinks import Sink, VideoSink
@@ -36,11 +35,7 @@ def warm_up(translator: Translator, smoother, width: int, height: int) -> float:
     engine = translator.engine  # the precisions the first real frame is checked at, opened now
     chosen = engine.meta.precision
     for precision in engine.precisions():
-        if precision == "int8":  # quantized over the first real frame's ranges: their graph compiled now
-            choosing(engine).observe(True)
-            translator(frame)
-            choosing(engine).observe(False)
-        elif precision != chosen:
+        if precision not in (chosen, "int8"):  # (live runs do not try int8: ContentCheck)
             engine.set_precision(precision)
             translator(frame)
     engine.set_precision(chosen)
@@ -74,7 +69,7 @@ def translate_live(source: Source, sinks: list[Sink], engine: Engine, *, options
     # the precision is checked on the first real frame (inside the warm-up); not again later: an fp32
     # translation in mid-stream stalls it (bundled model, 640x360 over UDP on 2 cores, a recheck at the
     # 300th frame: a frame dropped at 15 fps and p99 112 -> 155 ms; at 30 fps p99 115 -> 172 ms)
-    check = ContentCheck(translator)
+    check = ContentCheck(translator, int8=False)
     stage = Stage(translator, smoother, controls=controls, overlap=False, check=check)
     try:
         warm = warm_up(translator, smoother, source.info.width, source.info.height)

@@ -255,7 +255,7 @@ class Server:
 
     def new_session(self, kind: str, settings: Settings | None = None) -> Session:
         translator = Translator(self.engine, _copy(self.options))
-        stage = Stage(translator, overlap=False, check=ContentCheck(translator))  # (first frame: as live/run.py)
+        stage = Stage(translator, overlap=False, check=ContentCheck(translator, int8=False))  # (as live/run.py)
         session = Session(uuid.uuid4().hex[:12], kind, settings or Settings(), stage, translated_track(self.loop))
         self.sessions[session.id] = session
         return session

@@ -31,15 +31,18 @@ from engines.precision import REDUCED_DB, choosing, not_faster
 
 class ContentCheck:
     """The precision verdict of one run. ``key``: what identifies the run's content for the cache
-    (None: not remembered, e.g. a live source)."""
+    (None: not remembered, e.g. a live source). ``int8``: whether int8 may be tried (not for live
+    runs: they check their first frame only, too little to calibrate on, and compiling the int8
+    graph on that frame stalls the stream)."""
 
     def __init__(self, translator, samples: Callable[[], list[np.ndarray]] | None = None,
-                 recheck_at: int | None = None, key: str | None = None):
-        self.translator, self.samples, self.recheck_at = translator, samples, recheck_at
+                 recheck_at: int | None = None, key: str | None = None, int8: bool = True):
+        self.translator, self.samples, self.recheck_at, self.int8 = translator, samples, recheck_at, int8
         model = getattr(translator.engine, "model_key", None)  # (set by open_engine: the file and options)
         self.key = None if key is None or model is None else sha256(f"{model}|{key}|{translator.opt}".encode())[:32]
         self.seen = 0  # frames handed to ``before``
         self.reduced: str | None = None
+        self.int8_left = False  # int8 offered but not tried (a live run)
         self.verdict: dict = {}
         self._held = None  # the frame to recheck, until its output comes
 
@@ -81,6 +84,8 @@ class ContentCheck:
         options = self.engine.precisions()
         chosen = choosing(self.engine)
         candidates = chosen.candidates() if hasattr(chosen, "candidates") else [p for p in options if p != "fp32"]
+        self.int8_left = "int8" in candidates and not self.int8
+        candidates = [p for p in candidates if p != "int8" or self.int8]
         if "fp32" not in options or not candidates:
             return None
         if known and known.get("precisions") == list(options):
@@ -150,7 +155,10 @@ class ContentCheck:
     def describe(self) -> str:
         """The verdict for the run report ('' when nothing was checked)."""
         v = self.verdict
-        if not v:  # nothing to check; where the probe found the reduced precision slower, it says so
+        if not v:  # nothing checked: why, where a reduced precision was slower or int8 was left out
+            if self.int8_left:
+                return ("fp32: int8, faster on the probe, is not tried on a live run (one frame is too little "
+                        "to calibrate on, and compiling it on that frame would stall the stream)")
             return not_faster(choosing(self.engine))
         if v.get("cached"):
             text = f"{v['precision']} (this content's verdict, remembered: worst {min(v['db']):.1f} dB to fp32)"

@@ -140,11 +140,11 @@ def test_no_faster_precision_is_neither_switched_nor_checked(model, tmp_path):
     assert isinstance(wrapped, Switchable) and wrapped.candidates() == ["int8"]
 
 
-def test_live_run_calibrates_int8_on_its_first_real_frame(model, tmp_path, monkeypatch):
-    """`run --live` (a file played at its own rate): the first real frame calibrates and checks
-    int8 (floor at 30 dB), and the stream runs int8: every recorded frame 28-40 dB from fp32's
-    picture of its source frame, not fp32's own; every frame received is written or counted dropped
-    (compiling int8 on that first frame can cost one)."""
+def test_live_run_does_not_try_int8(model, tmp_path, monkeypatch):
+    """`run --live` (a file played at its own rate) with int8 offered and the floor at 30 dB, where
+    a file run takes it: a live run checks its first frame only, too little to calibrate on, so it
+    runs fp32 and says why; every recorded frame is fp32's picture of its source frame, and every
+    frame received is written or counted dropped."""
     import json
 
     import av
@@ -159,9 +159,8 @@ def test_live_run_calibrates_int8_on_its_first_real_frame(model, tmp_path, monke
                  "--live", "--codec", "libx264rgb", "--crf", "0", "--no-progress", "--quiet",
                  "--stats-json", str(stats)]) == 0
     report = json.loads(stats.read_text())
-    assert report["precision"] == "int8", report
-    text = report["precision_check"]
-    assert text.startswith("int8: int8 is 3") and "on the first frame (" in text  # live: that frame only
+    assert report["precision"] == "fp32", report
+    assert report["precision_check"].startswith("fp32: int8, faster on the probe, is not tried on a live run")
     assert report["written"] + report["dropped"] == report["received"] == 12  # none lost unaccounted
     exact = Translator(_fp32(ckpt))
     src = _frames(clip)
@@ -169,5 +168,4 @@ def test_live_run_calibrates_int8_on_its_first_real_frame(model, tmp_path, monke
         s = c.streams.video[0]
         got = [(round(float(f.pts * s.time_base) * 12), f.to_ndarray(format="rgb24")) for f in c.decode(s)]
     assert len(got) == report["written"] >= 10
-    dbs = [db(a, exact(src[i])) for i, a in got]
-    assert 28 <= min(dbs) and max(dbs) < 40, dbs
+    assert min(db(a, exact(src[i])) for i, a in got) >= 60
