@@ -268,8 +268,10 @@ class Server:
         for pc in [session.pc, *session.viewers]:
             if pc is not None:
                 await pc.close()
+        check, engine = session.stage.check, session.stage.translator.engine
         self.log(f"session {session.id} ({session.kind}) closed: {why}; " + ", ".join(
-            f"{k} {v}" for k, v in session.counters.items()))
+            f"{k} {v}" for k, v in session.counters.items())
+            + f"; {engine.describe()}, precision {check.describe() or engine.meta.precision}")
 
     def newest(self) -> Session | None:
         live = [s for s in self.sessions.values() if not s.closed]
