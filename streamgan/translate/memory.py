@@ -34,8 +34,10 @@ def available_bytes(device: torch.device) -> int:
 def _footprint_bytes(module: torch.nn.Module, x: torch.Tensor) -> int:
     """3x the largest layer output (its input, output and workspace) plus the frame's own input
     and output, which are held across the call. Against the peak resident memory measured while a
-    frame runs (tests/streamgan/test_tiling.py): 0.83-1.09x for ResNets of ngf 8 and 32 from 512 to
-    1536 px; 3x the largest layer alone read 0.66-1.03x (small models' 3-channel frames matter)."""
+    frame runs (tests/streamgan/test_tiling.py): 1.16-1.2x for a ResNet of ngf 8 at 768 and 1024 px
+    with glibc's mmap threshold fixed, so that the mark is the tensors' own (by default the heap's
+    kept blocks add 30-55 MB that come and go between runs: 0.65-0.8x then); 3x the largest layer
+    alone read 0.66-1.03x before (small models' 3-channel frames matter)."""
     sizes = []
     hooks = [m.register_forward_hook(lambda _m, _i, out: sizes.append(out.numel() * out.element_size())
                                      if isinstance(out, torch.Tensor) else None)
