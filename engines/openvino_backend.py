@@ -426,6 +426,10 @@ class OpenVINOEngine(Engine):
 
     def _request(self, graph: _Graph, shape):
         key = (graph.digest, *shape)
+        watched = None if self._watch is None else (self._watch.digest, *shape)
+        if key not in self._compiled and watched in self._compiled and graph is self.graphs[False] \
+                and self.meta.precision == "fp32":  # the observing graph, compiled for a check's frames, gives
+            return self._compiled[watched]  # the same picture (its ranges unread): no second compilation
         if key not in self._compiled:
             if len(self._compiled) >= 4:  # frame sizes change rarely; keep the newest few
                 self._compiled.pop(next(iter(self._compiled)))

@@ -48,8 +48,12 @@ def test_quantized_graph_runs_int8_kernels_over_the_observed_ranges(model):
     ranges = engine.observed()
     assert len(ranges) >= 7 and all(lo <= hi for lo, hi in ranges)
     assert ranges[0][0] < -0.9 and ranges[0][1] > 0.9  # the first convolution sees the [-1, 1] image
-    # the pictures while observing are fp32's own
-    assert min(db(a, fp32(f)) for a, f in zip(refs, frames)) >= 100
+    # the pictures while observing are fp32's own (against an engine that never observed)
+    plain = Translator(_fp32(ckpt))
+    assert min(db(a, plain(f)) for a, f in zip(refs, frames)) >= 100
+    # ... and a plain fp32 call at the frames' size runs on that compilation (a recheck's reference)
+    compiled = len(engine._compiled)
+    assert db(fp32(frames[5]), plain(frames[5])) >= 100 and len(engine._compiled) == compiled
     q = engine.quantized(ranges)
     assert q.meta.precision == "int8" and engine.meta.precision == "fp32"
     graph = q.graphs[False]
