@@ -111,14 +111,19 @@ class ContentCheck:
                 chosen.calibrate(ranges)
         tried, outs = {}, {"fp32": refs[0]}
         for p in candidates:  # fastest first: the first that stays >= REDUCED_DB on every frame runs
-            pictures = [self._picture(f, p) for f in frames]
-            tried[p] = [_db(a[0], b[0]) for a, b in zip(pictures, refs)]
-            outs[p] = pictures[0]
+            tried[p] = []
+            for f, ref in zip(frames, refs):  # (a frame below the floor ends this precision's trial)
+                picture = self._picture(f, p)
+                outs.setdefault(p, picture)
+                tried[p].append(_db(picture[0], ref[0]))
+                if tried[p][-1] < REDUCED_DB:
+                    break
             if min(tried[p]) >= REDUCED_DB:
                 break
         self.reduced = p
         self.verdict = {"precision": p if min(tried[p]) >= REDUCED_DB else "fp32", "reduced": p, "db": tried[p],
-                        "tried": {q: min(d) for q, d in tried.items()}, "probe": self._probed(),
+                        "tried": {q: min(d) for q, d in tried.items()}, "frames": len(frames),
+                        "checked": {q: len(d) for q, d in tried.items()}, "probe": self._probed(),
                         "precisions": list(options), "seconds": round(time.perf_counter() - t0, 2),
                         **({"ranges": chosen.ranges} if calibrating else {})}
         self._remember()
@@ -163,11 +168,19 @@ class ContentCheck:
         if v.get("cached"):
             text = f"{v['precision']} (this content's verdict, remembered: worst {min(v['db']):.1f} dB to fp32)"
         else:
-            n = len(v["db"])
+            n = v.get("frames", len(v["db"]))
             where = "the first frame" + (f" and {n - 1} spread over the input" if n > 1 else "")
             tried = v.get("tried") or {v["reduced"]: min(v["db"])}
-            text = (f"{v['precision']}: " + ", ".join(f"{p} is {d:.1f} dB" for p, d in tried.items())
-                    + f" from fp32 at worst on {where} (floor {REDUCED_DB:g}; the probe had chosen {v['probe']})")
+            checked = v.get("checked", {})
+
+            def on(p: str) -> str:  # the frames a precision ran on: all, or up to its first below the floor
+                c = checked.get(p, n)
+                return "at worst on " + where if c >= n else (
+                    f"on checked frame {c} of {n} (below the floor there, so not run on the rest)" if c > 1
+                    else f"on the first frame (below the floor there, so not run on the {n - 1} spread over the input)")
+            text = (f"{v['precision']}: " + ", ".join(f"{p} is {d:.1f} dB from fp32 {on(p)}"
+                                                      for p, d in tried.items())
+                    + f" (floor {REDUCED_DB:g}; the probe had chosen {v['probe']})")
         if "recheck_db" in v:
             text += f"; rechecked at frame {v['recheck_frame']}: {v['recheck_db']:.1f} dB"
             if v["recheck_db"] < REDUCED_DB:
