@@ -7,8 +7,9 @@ chose is the one that runs until then. Everything else is the current variant's.
 
 A reduced precision is a choice only where it is faster: a CPU flag is no promise (on a Sapphire
 Rapids Xeon whose hypervisor hides AMX, AVX-512 BF16 alone runs OpenVINO's bf16 convolutions 1.5x
-slower than fp32), so each backend's probe times both (``probe_verdict``), and an engine whose
-reduced precision is not faster is not opened to switch to it.
+slower than fp32), so each backend's probe times both (``probe_verdict``; OpenVINO's int8 is
+offered untimed and timed on the run's frames), and an engine whose reduced precision is not
+faster is not opened to switch to it.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from .cache import locked, read_json, update_json
 from .errors import EngineError
 
 REDUCED_DB = 40.0  # a reduced precision's picture against fp32's: at least this, or fp32 runs
-REDUCED_SPEEDUP = 1.1  # ... and it must run at least this much faster on the probe
+REDUCED_SPEEDUP = 1.1  # ... and it must run at least this much faster (on the probe, or the frames)
 
 
 def best_ms(runs: dict[str, Callable[[], object]], rounds: int = 3) -> dict[str, float]:
@@ -41,16 +42,18 @@ def best_ms(runs: dict[str, Callable[[], object]], rounds: int = 3) -> dict[str,
     return {name: 1000 * t for name, t in best.items()}
 
 
-def probe_verdict(ms: dict[str, float], db: dict[str, float]) -> dict:
+def probe_verdict(ms: dict[str, float], db: dict[str, float], untimed: tuple[str, ...] = ()) -> dict:
     """A backend's precisions measured on its probe: ``ms`` by precision (fp32 among them), ``db``
-    of each reduced one to fp32's picture. ``faster``: the reduced precisions at least
-    REDUCED_SPEEDUP times as fast as fp32, fastest first (the run's frames may take one of them);
-    ``precision``: what the engine runs before any frame is seen: the fastest of them that stays
-    >= REDUCED_DB, int8 aside (it needs the content's own ranges), else fp32."""
+    of each reduced one to fp32's picture; ``untimed``: reduced precisions offered but not timed
+    on the probe (int8: its speed is measured on the run's frames, where it is calibrated).
+    ``faster``: the untimed ones, then the reduced precisions at least REDUCED_SPEEDUP times as
+    fast as fp32, fastest first (the run's frames may take one of them); ``precision``: what the
+    engine runs before any frame is seen: the fastest of the timed ones that stays >= REDUCED_DB,
+    int8 aside (it needs the content's own ranges), else fp32."""
     faster = sorted((p for p in ms if p != "fp32" and ms[p] * REDUCED_SPEEDUP <= ms["fp32"]), key=ms.get)
     chosen = next((p for p in faster if p != "int8" and db.get(p, 0.0) >= REDUCED_DB), "fp32")
     return {"ms": {p: round(v, 2) for p, v in ms.items()}, "db": {p: round(min(v, 999.0), 1) for p, v in db.items()},
-            "faster": faster, "precision": chosen}
+            "faster": [*untimed, *faster], "precision": chosen, **({"untimed": list(untimed)} if untimed else {})}
 
 
 def measured_once(store, key: str, measure: Callable[[], dict]) -> dict:
@@ -75,6 +78,13 @@ def faster_precisions(engine: Engine, reduced: str | None) -> list[str]:
     if v is None:
         return [reduced] if reduced else []
     return list(v["faster"])
+
+
+def untimed_precisions(engine: Engine) -> list[str]:
+    """The reduced precisions ``engine``'s probe offered without timing them (``probe_verdict``):
+    a run's check times them on its frames before taking one."""
+    v = getattr(engine, "precision_probe", None)
+    return list(v.get("untimed", ())) if v else []
 
 
 def choosing(engine: Engine) -> Engine:
@@ -103,6 +113,7 @@ class Switchable(Engine):
         self.variants = {engine.meta.precision: engine}
         self.factories = {p: f for p, f in others.items() if p != engine.meta.precision}
         self.probed = engine.meta.precision  # what the probe chose
+        self.untimed = untimed_precisions(engine)  # ... and what it offered without timing
         self.ranges: list | None = None  # int8's activation ranges, once calibrated
         if int8:
             self.factories["int8"] = self._quantized
@@ -165,7 +176,7 @@ class Switchable(Engine):
         return self.current.inflight
 
     def __getattr__(self, name):  # memory_format, plain_module, graphed, ... (only for names not found here)
-        if name in ("current", "variants", "factories", "order", "ranges"):
+        if name in ("current", "variants", "factories", "order", "ranges", "untimed"):
             raise AttributeError(name)
         return getattr(self.current, name)
 

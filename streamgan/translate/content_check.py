@@ -7,14 +7,15 @@ the first whose worst picture stays >= REDUCED_DB (40 dB) from fp32's runs, else
 the probe said (a probe can be harder or easier than real pictures: multistyle26 reads 38 dB on
 the probe and 43-45 dB on photographs on an AMX Xeon). int8 (OpenVINO) is quantized over the
 activation ranges of these same fp32 translations, so it is calibrated on the user's content, and
-can only be chosen this way. One later frame is checked again (``recheck_at``): its picture against
-its fp32 translation; below the floor, fp32 runs from there on. The verdict, with its dB, is in
-the run report; a file's verdict (with int8's ranges) is remembered (same model, file, segment and
-options), so a second run of it checks nothing.
-
-Only engines opened to choose their precision are checked (``engines.precision.Switchable``): a
-precision the user named, fixed artifacts (.plan, .pt2), and reduced precisions that the engine's
-probe found no faster than fp32 on this machine are not."""
+can only be chosen this way. The probe does not time it either (``probe_verdict``'s untimed): its
+frames after the first run in flight, as the run's will, and it is taken only where they are
+faster than fp32's by the probe's margin (REDUCED_SPEEDUP, and _OVERLAP_GAIN). One later frame
+is checked again (``recheck_at``): its picture against its fp32 translation; below the floor,
+fp32 runs from there on. The verdict, with its dB, is in the run report; a file's verdict (with
+int8's ranges) is remembered (same model, file, segment and options), so a second run of it checks
+nothing. Only engines opened to choose their precision are checked
+(``engines.precision.Switchable``): a precision the user named, fixed artifacts (.plan, .pt2), and
+reduced precisions that the engine's probe found no faster than fp32 on this machine are not."""
 
 from __future__ import annotations
 
@@ -26,7 +27,12 @@ import numpy as np
 from engines.base import sha256
 from engines.cache import cache_dir, read_json, update_json
 from engines.metrics import psnr
-from engines.precision import REDUCED_DB, choosing, not_faster
+from engines.precision import REDUCED_DB, REDUCED_SPEEDUP, choosing, not_faster
+
+# The check's fp32 frames run one at a time on one latency-mode request; a precision timed here runs
+# its frames in flight, as the run will (Translator.submit), and in flight fp32 too would gain about
+# this much (OpenVINOEngine.start_host: 10% more frames a second): the speed rule asks that much more.
+_OVERLAP_GAIN = 1.1
 
 
 class ContentCheck:
@@ -99,7 +105,11 @@ class ContentCheck:
         calibrating = "int8" in candidates
         if calibrating:
             chosen.observe(True)
-        refs = [self._picture(f, "fp32") for f in frames]  # (picture, statistics it left)
+        refs, fp32_s = [], []  # (picture, statistics it left); seconds each took
+        for f in frames:
+            t = time.perf_counter()
+            refs.append(self._picture(f, "fp32"))
+            fp32_s.append(time.perf_counter() - t)
         if calibrating:
             chosen.observe(False)
             ranges = chosen.variant("fp32").observed()
@@ -109,22 +119,25 @@ class ContentCheck:
                     return None
             else:
                 chosen.calibrate(ranges)
-        tried, outs = {}, {"fp32": refs[0]}
+        untimed = getattr(chosen, "untimed", [])
+        gain = _OVERLAP_GAIN if self.translator.overlaps(*rgb.shape[:2]) else 1.0
+        tried, outs, ms, taken = {}, {"fp32": refs[0]}, {}, "fp32"
         for p in candidates:  # fastest first: the first that stays >= REDUCED_DB on every frame runs
-            tried[p] = []
-            for f, ref in zip(frames, refs):  # (a frame below the floor ends this precision's trial)
-                picture = self._picture(f, p)
-                outs.setdefault(p, picture)
-                tried[p].append(_db(picture[0], ref[0]))
-                if tried[p][-1] < REDUCED_DB:
-                    break
-            if min(tried[p]) >= REDUCED_DB:
-                break
-        self.reduced = p
-        self.verdict = {"precision": p if min(tried[p]) >= REDUCED_DB else "fp32", "reduced": p, "db": tried[p],
+            tried[p] = self._trial(p, frames, refs, outs, ms if p in untimed else None)
+            if min(tried[p]) < REDUCED_DB:
+                continue
+            if p in ms:  # not timed by the probe: faster on these frames, or not taken
+                ms.setdefault("fp32", self._fp32_ms(frames, fp32_s))
+                if ms[p] * REDUCED_SPEEDUP * gain > ms["fp32"]:
+                    continue
+            taken = p
+            break
+        self.reduced = taken if taken != "fp32" else p
+        self.verdict = {"precision": taken, "reduced": p, "db": tried[p],
                         "tried": {q: min(d) for q, d in tried.items()}, "frames": len(frames),
                         "checked": {q: len(d) for q, d in tried.items()}, "probe": self._probed(),
                         "precisions": list(options), "seconds": round(time.perf_counter() - t0, 2),
+                        **({"ms": {q: round(v, 1) for q, v in ms.items()}} if ms else {}),
                         **({"ranges": chosen.ranges} if calibrating else {})}
         self._remember()
         self.engine.set_precision(self.verdict["precision"])
@@ -132,6 +145,57 @@ class ContentCheck:
         self.translator.frames += 1  # the first frame's output is the check's, at the chosen precision
         self.translator._stats = stats  # ... and so are the smoothed statistics it leaves
         return out
+
+    def _trial(self, p: str, frames: list, refs: list, outs: dict, timing: dict | None) -> list[float]:
+        """dB of ``p``'s pictures of ``frames`` to fp32's (``refs``), up to the first below the
+        floor; the first frame's picture (and statistics) kept in ``outs``. ``timing`` (for a
+        precision the probe did not time): the frames after the first are translated as the run
+        will translate them (``_overlapped``; repeated up to the frames a run keeps in flight, and
+        at least two) and ``timing[p]`` is the ms a frame that took."""
+        first = self._picture(frames[0], p)  # (its first call compiles)
+        outs.setdefault(p, first)
+        dbs = [_db(first[0], refs[0][0])]
+        rest = list(zip(frames[1:], refs[1:]))
+        if timing is None:
+            for f, ref in rest:
+                if dbs[-1] < REDUCED_DB:
+                    break
+                dbs.append(_db(self._picture(f, p)[0], ref[0]))
+            return dbs
+        if dbs[-1] >= REDUCED_DB:  # (enough frames to fill every request a run keeps in flight)
+            todo = [f for f, _ in rest] or [frames[0]]
+            n = max(len(todo), 2, self.engine.inflight)
+            pictures, seconds = self._overlapped([todo[i % len(todo)] for i in range(n)], p)
+            timing[p] = 1000 * seconds
+            dbs += [_db(out, ref[0]) for out, (_, ref) in zip(pictures, rest)]
+        return dbs
+
+    def _overlapped(self, frames: list, precision: str) -> tuple[list[np.ndarray], float]:
+        """``frames`` translated at ``precision`` as a run translates them (``Translator.submit``:
+        in flight where frames overlap, else one by one from the run's statistics so far), and
+        the seconds a frame that took; the translator's state and precision left as they were."""
+        if not self.translator.overlaps(*frames[0].shape[:2]):
+            t = time.perf_counter()
+            pictures = [self._picture(f, precision)[0] for f in frames]
+            return pictures, (time.perf_counter() - t) / len(frames)
+        engine, was = self.engine, self.engine.meta.precision
+        with kept_state(self.translator):
+            engine.set_precision(precision)
+            t = time.perf_counter()
+            done = [d for i, f in enumerate(frames) for d in self.translator.submit(f, i)]
+            done += self.translator.flush()
+            seconds = (time.perf_counter() - t) / len(frames)
+            engine.set_precision(was)
+        return [out for _, out in sorted(done, key=lambda d: d[0])], seconds
+
+    def _fp32_ms(self, frames: list, seconds: list[float]) -> float:
+        """ms a frame at fp32: the best of the check's frames after the first (the first compiled),
+        a lone frame translated once more."""
+        if len(seconds) < 2:
+            t = time.perf_counter()
+            self._picture(frames[0], "fp32")
+            seconds = [*seconds, time.perf_counter() - t]
+        return 1000 * min(seconds[1:])
 
     def _picture(self, rgb: np.ndarray, precision: str) -> tuple[np.ndarray, object]:
         """``rgb`` translated at ``precision`` from the run's statistics so far, and the
@@ -162,8 +226,8 @@ class ContentCheck:
         v = self.verdict
         if not v:  # nothing checked: why, where a reduced precision was slower or int8 was left out
             if self.int8_left:
-                return ("fp32: int8, faster on the probe, is not tried on a live run (one frame is too little "
-                        "to calibrate on, and compiling it on that frame would stall the stream)")
+                return ("fp32: int8 is not tried on a live run (one frame is too little to calibrate on, and "
+                        "compiling it on that frame would stall the stream)")
             return not_faster(choosing(self.engine))
         if v.get("cached"):
             text = f"{v['precision']} (this content's verdict, remembered: worst {min(v['db']):.1f} dB to fp32)"
@@ -178,7 +242,14 @@ class ContentCheck:
                 return "at worst on " + where if c >= n else (
                     f"on checked frame {c} of {n} (below the floor there, so not run on the rest)" if c > 1
                     else f"on the first frame (below the floor there, so not run on the {n - 1} spread over the input)")
-            text = (f"{v['precision']}: " + ", ".join(f"{p} is {d:.1f} dB from fp32 {on(p)}"
+            ms = v.get("ms", {})
+
+            def timed(p: str) -> str:  # a precision timed on the frames: its speed, and why not taken
+                if p not in ms:
+                    return ""
+                slow = "" if p == v["precision"] else " (not enough faster to take)"
+                return f", {ms[p]:.0f} ms a frame against fp32's {ms['fp32']:.0f}{slow}"
+            text = (f"{v['precision']}: " + ", ".join(f"{p} is {d:.1f} dB from fp32 {on(p)}{timed(p)}"
                                                       for p, d in tried.items())
                     + f" (floor {REDUCED_DB:g}; the probe had chosen {v['probe']})")
         if "recheck_db" in v:

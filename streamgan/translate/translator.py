@@ -271,13 +271,17 @@ class Translator:
         self._tick("postprocess", t)
         return out
 
+    def overlaps(self, h: int, w: int) -> bool:
+        """Whether ``submit`` overlaps frames of this size (whole RGB frames on a host engine)."""
+        return self.engine.host and self.meta.in_channels == 3 and self.plan(h, w).full_frame
+
     def submit(self, rgb: np.ndarray, tag=None) -> list[tuple]:
         """Start translating ``rgb``; returns the frames finished meanwhile as (tag, output), in
         the order they were submitted. Whole frames on a host engine overlap (``start_host``: up to
         ``engine.inflight`` at once); everything else finishes at once. ``flush()`` returns the rest."""
         h, w = rgb.shape[:2]
         self.prepare(h, w)
-        if not (self.engine.host and self.meta.in_channels == 3 and self.plan(h, w).full_frame):
+        if not self.overlaps(h, w):
             return self.flush() + [(tag, self(rgb))]
         done = []
         while len(self._pending) >= self.engine.inflight:  # its request is the one to reuse

@@ -12,7 +12,7 @@ import pytest
 
 pytest.importorskip("openvino")
 
-from engines.precision import Switchable, not_faster, probe_verdict, switchable  # noqa: E402
+from engines.precision import Switchable, choosing, not_faster, probe_verdict, switchable  # noqa: E402
 from streamgan.media.video import VideoReader  # noqa: E402
 from streamgan.offline.video import translate_video  # noqa: E402
 from streamgan.translate import content_check  # noqa: E402
@@ -129,6 +129,23 @@ def test_probe_verdict_takes_a_reduced_precision_only_where_faster():
     v = probe_verdict({"fp32": 4.0, "bf16": 2.0}, {"bf16": 38.0})
     assert v["faster"] == ["bf16"] and v["precision"] == "fp32"  # faster but unfaithful on the probe
     assert probe_verdict({"fp32": 4.0, "bf16": 3.8}, {"bf16": 52.0})["faster"] == []  # within 10%: no
+    v = probe_verdict({"fp32": 4.0, "bf16": 2.0}, {"bf16": 52.0}, ("int8",))  # int8 offered, timed on frames
+    assert v["faster"] == ["int8", "bf16"] and v["untimed"] == ["int8"] and v["precision"] == "bf16"
+
+
+def test_openvino_probe_offers_int8_untimed_and_compiles_no_int8_graph(model, tmp_path, monkeypatch):
+    """The probe compiles fp32 (and bf16 where offered), never an int8 or observing graph: int8's
+    speed is measured on the run's frames (test_content_check), where it is calibrated."""
+    import openvino as ov
+    caps = ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    if "INT8" not in caps:
+        pytest.skip("this CPU's OpenVINO plugin offers no int8")
+    monkeypatch.setenv("STREAMGAN_CACHE", str(tmp_path))
+    d, ckpt, clip, _ = model
+    with open_engine(ckpt, backend="openvino") as engine:
+        v = choosing(engine).current.precision_probe  # (the variant its probe opened)
+    assert v["untimed"] == ["int8"] and v["faster"][0] == "int8" and "int8" not in v["ms"]
+    assert len(list((tmp_path / "openvino").glob("*.blob"))) == 1 + ("BF16" in caps)  # fp32, bf16 at 128 px
 
 
 def test_no_faster_precision_is_neither_switched_nor_checked(model, tmp_path):
@@ -164,7 +181,7 @@ def test_live_run_does_not_try_int8(model, tmp_path, monkeypatch):
                  "--stats-json", str(stats)]) == 0
     report = json.loads(stats.read_text())
     assert report["precision"] == "fp32", report
-    assert report["precision_check"].startswith("fp32: int8, faster on the probe, is not tried on a live run")
+    assert report["precision_check"].startswith("fp32: int8 is not tried on a live run")
     assert report["written"] + report["dropped"] == report["received"] == 12  # none lost unaccounted
     exact = Translator(_fp32(ckpt))
     src = _frames(clip)

@@ -6,6 +6,8 @@ from a chosen frame on) around a real fp32 engine of a checkpoint, so every verd
 ways on any CPU; the real bf16 path is exercised by test_artifacts where the CPU has bf16. Outputs
 are compared with the fp32 run of the same decoded frames (an RGB-exact clip)."""
 
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -26,9 +28,9 @@ class Degraded(Engine):
     ``from_call`` on, claiming ``precision``: a stand-in for a reduced precision that fails on some
     content. Counts its calls."""
 
-    def __init__(self, engine: Engine, sigma: float, from_call: int = 0, precision: str = "bf16"):
+    def __init__(self, engine: Engine, sigma: float, from_call: int = 0, precision: str = "bf16", delay: float = 0.0):
         import dataclasses
-        self.engine, self.sigma, self.from_call = engine, sigma, from_call
+        self.engine, self.sigma, self.from_call, self.delay = engine, sigma, from_call, delay  # delay: s a call
         self.meta = dataclasses.replace(engine.meta, precision=precision)
         self.calls = 0
         self.rng = np.random.default_rng(0)
@@ -43,6 +45,7 @@ class Degraded(Engine):
 
     def _noise(self, y):
         self.calls += 1
+        time.sleep(self.delay)
         if self.calls > self.from_call:
             noise = self.rng.normal(0, self.sigma, tuple(y.shape)).astype(np.float32)
             y = y + (noise if isinstance(y, np.ndarray) else torch.from_numpy(noise).to(y.device))
@@ -173,3 +176,25 @@ def test_check_leaves_the_translators_state_alone(clip):
     first = check.before(_frames(path)[0])
     assert first is not None and tr.frames == 1
     assert check.verdict["precision"] == "bf16" and len(check.verdict["db"]) == 3
+
+
+@pytest.mark.parametrize("faster", [True, False])
+def test_a_precision_the_probe_did_not_time_is_timed_on_the_frames(clip, tmp_path, faster):
+    """A reduced precision offered untimed (OpenVINO's int8) is taken only where its frames run
+    faster than fp32's: the fp32 variant made 40 ms a call slower, it is taken; the faithful
+    reduced one made that much slower instead, fp32 runs, and the report says why."""
+    d, ckpt, path = clip
+    exact = open_engine(ckpt, backend="openvino", precision="fp32")
+    slow_fp32 = Degraded(exact, 0.0, precision="fp32", delay=0.04 if faster else 0.0)
+    low = Degraded(open_engine(ckpt, backend="openvino", precision="fp32"), FAITHFUL, delay=0.0 if faster else 0.04)
+    engine = Switchable(slow_fp32, {"bf16": lambda: low})
+    engine.untimed = ["bf16"]
+    report = translate_video(path, tmp_path / "o.mkv", engine, codec="libx264rgb", crf=0, progress=False,
+                             quiet=True)
+    text = report["precision_check"]
+    assert report["precision"] == ("bf16" if faster else "fp32"), text
+    assert " ms a frame against fp32's " in text and ("not enough faster" in text) != faster, text
+    assert low.calls == 3 + (11 if faster else 0)  # the first frame, the two spread over the clip (timed), the rest
+    ref = _fp32(ckpt, path, tmp_path / "ref.mkv")
+    got = _frames(tmp_path / "o.mkv")
+    assert min(db(a, b) for a, b in zip(got, ref)) >= (40 if faster else 60)  # refused: fp32's own pictures
