@@ -13,9 +13,11 @@ faster than fp32's by the probe's margin (REDUCED_SPEEDUP, and _OVERLAP_GAIN). O
 is checked again (``recheck_at``): its picture against its fp32 translation; below the floor,
 fp32 runs from there on. The verdict, with its dB, is in the run report; a file's verdict (with
 int8's ranges) is remembered (same model, file, segment and options), so a second run of it checks
-nothing. Only engines opened to choose their precision are checked
-(``engines.precision.Switchable``): a precision the user named, fixed artifacts (.plan, .pt2), and
-reduced precisions that the engine's probe found no faster than fp32 on this machine are not."""
+nothing.
+
+Only engines opened to choose their precision are checked (``engines.precision.Switchable``): a
+precision the user named, fixed artifacts (.plan, .pt2), and reduced precisions that the engine's
+probe found no faster than fp32 on this machine are not."""
 
 from __future__ import annotations
 
