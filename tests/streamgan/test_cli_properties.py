@@ -168,3 +168,33 @@ def test_every_option_says_what_it_does_and_its_default():
                     and not isinstance(action, argparse._StoreFalseAction) and "default" not in action.help.lower():
                 missing.append(f"{name} {flag}: default {action.default!r} not said")
     assert not missing, "\n".join(missing)
+
+
+def test_the_command_leaves_once_its_threads_and_exit_handlers_are_done(world, tmp_path):
+    """`streamgan` ends without unloading its native libraries (streamgan.cli._leave), but only
+    after what any exit does: a thread still writing is joined, exit handlers run, output is
+    flushed, and the exit code is the command's."""
+    import subprocess
+    import sys
+    d, files = world
+    script = ("import atexit, sys, threading, time\n"
+              "from pathlib import Path\n"
+              f"out = Path({str(tmp_path)!r})\n"
+              "atexit.register(lambda: (out / 'handler').write_text('ran'))\n"
+              "import streamgan.cli as cli\n"
+              "command = cli._call\n"
+              "def then_a_thread(*a):  # still writing when the command is done\n"
+              "    code = command(*a)\n"
+              "    threading.Thread(target=lambda: (time.sleep(0.5), (out / 'thread').write_text('done'))).start()\n"
+              "    return code\n"
+              "cli._call = then_a_thread\n"
+              "sys.argv = ['streamgan', 'info', sys.argv[1]]\n"
+              "cli.main()\n"
+              "raise SystemExit('main returned')\n")
+    ok = subprocess.run([sys.executable, "-c", script, str(files["gen"])], capture_output=True, text=True,
+                        timeout=300)
+    assert ok.returncode == 0 and ok.stdout.strip(), ok.stderr
+    assert (tmp_path / "handler").read_text() == "ran" and (tmp_path / "thread").read_text() == "done"
+    bad = subprocess.run([sys.executable, "-c", script, str(files["notckpt"])], capture_output=True, text=True,
+                         timeout=300)
+    assert bad.returncode == 2 and bad.stderr.startswith("streamgan: error:"), bad.stderr
