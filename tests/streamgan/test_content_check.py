@@ -28,9 +28,11 @@ class Degraded(Engine):
     ``from_call`` on, claiming ``precision``: a stand-in for a reduced precision that fails on some
     content. Counts its calls."""
 
-    def __init__(self, engine: Engine, sigma: float, from_call: int = 0, precision: str = "bf16", delay: float = 0.0):
+    def __init__(self, engine: Engine, sigma: float, from_call: int = 0, precision: str = "bf16", delay: float = 0.0,
+                 spell: tuple[int, ...] = ()):
         import dataclasses
         self.engine, self.sigma, self.from_call, self.delay = engine, sigma, from_call, delay  # delay: s a call
+        self.spell = spell  # calls (1 = the first) slowed by 0.2 s more: a busy spell on a shared machine
         self.meta = dataclasses.replace(engine.meta, precision=precision)
         self.calls = 0
         self.rng = np.random.default_rng(0)
@@ -45,7 +47,7 @@ class Degraded(Engine):
 
     def _noise(self, y):
         self.calls += 1
-        time.sleep(self.delay)
+        time.sleep(self.delay + (0.2 if self.calls in self.spell else 0.0))
         if self.calls > self.from_call:
             noise = self.rng.normal(0, self.sigma, tuple(y.shape)).astype(np.float32)
             y = y + (noise if isinstance(y, np.ndarray) else torch.from_numpy(noise).to(y.device))
@@ -194,7 +196,23 @@ def test_a_precision_the_probe_did_not_time_is_timed_on_the_frames(clip, tmp_pat
     text = report["precision_check"]
     assert report["precision"] == ("bf16" if faster else "fp32"), text
     assert " ms a frame against fp32's " in text and ("not enough faster" in text) != faster, text
-    assert low.calls == 3 + (11 if faster else 0)  # the first frame, the two spread over the clip (timed), the rest
+    # the first frame, the two spread over the clip (timed), then the rest; refused: timed again,
+    # two interleaved rounds of two frames, before it is (a busy spell does not refuse it)
+    assert low.calls == 3 + (11 if faster else 2 * 2)
     ref = _fp32(ckpt, path, tmp_path / "ref.mkv")
     got = _frames(tmp_path / "o.mkv")
     assert min(db(a, b) for a, b in zip(got, ref)) >= (40 if faster else 60)  # refused: fp32's own pictures
+
+
+def test_a_busy_spell_while_timing_does_not_refuse_a_faster_precision(clip, tmp_path):
+    """The untimed precision's first timing (its spread frames) falls in a busy spell: it is timed
+    again, interleaved with fp32, and taken."""
+    d, ckpt, path = clip
+    slow_fp32 = Degraded(open_engine(ckpt, backend="openvino", precision="fp32"), 0.0, precision="fp32", delay=0.04)
+    low = Degraded(open_engine(ckpt, backend="openvino", precision="fp32"), FAITHFUL, spell=(2, 3))
+    engine = Switchable(slow_fp32, {"bf16": lambda: low})
+    engine.untimed = ["bf16"]
+    report = translate_video(path, tmp_path / "o.mkv", engine, codec="libx264rgb", crf=0, progress=False,
+                             quiet=True)
+    assert report["precision"] == "bf16", report["precision_check"]
+    assert low.calls == 3 + 2 * 2 + 11  # checked, timed again (two rounds of two), the rest
