@@ -146,8 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser(command if command in COMMANDS or command in ("run", "info") else None)
     args = parser.parse_args(argv)
     code = _call(args, own_process)
-    if own_process:
-        _leave(code)
+    if own_process and sys.getprofile() is None and sys.gettrace() is None:  # (a profiler, a debugger or a
+        _leave(code)  # coverage tracer writes its results once the process's code has returned)
     return code
 
 

@@ -173,7 +173,7 @@ def test_every_option_says_what_it_does_and_its_default():
 def test_the_command_leaves_once_its_threads_and_exit_handlers_are_done(world, tmp_path):
     """`streamgan` ends without unloading its native libraries (streamgan.cli._leave), but only
     after what any exit does: a thread still writing is joined, exit handlers run, output is
-    flushed, and the exit code is the command's."""
+    flushed, and the exit code is the command's; under a profiler it returns as usual."""
     import subprocess
     import sys
     d, files = world
@@ -198,3 +198,6 @@ def test_the_command_leaves_once_its_threads_and_exit_handlers_are_done(world, t
     bad = subprocess.run([sys.executable, "-c", script, str(files["notckpt"])], capture_output=True, text=True,
                          timeout=300)
     assert bad.returncode == 2 and bad.stderr.startswith("streamgan: error:"), bad.stderr
+    profiled = subprocess.run([sys.executable, "-m", "cProfile", "-o", str(tmp_path / "run.prof"), "-m", "streamgan",
+                               "info", str(files["gen"])], capture_output=True, text=True, timeout=300)
+    assert profiled.returncode == 0 and (tmp_path / "run.prof").stat().st_size > 0  # a profiler gets its results
