@@ -72,6 +72,8 @@ class Stage:
         self.translator, self.smoother, self.yuv = translator, smoother, yuv
         self.check = check  # a content_check.ContentCheck: the precision decided on these frames
         self.overlap = overlap  # frames may overlap in the engine (throughput); False: one at a time (latency)
+        if check is not None:
+            check.overlap = overlap  # (it times a precision as these frames will run)
         self.controls = controls or Controls(side_by_side=side_by_side)
         self.times = {"temporal": 0.0}
         self.last: dict[str, float] = {}

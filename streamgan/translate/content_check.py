@@ -48,6 +48,8 @@ class ContentCheck:
     def __init__(self, translator, samples: Callable[[], list[np.ndarray]] | None = None,
                  recheck_at: int | None = None, key: str | None = None, int8: bool = True):
         self.translator, self.samples, self.recheck_at, self.int8 = translator, samples, recheck_at, int8
+        self.overlap = False  # whether the run translates frames in flight (set by pipeline.Stage); images
+        # go one at a time, and a precision is timed as the run's frames will run
         model = getattr(translator.engine, "model_key", None)  # (set by open_engine: the file and options)
         self.key = None if key is None or model is None else sha256(f"{model}|{key}|{translator.opt}".encode())[:32]
         self.seen = 0  # frames handed to ``before``
@@ -124,7 +126,7 @@ class ContentCheck:
             else:
                 chosen.calibrate(ranges)
         untimed = getattr(chosen, "untimed", [])
-        gain = _OVERLAP_GAIN if self.translator.overlaps(*rgb.shape[:2]) else 1.0
+        gain = _OVERLAP_GAIN if self._overlaps(rgb) else 1.0
         tried, outs, ms, taken = {}, {"fp32": refs[0]}, {}, "fp32"
         for p in candidates:  # fastest first: the first that stays >= REDUCED_DB on every frame runs
             tried[p] = self._trial(p, frames, refs, outs, ms if p in untimed else None)
@@ -156,8 +158,8 @@ class ContentCheck:
         """dB of ``p``'s pictures of ``frames`` to fp32's (``refs``), up to the first below the
         floor; the first frame's picture (and statistics) kept in ``outs``. ``timing`` (for a
         precision the probe did not time): the frames after the first are translated as the run
-        will translate them (``_overlapped``; repeated up to the frames a run keeps in flight, and
-        at least two) and ``timing[p]`` is the ms a frame that took."""
+        will translate them (``_overlapped`` of ``_timed_frames``) and ``timing[p]`` is the ms a
+        frame that took."""
         first = self._picture(frames[0], p)  # (its first call compiles)
         outs.setdefault(p, first)
         dbs = [_db(first[0], refs[0][0])]
@@ -168,16 +170,27 @@ class ContentCheck:
                     break
                 dbs.append(_db(self._picture(f, p)[0], ref[0]))
             return dbs
-        if dbs[-1] >= REDUCED_DB:
-            pictures, seconds = self._overlapped(self._in_flight(frames), p)
-            timing[p] = 1000 * seconds
-            dbs += [_db(out, ref[0]) for out, (_, ref) in zip(pictures, rest)]
+        if dbs[-1] < REDUCED_DB:
+            return dbs
+        like = [(f, ref) for f, ref in rest if f.shape == frames[0].shape]  # (the size compiled)
+        pictures, seconds = self._overlapped(self._timed_frames(frames), p)
+        timing[p] = 1000 * seconds
+        dbs += [_db(out, ref[0]) for out, (_, ref) in zip(pictures, like)]
+        for f, ref in rest:  # images of other sizes: checked, not timed
+            if f.shape != frames[0].shape and dbs[-1] >= REDUCED_DB:
+                dbs.append(_db(self._picture(f, p)[0], ref[0]))
         return dbs
 
-    def _in_flight(self, frames: list) -> list:
-        """The frames after the first, repeated up to the frames a run keeps in flight (at least two)."""
-        todo = frames[1:] or frames[:1]
+    def _timed_frames(self, frames: list) -> list:
+        """What a precision is timed on: the frames after the first that have its size (images of
+        other sizes would add their compilation), repeated up to the frames a run keeps in flight,
+        and at least two."""
+        todo = [f for f in frames[1:] if f.shape == frames[0].shape] or frames[:1]
         return [todo[i % len(todo)] for i in range(max(len(todo), 2, self.engine.inflight))]
+
+    def _overlaps(self, rgb: np.ndarray) -> bool:
+        """Whether the run's frames of this size go through the engine in flight."""
+        return self.overlap and self.translator.overlaps(*rgb.shape[:2])
 
     def _retime(self, p: str, frames: list, ms: dict, rounds: int = 2) -> None:
         """``ms`` of ``p`` and fp32 timed again in ``rounds`` interleaved rounds (fp32 on the first
@@ -187,13 +200,13 @@ class ContentCheck:
             t = time.perf_counter()
             self._picture(frames[0], "fp32")
             ms["fp32"] = min(ms["fp32"], 1000 * (time.perf_counter() - t))
-            ms[p] = min(ms[p], 1000 * self._overlapped(self._in_flight(frames), p)[1])
+            ms[p] = min(ms[p], 1000 * self._overlapped(self._timed_frames(frames), p)[1])
 
     def _overlapped(self, frames: list, precision: str) -> tuple[list[np.ndarray], float]:
         """``frames`` translated at ``precision`` as a run translates them (``Translator.submit``:
         in flight where frames overlap, else one by one from the run's statistics so far), and
         the seconds a frame that took; the translator's state and precision left as they were."""
-        if not self.translator.overlaps(*frames[0].shape[:2]):
+        if not self._overlaps(frames[0]):
             t = time.perf_counter()
             pictures = [self._picture(f, precision)[0] for f in frames]
             return pictures, (time.perf_counter() - t) / len(frames)
@@ -208,13 +221,14 @@ class ContentCheck:
         return [out for _, out in sorted(done, key=lambda d: d[0])], seconds
 
     def _fp32_ms(self, frames: list, seconds: list[float]) -> float:
-        """ms a frame at fp32: the best of the check's frames after the first (the first compiled),
-        a lone frame translated once more."""
-        if len(seconds) < 2:
+        """ms a frame at fp32: the best of the check's frames after the first (the first compiled)
+        that have its size, else the first translated once more."""
+        like = [s for f, s in zip(frames[1:], seconds[1:]) if f.shape == frames[0].shape]
+        if not like:
             t = time.perf_counter()
             self._picture(frames[0], "fp32")
-            seconds = [*seconds, time.perf_counter() - t]
-        return 1000 * min(seconds[1:])
+            like = [time.perf_counter() - t]
+        return 1000 * min(like)
 
     def _picture(self, rgb: np.ndarray, precision: str) -> tuple[np.ndarray, object]:
         """``rgb`` translated at ``precision`` from the run's statistics so far, and the

@@ -29,10 +29,11 @@ class Degraded(Engine):
     content. Counts its calls."""
 
     def __init__(self, engine: Engine, sigma: float, from_call: int = 0, precision: str = "bf16", delay: float = 0.0,
-                 spell: tuple[int, ...] = ()):
+                 spell: tuple[int, ...] = (), resized: float = 0.0):
         import dataclasses
         self.engine, self.sigma, self.from_call, self.delay = engine, sigma, from_call, delay  # delay: s a call
         self.spell = spell  # calls (1 = the first) slowed by 0.2 s more: a busy spell on a shared machine
+        self.resized, self.first_shape = resized, None  # s more a call at another size than the first's
         self.meta = dataclasses.replace(engine.meta, precision=precision)
         self.calls = 0
         self.rng = np.random.default_rng(0)
@@ -54,6 +55,8 @@ class Degraded(Engine):
         return y
 
     def run_host(self, x):
+        self.first_shape = self.first_shape or x.shape
+        time.sleep(self.resized if x.shape != self.first_shape else 0.0)
         return self._noise(self.engine.run_host(x))
 
     def _run(self, x, stats, mix, collect=False):
@@ -216,3 +219,22 @@ def test_a_busy_spell_while_timing_does_not_refuse_a_faster_precision(clip, tmp_
                              quiet=True)
     assert report["precision"] == "bf16", report["precision_check"]
     assert low.calls == 3 + 2 * 2 + 11  # checked, timed again (two rounds of two), the rest
+
+
+def test_images_time_a_precision_one_at_a_time_on_the_first_images_size(clip, monkeypatch):
+    """A folder of images runs one image at a time, and its images can differ in size: the
+    untimed precision is timed that way (never in flight) and only on images of the first one's
+    size (another size would add its compilation: here 0.2 s a call); every image is checked."""
+    d, ckpt, path = clip
+    slow_fp32 = Degraded(open_engine(ckpt, backend="openvino", precision="fp32"), 0.0, precision="fp32", delay=0.04)
+    low = Degraded(open_engine(ckpt, backend="openvino", precision="fp32"), FAITHFUL, resized=0.2)
+    engine = Switchable(slow_fp32, {"bf16": lambda: low})
+    engine.untimed = ["bf16"]
+    tr = Translator(engine)
+    monkeypatch.setattr(tr, "submit", lambda *a: pytest.fail("an image run's check ran images in flight"))
+    frames = _frames(path)
+    other = np.ascontiguousarray(frames[5][:48, :64])
+    check = ContentCheck(tr, samples=lambda: [other, frames[6]])
+    assert check.before(frames[0]) is not None
+    assert check.verdict["precision"] == "bf16", check.describe()
+    assert len(check.verdict["db"]) == 3 and check.verdict["ms"]["bf16"] < 40  # all checked; timed at one size
