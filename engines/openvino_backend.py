@@ -471,8 +471,9 @@ class OpenVINOEngine(Engine):
         if key not in self._streams:
             compiled = self._compile(graph, x.shape, self.meta.precision, throughput=True)
             n = max(1, min(_MAX_INFLIGHT, int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))))
-            self._streams = {key: [compiled.create_infer_request() for _ in range(n)]}  # one frame size at a time
-            self._turn = 0
+            if len(self._streams) >= 4:  # a folder of images of a few sizes: the newest few kept
+                self._streams.pop(next(iter(self._streams)))  # (a request used at turn t was collected
+            self._streams[key] = [compiled.create_infer_request() for _ in range(n)]  # before turn t + n)
         ring = self._streams[key]
         self.inflight = len(ring)
         request = ring[self._turn % len(ring)]

@@ -45,13 +45,20 @@ def translate_images(spec: str, output: str | Path, engine: Engine,
     check = ContentCheck(translator, samples=lambda: [read_image(inputs[n * k // 3]) for k in (1, 2) if n * k // 3],
                          recheck_at=(3 * n) // 4 + 1 if n >= 4 else None,
                          key="|".join(map(file_identity, inputs)))
-    for src, dst in tqdm(list(zip(inputs, outputs)), desc="images", unit="img", disable=not progress):
+    check.overlap = True  # images of one size overlap in the engine, as a video's frames do (Translator.submit)
+
+    def written(done: list) -> None:  # images finished, in order: (index, output)
+        for i, out in done:
+            check.after(i, out)
+            write_image(outputs[i], out)
+    for i, src in enumerate(tqdm(inputs, desc="images", unit="img", disable=not progress)):
         rgb = read_image(src)
-        out = check.before(rgb, src)
-        if out is None:
-            out = translator(rgb)
-            check.after(src, out)
-        write_image(dst, out)
+        out = check.before(rgb, i)
+        if out is not None:  # the check translated it
+            written(translator.flush() + [(i, out)])
+        else:
+            written(translator.submit(rgb, i))
+    written(translator.flush())
     seconds = time.perf_counter() - t0
     report = {"frames_in": len(inputs), "frames_out": len(outputs), "outputs": [str(p) for p in outputs],
               "seconds": seconds, "engine": engine.describe(), "backend": engine.meta.backend,

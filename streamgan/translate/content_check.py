@@ -48,8 +48,8 @@ class ContentCheck:
     def __init__(self, translator, samples: Callable[[], list[np.ndarray]] | None = None,
                  recheck_at: int | None = None, key: str | None = None, int8: bool = True):
         self.translator, self.samples, self.recheck_at, self.int8 = translator, samples, recheck_at, int8
-        self.overlap = False  # whether the run translates frames in flight (set by pipeline.Stage); images
-        # go one at a time, and a precision is timed as the run's frames will run
+        self.overlap = False  # whether the run translates frames in flight (Translator.submit; set by
+        # pipeline.Stage and translate_images): a precision is timed as the run's frames will run
         model = getattr(translator.engine, "model_key", None)  # (set by open_engine: the file and options)
         self.key = None if key is None or model is None else sha256(f"{model}|{key}|{translator.opt}".encode())[:32]
         self.seen = 0  # frames handed to ``before``

@@ -73,6 +73,7 @@ class Translator:
         self.frames = 0
         self._staging: dict[int, torch.Tensor] = {}  # pinned host buffers of the YUV frame path
         self._pending: deque = deque()  # frames started, oldest first: (tag, function finishing it)
+        self._pending_size: tuple[int, int] | None = None  # (h, w) of the frames started by ``submit``
         self._turn = 0  # frames started on the YUV path (buffer slots go round)
         self._copy_stream = None  # CUDA stream of the YUV path's uploads and downloads
 
@@ -286,7 +287,9 @@ class Translator:
         self.prepare(h, w)
         if not self.overlaps(h, w):
             return self.flush() + [(tag, self(rgb))]
-        done = []
+        # frames of another size (a folder of images) finish first: each size has its own requests
+        done = self.flush() if self._pending and self._pending_size != (h, w) else []
+        self._pending_size = (h, w)
         while len(self._pending) >= self.engine.inflight:  # its request is the one to reuse
             done.append(self._finish())
         t = time.perf_counter()

@@ -221,17 +221,17 @@ def test_a_busy_spell_while_timing_does_not_refuse_a_faster_precision(clip, tmp_
     assert low.calls == 3 + 2 * 2 + 11  # checked, timed again (two rounds of two), the rest
 
 
-def test_images_time_a_precision_one_at_a_time_on_the_first_images_size(clip, monkeypatch):
-    """A folder of images runs one image at a time, and its images can differ in size: the
-    untimed precision is timed that way (never in flight) and only on images of the first one's
-    size (another size would add its compilation: here 0.2 s a call); every image is checked."""
+def test_a_precision_is_timed_as_the_run_goes_and_on_the_first_frames_size(clip, monkeypatch):
+    """A run whose frames go one at a time (a stage that does not overlap them) has the untimed
+    precision timed that way, never in flight; and frames of another size (a folder of images)
+    are checked but not timed (their size would add its compilation: here 0.2 s a call)."""
     d, ckpt, path = clip
     slow_fp32 = Degraded(open_engine(ckpt, backend="openvino", precision="fp32"), 0.0, precision="fp32", delay=0.04)
     low = Degraded(open_engine(ckpt, backend="openvino", precision="fp32"), FAITHFUL, resized=0.2)
     engine = Switchable(slow_fp32, {"bf16": lambda: low})
     engine.untimed = ["bf16"]
     tr = Translator(engine)
-    monkeypatch.setattr(tr, "submit", lambda *a: pytest.fail("an image run's check ran images in flight"))
+    monkeypatch.setattr(tr, "submit", lambda *a: pytest.fail("a one-at-a-time run's check ran frames in flight"))
     frames = _frames(path)
     other = np.ascontiguousarray(frames[5][:48, :64])
     check = ContentCheck(tr, samples=lambda: [other, frames[6]])

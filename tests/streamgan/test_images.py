@@ -55,3 +55,25 @@ def test_unreadable_image_and_info(tmp_path, images, capsys):
     assert main(["run", "--engine", str(gen), "--input", str(images / "0.png"), "--output",
                  str(tmp_path / "x.png"), "--tile", "-3"]) == 2
     assert np.isfinite(info["parameters"])
+
+
+def test_a_folder_of_several_sizes_runs_in_flight_and_each_image_is_its_own(tmp_path):
+    """Images go through a host engine in flight (Translator.submit), and a folder that switches
+    size flushes the other size first: every output is that image's own picture, translated alone."""
+    from streamgan.translate.engine import open_engine
+    from streamgan.translate.translator import Translator
+    from tests.streamgan.helpers import db
+    gen = tiny_resnet(tmp_path / "g.pth")
+    d = tmp_path / "mixed"
+    d.mkdir()
+    sizes = [(48, 64), (64, 48), (48, 64), (48, 64), (40, 40), (64, 48), (48, 64), (64, 48)]
+    for i, (h, w) in enumerate(sizes):
+        cv2.imwrite(str(d / f"{i}.png"), textured_frames(1, h, w, seed=10 + i)[0])
+    assert main(["run", "--engine", str(gen), "--input", str(d), "--output", str(tmp_path / "out"), "--backend",
+                 "openvino", "--precision", "fp32", "--no-progress"]) == 0
+    with open_engine(gen, backend="openvino", precision="fp32") as engine:
+        alone = Translator(engine)
+        for i, (h, w) in enumerate(sizes):
+            rgb = cv2.cvtColor(cv2.imread(str(d / f"{i}.png")), cv2.COLOR_BGR2RGB)
+            got = cv2.cvtColor(cv2.imread(str(tmp_path / "out" / f"{i}.png")), cv2.COLOR_BGR2RGB)
+            assert got.shape == (h, w, 3) and db(got, alone(rgb)) >= 50, i
