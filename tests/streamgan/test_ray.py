@@ -110,3 +110,15 @@ def test_lead_in_warms_temporal_state_at_joins(job, tmp_path):
         mse = [np.mean((got[s + j].astype(float) - ref[s + j]) ** 2) for s in starts for j in range(3)]
         worst[lead] = 10 * np.log10(255 ** 2 / max(max(mse), 1e-12))
     assert worst[16] >= 50 and worst[16] >= worst[0] + 10, worst
+
+
+def test_joining_a_cluster_that_is_not_there_is_one_line_and_writes_nothing(job, tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    d, gen, folder, long, single = job
+    out = tmp_path / "out"
+    rc = main(["run", "--engine", str(gen), "--backend", "torch", "--input", str(folder), "--output", str(out),
+               "--ray", "auto", "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith("streamgan: error: --ray auto: no Ray cluster to join"), err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()  # no folder, no segments left behind
