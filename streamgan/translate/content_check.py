@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -164,28 +165,23 @@ class ContentCheck:
         outs.setdefault(p, first)
         dbs = [_db(first[0], refs[0][0])]
         rest = list(zip(frames[1:], refs[1:]))
-        if timing is None:
-            for f, ref in rest:
-                if dbs[-1] < REDUCED_DB:
-                    break
-                dbs.append(_db(self._picture(f, p)[0], ref[0]))
-            return dbs
-        if dbs[-1] < REDUCED_DB:
-            return dbs
-        like = [(f, ref) for f, ref in rest if f.shape == frames[0].shape]  # (the size compiled)
-        pictures, seconds = self._overlapped(self._timed_frames(frames), p)
-        timing[p] = 1000 * seconds
-        dbs += [_db(out, ref[0]) for out, (_, ref) in zip(pictures, like)]
-        for f, ref in rest:  # images of other sizes: checked, not timed
-            if f.shape != frames[0].shape and dbs[-1] >= REDUCED_DB:
-                dbs.append(_db(self._picture(f, p)[0], ref[0]))
+        if timing is not None and dbs[-1] >= REDUCED_DB:
+            like = [(f, ref) for f, ref in rest if _alike(f, frames[0])]  # (the size compiled)
+            pictures, seconds = self._overlapped(self._timed_frames(frames), p)
+            timing[p] = 1000 * seconds
+            dbs += [_db(out, ref[0]) for out, (_, ref) in zip(pictures, like)]
+            rest = [(f, ref) for f, ref in rest if not _alike(f, frames[0])]  # images of other sizes: not timed
+        for f, ref in rest:
+            if dbs[-1] < REDUCED_DB:
+                break
+            dbs.append(_db(self._picture(f, p)[0], ref[0]))
         return dbs
 
     def _timed_frames(self, frames: list) -> list:
         """What a precision is timed on: the frames after the first that have its size (images of
         other sizes would add their compilation), repeated up to the frames a run keeps in flight,
         and at least two."""
-        todo = [f for f in frames[1:] if f.shape == frames[0].shape] or frames[:1]
+        todo = [f for f in frames[1:] if _alike(f, frames[0])] or frames[:1]
         return [todo[i % len(todo)] for i in range(max(len(todo), 2, self.engine.inflight))]
 
     def _overlaps(self, rgb: np.ndarray) -> bool:
@@ -210,20 +206,17 @@ class ContentCheck:
             t = time.perf_counter()
             pictures = [self._picture(f, precision)[0] for f in frames]
             return pictures, (time.perf_counter() - t) / len(frames)
-        engine, was = self.engine, self.engine.meta.precision
-        with kept_state(self.translator):
-            engine.set_precision(precision)
+        with self._at(precision):
             t = time.perf_counter()
             done = [d for i, f in enumerate(frames) for d in self.translator.submit(f, i)]
             done += self.translator.flush()
             seconds = (time.perf_counter() - t) / len(frames)
-            engine.set_precision(was)
         return [out for _, out in sorted(done, key=lambda d: d[0])], seconds
 
     def _fp32_ms(self, frames: list, seconds: list[float]) -> float:
         """ms a frame at fp32: the best of the check's frames after the first (the first compiled)
         that have its size, else the first translated once more."""
-        like = [s for f, s in zip(frames[1:], seconds[1:]) if f.shape == frames[0].shape]
+        like = [s for f, s in zip(frames[1:], seconds[1:]) if _alike(f, frames[0])]
         if not like:
             t = time.perf_counter()
             self._picture(frames[0], "fp32")
@@ -233,13 +226,22 @@ class ContentCheck:
     def _picture(self, rgb: np.ndarray, precision: str) -> tuple[np.ndarray, object]:
         """``rgb`` translated at ``precision`` from the run's statistics so far, and the
         statistics that leaves; the translator's state and precision are left as they were."""
+        with self._at(precision):
+            out = self.translator(rgb)
+            left = self.translator._stats
+        return out, left
+
+    @contextmanager
+    def _at(self, precision: str):
+        """The engine at ``precision`` for a check's translations; the translator's state
+        (``kept_state``) and the engine's precision as they were afterwards."""
         engine, was = self.engine, self.engine.meta.precision
         with kept_state(self.translator):
             engine.set_precision(precision)
-            out = self.translator(rgb)
-            left = self.translator._stats
-            engine.set_precision(was)
-        return out, left
+            try:
+                yield
+            finally:
+                engine.set_precision(was)
 
     def _probed(self) -> str:
         engine = choosing(self.engine)
@@ -292,6 +294,11 @@ class ContentCheck:
         if not v.get("cached") and v.get("seconds"):
             text += f"; checking took {v['seconds']:.2f} s (--precision skips it)"
         return text
+
+
+def _alike(a: np.ndarray, b: np.ndarray) -> bool:
+    """Frames of one size (a folder's images may differ: another size compiles anew)."""
+    return a.shape == b.shape
 
 
 def _db(out: np.ndarray, ref: np.ndarray) -> float:
