@@ -71,44 +71,23 @@ def run_on_ray(videos: list[Path], output: Path, folder: bool, engine_path: str,
                progress: bool = True) -> dict:
     """Translate ``videos`` (into folder ``output``, or the one video to file ``output``) on Ray."""
     import ray
-    for v in videos:
-        dst = output / v.name if folder else output
+    targets = {v: (output / v.name if folder else output) for v in videos}
+    for v, dst in targets.items():
         if dst.exists() and not (resume or video_kw.get("overwrite")):
             raise OptionError(f"{dst}: already exists", hint="pass --overwrite, or --resume to finish a job")
-    try:  # joined before anything is written: a cluster that is not there leaves nothing at the output
-        ray.init(address=address, ignore_reinit_error=True, include_dashboard=False, log_to_driver=False,
-                 configure_logging=False)
-    except (ConnectionError, TimeoutError, ValueError, RuntimeError) as exc:
-        why = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0][:160]
-        if address is None:
-            raise PipelineError(f"--ray: a local Ray instance did not start ({why})") from None
-        raise OptionError(f"--ray {address}: no Ray cluster to join ({why})",
-                          hint="start one with `ray start --head`, or pass --ray alone for a local instance") from None
-    try:
-        return _run_joined(ray, videos, output, folder, engine_path, open_kw, options, video_kw,
-                           cpus_per_worker=cpus_per_worker, workers=workers, segment_seconds=segment_seconds,
-                           lead_in=lead_in, retries=retries, resume=resume, progress=progress)
-    finally:
-        ray.shutdown()
-
-
-def _run_joined(ray, videos: list[Path], output: Path, folder: bool, engine_path: str, open_kw: dict, options,
-                video_kw: dict, *, cpus_per_worker: int, workers: int | None, segment_seconds: float,
-                lead_in: int, retries: int, resume: bool, progress: bool) -> dict:
-    """``run_on_ray``'s work once Ray is up."""
-    if folder:
-        output.mkdir(parents=True, exist_ok=True)
     work = output / ".streamgan-segments" if folder else output.with_name(f".{output.name}.segments")
     manifest_path = _manifest_path(output, folder)
     done = (read_json(manifest_path) or {}).get("done", {}) if resume else {}
-    work.mkdir(parents=True, exist_ok=True)
-    targets = {v: (output / v.name if folder else output) for v in videos}
-    plans = {v: plan_items(v, targets[v], segment_seconds, lead_in, work) for v in videos}
+    plans = {v: plan_items(v, targets[v], segment_seconds, lead_in, work) for v in videos}  # (reads only)
     todo = [it for items in plans.values() for it in items
             if not (it.key in done and Path(it.output).exists())]
-    report = _schedule(ray, todo, engine_path, open_kw, options, video_kw, cpus_per_worker, workers, retries,
-                       progress, manifest_path, done, work)
-    ray.shutdown()  # (the workers' processes are done before the segments are joined)
+    _start(ray, address)  # before anything is written: a cluster that is not there leaves nothing at the output
+    try:
+        work.mkdir(parents=True, exist_ok=True)  # (in the output folder, made with it)
+        report = _schedule(ray, todo, engine_path, open_kw, options, video_kw, cpus_per_worker, workers, retries,
+                           progress, manifest_path, done, work)
+    finally:
+        ray.shutdown()
     for v, items in plans.items():
         if len(items) > 1 and not (targets[v].exists() and done.get(f"{v.name}:joined")):
             join(items, targets[v])  # replaces an existing output only once the join succeeded
@@ -121,6 +100,19 @@ def _run_joined(ray, videos: list[Path], output: Path, folder: bool, engine_path
     report["videos"] = {v.name: {"output": str(targets[v]), "frames": sum(i.frames for i in plans[v]),
                                  "segments": len(plans[v]) if len(plans[v]) > 1 else 0} for v in videos}
     return report
+
+
+def _start(ray, address: str | None) -> None:
+    """Ray started locally (``address`` None) or joined; one line where it cannot be."""
+    try:
+        ray.init(address=address, ignore_reinit_error=True, include_dashboard=False, log_to_driver=False,
+                 configure_logging=False)
+    except (ConnectionError, TimeoutError, ValueError, RuntimeError) as exc:
+        why = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0][:160]
+        if address is None:
+            raise PipelineError(f"--ray: a local Ray instance did not start ({why})") from None
+        raise OptionError(f"--ray {address}: no Ray cluster to join ({why})",
+                          hint="start one with `ray start --head`, or pass --ray alone for a local instance") from None
 
 
 def _schedule(ray, todo, engine_path, open_kw, options, video_kw, cpus_per_worker, workers, retries, progress,
