@@ -32,7 +32,10 @@ with av.open(str(clip), "w") as c:
         for p in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")): c.mux(p)
     for p in s.encode(): c.mux(p)
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-eng = open_engine(tiny_resnet(d / "g.pth"), device="cpu")
+# one engine for every length (an automatic choice may differ between runs: torch or OpenVINO, each
+# with its own memory), with its own cache
+import os; os.environ["STREAMGAN_CACHE"] = str(d / "cache")
+eng = open_engine(tiny_resnet(d / "g.pth"), device="cpu", backend="openvino", precision="fp32")
 r = translate_video(clip, d / "out.mp4", eng, preset="ultrafast", progress=False)
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print(json.dumps({"frames": r["frames_out"], "peak_rss_mb": peak / 1024, "before_run_mb": before / 1024}))

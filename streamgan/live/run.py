@@ -111,12 +111,15 @@ def print_live_report(r: dict) -> None:
         print(f"precision: {r['precision_check']}", file=sys.stderr)
 
 
-def live_sinks(outputs: list[str], info, *, codec: str = "libx264", crf: int | None = None,
+def live_sinks(outputs: list[str], info, *, codec: str | None = None, crf: int | None = None,
                preset: str | None = None, pix_fmt: str | None = None, bitrate: str | None = None,
                fmt: str | None = None, overwrite: bool = False, timeout: float = 10.0) -> tuple[list[Sink], list[str]]:
     """Video sinks for live ``outputs`` (files recorded, URLs streamed), checked now; and notes."""
+    from ..media.urls import is_url
+    from ..media.video import muxer_for
     from ..options import encoder
-    enc, notes = encoder(codec, crf, preset, pix_fmt, live=True, bitrate=bitrate)
+    files = [muxer_for(Path(out)) for out in outputs if not is_url(out)]  # (a recording in .webm: VP9)
+    enc, notes = encoder(codec, crf, preset, pix_fmt, live=True, bitrate=bitrate, container=(files or [None])[0])
     return [VideoSink(out, info, enc, fmt=fmt, overwrite=overwrite, timeout=timeout) for out in outputs], notes
 
 

@@ -1,4 +1,5 @@
-"""PyAV video sources and sinks: RGB frames with their timestamps; audio/subtitles remuxed untouched."""
+"""PyAV video sources and sinks: RGB frames with their timestamps; audio/subtitles remuxed untouched
+(audio re-encoded where the output container cannot hold it)."""
 
 from dataclasses import dataclass
 from fractions import Fraction
@@ -8,7 +9,7 @@ import av
 import numpy as np
 
 from ..errors import InputError, OutputError
-from ..options import CRF, DEFAULT_PRESET, Encoder
+from ..options import CRF, DEFAULT_PRESET, ENCODER_OF, Encoder
 from .urls import is_url, stream_options
 
 VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".ts", ".mts", ".flv", ".wmv", ".mpg",
@@ -467,7 +468,12 @@ class VideoWriter:
         self.start_pts = None
         self._remux = None
         if source and copy_streams:
-            self._remux = _Remuxer(source, self.out)
+            try:
+                self._remux = _Remuxer(source, self.out)
+            except OutputError:
+                self.out.close()
+                raise
+            self.notes += self._remux.notes
         self.frames = 0
 
     def frame_of(self, rgb: np.ndarray, residual: np.ndarray | None = None) -> av.VideoFrame:
@@ -516,6 +522,7 @@ class VideoWriter:
             self.out.mux(pkt)
         if self._remux is not None:
             self._remux.until(None)
+            self._remux.finish()
             self._remux.close()
         self.out.close()
 
@@ -525,22 +532,56 @@ class VideoWriter:
         self.out.close()
 
 
+def _audio_encoder(out: av.container.OutputContainer) -> str | None:
+    """The encoder of ``out``'s own audio codec, None where it holds no audio."""
+    own = out.default_audio_codec
+    for name in (ENCODER_OF.get(own), own):
+        try:
+            if name and name != "none" and av.codec.Codec(name, "w").type == "audio":
+                return name
+        except (ValueError, av.error.FFmpegError):
+            continue
+    return None
+
+
+def _audio_stream(out: av.container.OutputContainer, codec: str, source) -> av.audio.AudioStream:
+    """A stream of ``codec`` in ``out`` for ``source``'s audio: its channels, and its rate where the
+    encoder takes it (else 48 kHz, or the encoder's highest); PyAV resamples what goes in."""
+    rates = av.codec.Codec(codec, "w").audio_rates
+    rate = source.rate if not rates or source.rate in rates else (48000 if 48000 in rates else max(rates))
+    channels = source.layout.nb_channels
+    options = {"mapping_family": "1"} if codec == "libopus" and channels > 2 else {}  # (surround Opus)
+    stream = out.add_stream(codec, rate=rate, options=options)
+    stream.layout = source.layout
+    return stream
+
+
 class _Remuxer:
-    """Audio and subtitle packets of the source, muxed up to a given time, shifted by the start."""
+    """Audio and subtitle packets of the source, muxed up to a given time, shifted by the start.
+    An audio stream the output's container cannot hold (AAC in .webm) is re-encoded to the
+    container's own audio codec (Opus there), with a note; a subtitle stream it cannot hold is
+    an error (nothing is left out unsaid)."""
 
     def __init__(self, source: VideoReader, out: av.container.OutputContainer):
         self.inp, self.out = open_input(source.path), out
         self.start, self.end = source.start, (None if source.duration is None
                                               else source.start + source.duration)
         streams = [s for s in self.inp.streams if s.type in ("audio", "subtitle")]
-        self.map = {}
+        self.map, self.coded, self.notes = {}, {}, []  # coded: input index -> the stream it is re-encoded into
         for s in streams:
+            name, kind = s.codec_context.name, s.type  # (read before the input closes: PyAV crashes after)
             try:
                 self.map[s.index] = out.add_stream_from_template(s)
-            except (ValueError, av.error.FFmpegError) as exc:
+                continue
+            except (ValueError, av.error.FFmpegError):
+                codec = _audio_encoder(out) if kind == "audio" else None
+            fmt = out.format.name
+            if codec is None:
                 self.inp.close()
-                raise OutputError(f"{out.name}: this container cannot hold the input's {s.type} "
-                                  f"stream ({s.codec_context.name}: {exc})", hint="write .mkv instead") from None
+                raise OutputError(f"a {fmt} output cannot hold the input's {name} {kind} stream",
+                                  hint="write .mkv instead")
+            self.map[s.index] = self.coded[s.index] = _audio_stream(out, codec, s)
+            self.notes.append(f"audio: {name} re-encoded as {codec} ({fmt} cannot hold {name})")
         if self.start > 0 and streams:
             self.inp.seek(int(self.start * av.time_base), backward=True)
         self.packets = self.inp.demux(*streams) if streams else iter(())
@@ -568,8 +609,22 @@ class _Remuxer:
                 pkt.pts -= shift
             if pkt.dts is not None:
                 pkt.dts -= shift
+            coded = self.coded.get(pkt.stream.index)
+            if coded is not None:
+                self._encode(coded, pkt.decode())
+                continue
             pkt.stream = self.map[pkt.stream.index]
             self.out.mux(pkt)
+
+    def _encode(self, stream, frames) -> None:
+        for frame in frames:
+            for pkt in stream.encode(frame):
+                self.out.mux(pkt)
+
+    def finish(self) -> None:
+        """The re-encoded streams' last samples (decoder and encoder flushed)."""
+        for index, stream in self.coded.items():
+            self._encode(stream, [*self.inp.streams[index].codec_context.decode(None), None])
 
     def close(self) -> None:
         self.inp.close()

@@ -33,8 +33,9 @@ from ..translate.translator import TranslateOptions, Translator
 
 def add_video_args(p) -> None:
     g = p.add_argument_group("video output")
-    g.add_argument("--codec", default="libx264",
-                   help="video encoder: libx264 (default), libx264rgb, libx265, libvpx-vp9, mpeg4, ffv1, ...")
+    g.add_argument("--codec", default=None,
+                   help="video encoder: libx264 (default; .webm: libvpx-vp9), libx264rgb, libx265, libvpx-vp9, "
+                        "libsvtav1, mpeg4, ffv1, ...")
     g.add_argument("--crf", type=int, default=None,
                    help="constant rate factor, lower is better: default 18 for x264, 20 for x265, 31 for VP9 "
                         "(0 with x264: lossless)")
@@ -83,7 +84,7 @@ def add_video_args(p) -> None:
 
 
 def translate_video(input: str | Path, output: str | Path, engine: Engine, *,
-                    options: TranslateOptions | None = None, codec: str = "libx264", crf: int | None = None,
+                    options: TranslateOptions | None = None, codec: str | None = None, crf: int | None = None,
                     preset: str | None = None, pix_fmt: str | None = None, start: float = 0.0,
                     duration: float | None = None, keep_partial: bool = False, side_by_side: bool = False,
                     overwrite: bool = False, temporal: str = "off", temporal_strength: float | None = None,
@@ -97,14 +98,15 @@ def translate_video(input: str | Path, output: str | Path, engine: Engine, *,
     the progress bar; the report is printed unless ``quiet``.
     Segments of a split video: frames before ``lead_in_until`` (pts) are translated to warm the
     temporal state and statistics, then dropped; ``copy_streams`` False leaves audio out;
-    ``on_frame(n)`` is called after each translated frame. crf and preset None: the encoder's
+    ``on_frame(n)`` is called after each translated frame. codec None: libx264, or the output
+    container's own where it cannot hold H.264 (.webm: VP9); crf and preset None: the encoder's
     defaults (x264: crf 18, medium).
     """
     input, output = (str(input) if is_url(str(input)) else Path(input)), Path(output)
     name = input.rsplit("/", 1)[-1] if isinstance(input, str) else input.name
     if start < 0 or (duration is not None and duration <= 0):
         raise OptionError("--start must be >= 0 and --duration > 0")
-    enc, enc_notes = encoder(codec, crf, preset, pix_fmt)
+    enc, enc_notes = encoder(codec, crf, preset, pix_fmt, container=muxer_for(output))
     check_output(output, [input] if isinstance(input, Path) else [], overwrite)
     source = FileSource(input, start, duration)  # sources -> translate (Stage) -> the file's writer
     reader = source.reader
@@ -349,7 +351,6 @@ def prepare_run(args, defaults: dict) -> Callable[[Engine, TranslateOptions], di
     video_kw = dict(progress=progress, quiet=quiet, **video_kwargs(args))
     if is_url(args.input) or (inp.is_file() and not is_image(inp)):  # a video file (or one served over HTTP)
         inp = args.input if is_url(args.input) else inp
-        encoder(args.codec, args.crf, args.preset, args.pix_fmt)
         if out.is_dir():  # like cp: a file into a folder keeps its name
             out = out / (inp.rsplit("/", 1)[-1] if isinstance(inp, str) else inp.name)
         if is_image(out):
@@ -357,6 +358,7 @@ def prepare_run(args, defaults: dict) -> Callable[[Engine, TranslateOptions], di
         if muxer_for(out) is None:
             raise OutputError(f"{out}: no container is named by this suffix",
                               hint="name the output .mp4, .mkv, .mov, .webm, ...")
+        encoder(args.codec, args.crf, args.preset, args.pix_fmt, container=muxer_for(out))
         check_output(out, [inp] if isinstance(inp, Path) else [], args.overwrite)
         return lambda engine, options: translate_video(inp, out, engine, options=options, **video_kw)
     if inp.is_dir():

@@ -242,6 +242,61 @@ def test_default_encoder_settings_are_in_the_stream(tmp_path, engine):
         assert b"crf=18.0" in settings and f"rc_lookahead={lookahead} ".encode() in settings, preset
 
 
+def _tone(path, stream: int) -> tuple[float, float, float]:
+    """(dominant frequency in Hz, rms, seconds) of one audio stream of ``path``, decoded."""
+    with av.open(str(path)) as c:
+        s = c.streams.audio[stream]
+        x = np.concatenate([f.to_ndarray().reshape(-1, f.samples)[0] for f in c.decode(s)])
+        rate = s.rate
+    spectrum = np.abs(np.fft.rfft(x * np.hanning(len(x))))
+    return float(np.argmax(spectrum) * rate / len(x)), float(np.sqrt(np.mean(x ** 2))), len(x) / rate
+
+
+def test_webm_output_gets_vp9_and_its_audio_reencoded(tmp_path, gen, capsys):
+    """.webm holds neither H.264 nor AAC: with no --codec the video is VP9 and each AAC stream is
+    re-encoded to Opus (said in a note), the same tone at the same level and length; the picture is
+    the one the same run writes to .mp4."""
+    src = write_clip(tmp_path / "in.mp4", [photo(64, 96, shift=2 * i) for i in range(12)], audio_streams=2)
+    outs, errs = {}, {}
+    for suffix in (".webm", ".mp4"):
+        outs[suffix] = tmp_path / f"out{suffix}"
+        rc, errs[suffix] = _run(["run", "--engine", str(gen), "--no-progress", "--precision", "fp32", "--input",
+                                 str(src), "--output", str(outs[suffix])], capsys)
+        assert rc == 0, errs[suffix]
+    assert "aac re-encoded as libopus (webm cannot hold aac)" in errs[".webm"]
+    assert "re-encoded" not in errs[".mp4"]
+    with av.open(str(outs[".webm"])) as c:
+        assert c.streams.video[0].codec_context.name == "vp9"
+        assert [a.codec_context.name for a in c.streams.audio] == ["opus", "opus"]
+    for k, hz in enumerate((440, 550)):  # write_clip's tones
+        f_in, rms_in, t_in = _tone(src, k)
+        f_out, rms_out, t_out = _tone(outs[".webm"], k)
+        assert abs(f_in - hz) < 5 and abs(f_out - hz) < 5, (k, f_in, f_out)
+        assert abs(rms_out / rms_in - 1) < 0.05 and abs(t_out - t_in) < 0.03, (rms_in, rms_out, t_in, t_out)
+    webm, mp4, given = (np.stack([f.rgb for f in VideoReader(p)]) for p in (outs[".webm"], outs[".mp4"], src))
+    assert len(webm) == len(mp4) == 12
+    # two lossy encodes (VP9 crf 31, x264 crf 18) of one translation, far nearer than to its input
+    assert db(webm, mp4) > db(webm, given) + 10, (db(webm, mp4), db(webm, given))
+
+
+def test_outputs_a_container_cannot_hold_are_one_line(tmp_path, gen, capsys):
+    """A subtitle stream .webm cannot hold (SubRip; webm takes WebVTT only) and a .gif output:
+    one error line each, nothing written (PyAV crashed the process on the first before)."""
+    clip = write_clip(tmp_path / "in.mp4", textured_frames(6, 32, 32), audio_streams=1)
+    srt = tmp_path / "subs.srt"
+    srt.write_text("1\n00:00:00,000 --> 00:00:00,400\nhello\n")
+    subbed = tmp_path / "subbed.mkv"
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(clip), "-i", str(srt), "-map", "0", "-map", "1", "-c", "copy",
+                    "-c:s", "srt", str(subbed)], check=True)
+    base = ["run", "--engine", str(gen), "--no-progress", "--input"]
+    for src, out, msg in ((subbed, "o.webm", "a webm output cannot hold the input's srt subtitle stream"),
+                          (clip, "o.gif", "a gif file holds no video")):
+        rc, err = _run(base + [str(src), "--output", str(tmp_path / out)], capsys)
+        assert rc == 2 and msg in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+        assert not (tmp_path / out).exists()
+    assert not list(tmp_path.glob("*.partial*"))
+
+
 def test_folder_runs_refuse_file_outputs_and_report_bad_videos(tmp_path, gen, capsys):
     folder = tmp_path / "in"
     folder.mkdir()
