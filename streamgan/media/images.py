@@ -34,20 +34,56 @@ def expand_images(spec: str) -> list[Path]:
     return [p]
 
 
+ALPHA_SUFFIXES = {".png", ".webp", ".tif", ".tiff"}  # what holds an alpha channel (read and written)
+
+
 def read_image(path: Path) -> np.ndarray:
-    """RGB uint8 (H, W, 3); grayscale and alpha are converted."""
+    """RGB uint8 (H, W, 3), turned as its EXIF orientation says; grayscale and alpha are converted."""
+    return read_image_alpha(path)[0]
+
+
+def read_image_alpha(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
+    """``read_image``'s picture and the image's alpha channel, uint8 (H, W) aligned with it, where
+    it has one that is not opaque everywhere (else None). The model sees the colour only; the alpha
+    goes around it (``write_image``)."""
     if path.stat().st_size == 0:
         raise InputError(f"{path}: empty file")
     data = np.fromfile(str(path), dtype=np.uint8)
     img = cv2.imdecode(data, cv2.IMREAD_COLOR)
     if img is None:
         raise InputError(f"{path}: not a readable image")
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    alpha = _alpha(data, img) if path.suffix.lower() in ALPHA_SUFFIXES else None
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB), alpha
 
 
-def write_image(path: Path, rgb: np.ndarray) -> None:
-    """Write atomically; the suffix picks the format."""
-    ok, buf = cv2.imencode(path.suffix, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+def _alpha(data: np.ndarray, img: np.ndarray) -> np.ndarray | None:
+    raw = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)  # (as stored: no EXIF turn, 8 or 16 bits)
+    if raw is None or raw.ndim != 3 or raw.shape[2] not in (2, 4):
+        return None
+    depth = {np.dtype(np.uint16): 257.0, np.dtype(np.float32): 1 / 255}.get(raw.dtype, 1.0)
+    to8 = (lambda a: np.clip(a / depth + 0.5, 0, 255).astype(np.uint8)) if depth != 1.0 else (lambda a: a)
+    alpha, colour = to8(raw[..., -1]), to8(raw[..., :-1])
+    if (alpha == 255).all():
+        return None
+    if colour.shape[2] == 1:
+        colour = cv2.cvtColor(colour, cv2.COLOR_GRAY2BGR)
+    # the turn EXIF asked of the colour picture, found among the 8 (OpenCV turns IMREAD_COLOR only)
+    turns = [np.rot90(a, k) for a in (colour, colour[:, ::-1]) for k in range(4)]
+    fits = [i for i, t in enumerate(turns) if t.shape == img.shape]
+    best = min(fits, key=lambda i: np.abs(turns[i].astype(np.int16) - img).mean())
+    flipped, k = divmod(best, 4)
+    return np.ascontiguousarray(np.rot90(alpha[:, ::-1] if flipped else alpha, k))
+
+
+def write_image(path: Path, rgb: np.ndarray, alpha: np.ndarray | None = None) -> None:
+    """Write atomically; the suffix picks the format. ``alpha`` (H', W') is written where the format
+    holds one (scaled to the picture if the model changed its size)."""
+    bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+    if alpha is not None and path.suffix.lower() in ALPHA_SUFFIXES:
+        if alpha.shape != rgb.shape[:2]:
+            alpha = cv2.resize(alpha, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_LINEAR)
+        bgr = np.dstack([bgr, alpha])
+    ok, buf = cv2.imencode(path.suffix, bgr)
     if not ok:
         raise OutputError(f"{path}: cannot encode an image with suffix {path.suffix!r}")
     with atomic_path(path) as tmp:

@@ -10,7 +10,7 @@ from engines.base import Engine
 
 from ..errors import OutputError
 from ..media.files import check_output, file_identity
-from ..media.images import expand_images, is_image, read_image, write_image
+from ..media.images import ALPHA_SUFFIXES, expand_images, is_image, read_image, read_image_alpha, write_image
 from ..translate.content_check import ContentCheck
 from ..translate.translator import TranslateOptions, Translator
 
@@ -47,12 +47,17 @@ def translate_images(spec: str, output: str | Path, engine: Engine,
                          key="|".join(map(file_identity, inputs)))
     check.overlap = True  # images of one size overlap in the engine, as a video's frames do (Translator.submit)
 
+    alphas, dropped = {}, []  # an input's alpha channel, until its output is written; outputs that hold none
+
     def written(done: list) -> None:  # images finished, in order: (index, output)
         for i, out in done:
             check.after(i, out)
-            write_image(outputs[i], out)
+            alpha = alphas.pop(i, None)
+            write_image(outputs[i], out, alpha)
+            if alpha is not None and outputs[i].suffix.lower() not in ALPHA_SUFFIXES:
+                dropped.append(outputs[i].name)
     for i, src in enumerate(tqdm(inputs, desc="images", unit="img", disable=not progress)):
-        rgb = read_image(src)
+        rgb, alphas[i] = read_image_alpha(src)
         out = check.before(rgb, i)
         if out is not None:  # the check translated it
             written(translator.flush() + [(i, out)])
@@ -63,7 +68,10 @@ def translate_images(spec: str, output: str | Path, engine: Engine,
     report = {"frames_in": len(inputs), "frames_out": len(outputs), "outputs": [str(p) for p in outputs],
               "seconds": seconds, "engine": engine.describe(), "backend": engine.meta.backend,
               "precision": engine.meta.precision, "precision_check": check.describe(), "plan": translator.decision,
-              "ms_per_frame": {k: 1000 * v / len(inputs) for k, v in translator.times.items()}}
+              "ms_per_frame": {k: 1000 * v / len(inputs) for k, v in translator.times.items()},
+              "notes": [f"transparency left out of {', '.join(dropped[:3])}{' ...' if len(dropped) > 3 else ''}: "
+                        f"{outputs[0].suffix or 'that format'} holds none (write .png, .webp or .tiff to keep it)"]
+              if dropped else []}
     if not quiet:
         stages = ", ".join(f"{k} {v:.1f}" for k, v in report["ms_per_frame"].items())
         print(f"images in {len(inputs)}, out {len(outputs)}, {seconds:.2f} s ({report['engine']}); "
@@ -72,4 +80,6 @@ def translate_images(spec: str, output: str | Path, engine: Engine,
             print(f"plan: {translator.decision}", file=sys.stderr)
         if report["precision_check"]:
             print(f"precision: {report['precision_check']}", file=sys.stderr)
+        for note in report["notes"]:
+            print(f"note: {note}", file=sys.stderr)
     return report

@@ -77,3 +77,43 @@ def test_a_folder_of_several_sizes_runs_in_flight_and_each_image_is_its_own(tmp_
             rgb = cv2.cvtColor(cv2.imread(str(d / f"{i}.png")), cv2.COLOR_BGR2RGB)
             got = cv2.cvtColor(cv2.imread(str(tmp_path / "out" / f"{i}.png")), cv2.COLOR_BGR2RGB)
             assert got.shape == (h, w, 3) and db(got, alone(rgb)) >= 50, i
+
+
+def test_transparency_goes_around_the_model(tmp_path, capsys):
+    """An image with an alpha channel (8- and 16-bit PNG, one EXIF-turned, WebP): the model sees
+    the colour, the output carries the input's alpha as it was, turned with the picture; a format
+    without alpha (.jpg) gets the colour and a note saying the transparency was left out."""
+    from PIL import Image
+
+    from streamgan.media.images import read_image
+    from streamgan.translate.engine import open_engine
+    from streamgan.translate.translator import Translator
+    from tests.streamgan.helpers import db, photo
+    gen = tiny_resnet(tmp_path / "g.pth")
+    rgb = photo(40, 56)
+    alpha = np.tile(np.linspace(0, 255, 56).round().astype(np.uint8), (40, 1))
+    alpha[:8] = 0  # a fully transparent band
+    bgra = np.dstack([rgb[..., ::-1], alpha])
+    d = tmp_path / "in"
+    d.mkdir()
+    cv2.imwrite(str(d / "a8.png"), bgra)
+    cv2.imwrite(str(d / "a16.png"), bgra.astype(np.uint16) * 257)
+    cv2.imwrite(str(d / "a.webp"), bgra, [cv2.IMWRITE_WEBP_QUALITY, 101])  # (above 100: lossless)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # shown turned 90 degrees clockwise
+    Image.fromarray(np.dstack([rgb, alpha])).save(d / "turned.png", exif=exif)
+    args = ["--backend", "openvino", "--precision", "fp32", "--no-progress"]
+    assert main(["run", "--engine", str(gen), "--input", str(d), "--output", str(tmp_path / "out"), *args]) == 0
+    with open_engine(gen, backend="openvino", precision="fp32") as engine:
+        alone = Translator(engine)
+        for name, turn in (("a8.png", 0), ("a16.png", 0), ("a.webp", 0), ("turned.png", -1)):
+            got = cv2.imread(str(tmp_path / "out" / name), cv2.IMREAD_UNCHANGED)
+            assert got.shape == np.rot90(bgra, turn).shape and got.dtype == np.uint8, name
+            assert np.array_equal(got[..., 3], np.rot90(alpha, turn)), name
+            seen = np.rot90(alpha, turn) > 0  # (WebP keeps no colour under transparent pixels)
+            assert db(got[..., 2::-1][seen], alone(read_image(d / name))[seen]) >= 50, name
+    capsys.readouterr()
+    assert main(["run", "--engine", str(gen), "--input", str(d / "a8.png"), "--output", str(tmp_path / "o.jpg"),
+                 *args]) == 0
+    assert "transparency left out of o.jpg" in capsys.readouterr().err
+    assert cv2.imread(str(tmp_path / "o.jpg"), cv2.IMREAD_UNCHANGED).shape == (40, 56, 3)
