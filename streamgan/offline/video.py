@@ -363,10 +363,19 @@ def prepare_run(args, defaults: dict) -> Callable[[Engine, TranslateOptions], di
         return lambda engine, options: translate_video(inp, out, engine, options=options, **video_kw)
     if inp.is_dir():
         videos = sorted(p for p in inp.iterdir() if p.is_file() and is_video(p))
-        if videos and not any(is_image(p) for p in inp.iterdir()):
+        if videos:
             encoder(args.codec, args.crf, args.preset, args.pix_fmt)
             folder_output(out)
-            return lambda engine, options: translate_folder(videos, out, engine, options=options, **video_kw)
+            if not any(p.is_file() and is_image(p) for p in inp.iterdir()):
+                return lambda engine, options: translate_folder(videos, out, engine, options=options, **video_kw)
+            for p in [*expand_images(args.input), *videos] if out.is_dir() else []:  # a folder of both:
+                check_output(out / p.name, [p], args.overwrite)  # every output checked before any work
+
+            def both(engine, options) -> dict:  # the images, then the videos, into one folder
+                images = translate_images(args.input, out, engine, options, overwrite=args.overwrite,
+                                          progress=progress, quiet=quiet)
+                return {"images": images, **translate_folder(videos, out, engine, options=options, **video_kw)}
+            return both
     if not inp.exists() and not any(c in args.input for c in "*?["):
         raise InputError(f"{inp}: no such file")
     inputs = expand_images(args.input)  # clear error for empty folders and patterns

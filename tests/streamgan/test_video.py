@@ -317,6 +317,31 @@ def test_folder_runs_refuse_file_outputs_and_report_bad_videos(tmp_path, gen, ca
     assert rc == 3 and not (tmp_path / "none").exists()  # a failed run leaves no new folder
 
 
+def test_a_folder_of_videos_and_images_translates_both(tmp_path, gen, capsys):
+    """A folder holding videos and images: every one of them is translated into the output folder
+    (the images were translated and the videos silently left out before); an output that exists
+    stops the run before any work."""
+    import cv2
+    folder = tmp_path / "in"
+    folder.mkdir()
+    write_clip(folder / "a.mp4", textured_frames(6, 32, 48), audio_streams=1)
+    cv2.imwrite(str(folder / "b.png"), textured_frames(1, 40, 24, seed=3)[0])
+    cv2.imwrite(str(folder / "c.jpg"), textured_frames(1, 16, 16, seed=4)[0])
+    out = tmp_path / "out"
+    rc, err = _run(["run", "--engine", str(gen), "--no-progress", "--input", str(folder), "--output", str(out)],
+                   capsys)
+    assert rc == 0, err
+    assert sorted(p.name for p in out.iterdir()) == ["a.mp4", "b.png", "c.jpg"]
+    assert len([f for f in VideoReader(out / "a.mp4")]) == 6 and audio_ends(out / "a.mp4")
+    assert cv2.imread(str(out / "b.png")).shape == (40, 24, 3) and cv2.imread(str(out / "c.jpg")).shape == (16, 16, 3)
+    (out / "b.png").unlink()  # only the video's output is left: still nothing is done
+    stamp = (out / "a.mp4").stat().st_mtime_ns
+    rc, err = _run(["run", "--engine", str(gen), "--no-progress", "--input", str(folder), "--output", str(out)],
+                   capsys)
+    assert rc == 2 and "already exists" in err and (out / "a.mp4").stat().st_mtime_ns == stamp
+    assert not (out / "b.png").exists()
+
+
 @pytest.mark.parametrize("path", ["rgb", "yuv"])
 @pytest.mark.parametrize("space,rng", [(6, 1), (6, 2), (1, 1), (1, 2), (9, 1)])
 def test_colour_matrix_and_range_survive_the_pipeline(tmp_path, space, rng, path, monkeypatch):
