@@ -1,5 +1,6 @@
 """``streamgan run``: the streaming pipeline (decode | translate | encode), for videos and images."""
 
+import glob
 import os
 import sys
 import time
@@ -361,12 +362,14 @@ def prepare_run(args, defaults: dict) -> Callable[[Engine, TranslateOptions], di
         encoder(args.codec, args.crf, args.preset, args.pix_fmt, container=muxer_for(out))
         check_output(out, [inp] if isinstance(inp, Path) else [], args.overwrite)
         return lambda engine, options: translate_video(inp, out, engine, options=options, **video_kw)
-    if inp.is_dir():
-        videos = sorted(p for p in inp.iterdir() if p.is_file() and is_video(p))
+    pattern = any(c in args.input for c in "*?[") and not inp.exists()
+    if inp.is_dir() or pattern:  # a folder or a glob: its videos, its images, or both
+        files = sorted(p for p in (inp.iterdir() if inp.is_dir() else map(Path, glob.glob(args.input))) if p.is_file())
+        videos = [p for p in files if is_video(p)]
         if videos:
             encoder(args.codec, args.crf, args.preset, args.pix_fmt)
             folder_output(out)
-            if not any(p.is_file() and is_image(p) for p in inp.iterdir()):
+            if not any(is_image(p) for p in files):
                 return lambda engine, options: translate_folder(videos, out, engine, options=options, **video_kw)
             for p in [*expand_images(args.input), *videos] if out.is_dir() else []:  # a folder of both:
                 check_output(out / p.name, [p], args.overwrite)  # every output checked before any work
@@ -376,7 +379,7 @@ def prepare_run(args, defaults: dict) -> Callable[[Engine, TranslateOptions], di
                                           progress=progress, quiet=quiet)
                 return {"images": images, **translate_folder(videos, out, engine, options=options, **video_kw)}
             return both
-    if not inp.exists() and not any(c in args.input for c in "*?["):
+    if not inp.exists() and not pattern:
         raise InputError(f"{inp}: no such file")
     inputs = expand_images(args.input)  # clear error for empty folders and patterns
     image_outputs(inputs, out, create=False)

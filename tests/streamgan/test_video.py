@@ -319,8 +319,8 @@ def test_folder_runs_refuse_file_outputs_and_report_bad_videos(tmp_path, gen, ca
 
 def test_a_folder_of_videos_and_images_translates_both(tmp_path, gen, capsys):
     """A folder holding videos and images: every one of them is translated into the output folder
-    (the images were translated and the videos silently left out before); an output that exists
-    stops the run before any work."""
+    (the images were translated and the videos silently left out before), and so is a glob (one of
+    videos was refused: 'matches no images'); an output that exists stops the run before any work."""
     import cv2
     folder = tmp_path / "in"
     folder.mkdir()
@@ -340,6 +340,10 @@ def test_a_folder_of_videos_and_images_translates_both(tmp_path, gen, capsys):
                    capsys)
     assert rc == 2 and "already exists" in err and (out / "a.mp4").stat().st_mtime_ns == stamp
     assert not (out / "b.png").exists()
+    for pattern, names in (("*.mp4", ["a.mp4"]), ("[ab].*", ["a.mp4", "b.png"])):  # globs alike
+        rc, err = _run(["run", "--engine", str(gen), "--no-progress", "--input", str(folder / pattern), "--output",
+                        str(tmp_path / pattern[:2])], capsys)
+        assert rc == 0 and sorted(p.name for p in (tmp_path / pattern[:2]).iterdir()) == names, err
 
 
 @pytest.mark.parametrize("path", ["rgb", "yuv"])
