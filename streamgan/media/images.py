@@ -9,7 +9,8 @@ import numpy as np
 from ..errors import InputError, OutputError
 from .files import atomic_path
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+HEIF_SUFFIXES = {".heic", ".heif"}  # a phone's photographs (read and written with pillow-heif: libheif)
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", *HEIF_SUFFIXES}
 
 
 def is_image(path: Path) -> bool:
@@ -34,7 +35,7 @@ def expand_images(spec: str) -> list[Path]:
     return [p]
 
 
-ALPHA_SUFFIXES = {".png", ".webp", ".tif", ".tiff"}  # what holds an alpha channel (read and written)
+ALPHA_SUFFIXES = {".png", ".webp", ".tif", ".tiff", *HEIF_SUFFIXES}  # what holds an alpha channel
 
 
 def read_image(path: Path) -> np.ndarray:
@@ -48,12 +49,28 @@ def read_image_alpha(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
     goes around it (``write_image``)."""
     if path.stat().st_size == 0:
         raise InputError(f"{path}: empty file")
+    if path.suffix.lower() in HEIF_SUFFIXES:
+        return _read_heif(path)
     data = np.fromfile(str(path), dtype=np.uint8)
     img = cv2.imdecode(data, cv2.IMREAD_COLOR)
     if img is None:
         raise InputError(f"{path}: not a readable image")
     alpha = _alpha(data, img) if path.suffix.lower() in ALPHA_SUFFIXES else None
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB), alpha
+
+
+def _read_heif(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
+    """A HEIC/HEIF image (its primary picture; libheif applies its turn and mirror, and takes 10-bit
+    pictures to 8): RGB and alpha as ``read_image_alpha`` gives them."""
+    import pillow_heif
+    try:
+        pixels = np.asarray(pillow_heif.open_heif(str(path), convert_hdr_to_8bit=True))
+    except (ValueError, RuntimeError, OSError) as exc:
+        raise InputError(f"{path}: not a readable image ({exc})") from None
+    if pixels.ndim == 2:
+        pixels = np.repeat(pixels[..., None], 3, axis=2)
+    alpha = pixels[..., 3] if pixels.shape[2] == 4 and (pixels[..., 3] != 255).any() else None
+    return np.ascontiguousarray(pixels[..., :3]), None if alpha is None else np.ascontiguousarray(alpha)
 
 
 def _alpha(data: np.ndarray, img: np.ndarray) -> np.ndarray | None:
@@ -83,6 +100,13 @@ def write_image(path: Path, rgb: np.ndarray, alpha: np.ndarray | None = None) ->
         if alpha.shape != rgb.shape[:2]:
             alpha = cv2.resize(alpha, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_LINEAR)
         bgr = np.dstack([bgr, alpha])
+    if path.suffix.lower() in HEIF_SUFFIXES:  # HEVC at libheif's quality 90
+        import pillow_heif
+        pixels = cv2.cvtColor(bgr, cv2.COLOR_BGRA2RGBA if bgr.shape[2] == 4 else cv2.COLOR_BGR2RGB)
+        heif = pillow_heif.from_bytes("RGBA" if pixels.shape[2] == 4 else "RGB", pixels.shape[1::-1], pixels.tobytes())
+        with atomic_path(path) as tmp:
+            heif.save(str(tmp), quality=90)
+        return
     ok, buf = cv2.imencode(path.suffix, bgr)
     if not ok:
         raise OutputError(f"{path}: cannot encode an image with suffix {path.suffix!r}")

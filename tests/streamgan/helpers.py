@@ -186,3 +186,14 @@ def interruptible() -> None:
     run in a background job (CI scripts, `cmd &`) inherits SIGINT ignored, and Ctrl-C tests need it."""
     import signal
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def identity_onnx(path: Path) -> Path:
+    """An ONNX model whose output is its input (image, NCHW float)."""
+    import onnx
+    from onnx import TensorProto, helper
+    graph = helper.make_graph([helper.make_node("Identity", ["image"], ["out"])], "id",
+                              [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["n", 3, "h", "w"])],
+                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["n", 3, "h", "w"])])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path

@@ -42,8 +42,8 @@ def make_clip(path, trc: int | None, fmt: str = "yuv420p10le", frames: int = 3, 
 
 @pytest.fixture(scope="module")
 def identity(tmp_path_factory):
-    from tests.streamgan.test_video import _identity_onnx
-    return _identity_onnx(tmp_path_factory.mktemp("id") / "id.onnx")
+    from tests.streamgan.helpers import identity_onnx
+    return identity_onnx(tmp_path_factory.mktemp("id") / "id.onnx")
 
 
 def run(identity, src, out, *extra) -> str:

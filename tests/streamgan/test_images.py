@@ -117,3 +117,48 @@ def test_transparency_goes_around_the_model(tmp_path, capsys):
                  *args]) == 0
     assert "transparency left out of o.jpg" in capsys.readouterr().err
     assert cv2.imread(str(tmp_path / "o.jpg"), cv2.IMREAD_UNCHANGED).shape == (40, 56, 3)
+
+
+def test_phone_heic_photographs_in_and_out(tmp_path):
+    """HEIC (a phone's photographs, read and written with libheif): decoded as the photograph (to
+    HEVC's loss), shown turned as it says, transparency kept; the output is the model's picture of
+    the decoded colour (an exact format, the model's own; a HEIC, an identity model's, to HEVC's loss)."""
+    import pillow_heif
+    from PIL import Image
+
+    from streamgan.media.images import read_image, read_image_alpha
+    from streamgan.translate.engine import open_engine
+    from streamgan.translate.translator import Translator
+    from tests.streamgan.helpers import db, identity_onnx, photo
+    rgb = photo(48, 64)
+    alpha = np.tile(np.linspace(40, 255, 64).round().astype(np.uint8), (48, 1))
+    d = tmp_path / "in"
+    d.mkdir()
+    pillow_heif.from_bytes("RGB", (64, 48), rgb.tobytes()).save(str(d / "plain.heic"), quality=95)
+    pillow_heif.from_bytes("RGBA", (64, 48), np.dstack([rgb, alpha]).tobytes()).save(str(d / "alpha.heic"),
+                                                                                        quality=95)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # shown turned 90 degrees clockwise (libheif writes it as the file's rotation)
+    pillow_heif.register_heif_opener()
+    Image.fromarray(rgb).save(d / "turned.heic", exif=exif.tobytes(), quality=95)
+    turns = {"plain.heic": 0, "alpha.heic": 0, "turned.heic": -1}
+    for name, turn in turns.items():
+        assert db(read_image(d / name), np.rot90(rgb, turn)) > 30, name
+    assert db(read_image_alpha(d / "alpha.heic")[1], alpha) > 30
+    args = ["--no-progress", "--precision", "fp32"]
+    ident = identity_onnx(tmp_path / "id.onnx")
+    assert main(["run", "--engine", str(ident), "--input", str(d), "--output", str(tmp_path / "out"), *args]) == 0
+    for name, turn in turns.items():
+        got, got_alpha = read_image_alpha(tmp_path / "out" / name)
+        assert db(got, np.rot90(rgb, turn)) > 30, name  # (HEVC twice)
+        assert (got_alpha is not None) == (name == "alpha.heic"), name
+    assert db(read_image_alpha(tmp_path / "out" / "alpha.heic")[1], alpha) > 30
+    gen = tiny_resnet(tmp_path / "g.pth")
+    for name in turns:
+        assert main(["run", "--engine", str(gen), "--input", str(d / name), "--output",
+                     str(tmp_path / f"{name}.png"), "--backend", "openvino", *args]) == 0
+    with open_engine(gen, backend="openvino", precision="fp32") as engine:
+        alone = Translator(engine)
+        for name in turns:
+            got = cv2.imread(str(tmp_path / f"{name}.png"))[..., ::-1]
+            assert db(got, alone(read_image(d / name))) >= 50, name

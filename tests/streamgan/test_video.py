@@ -17,6 +17,7 @@ from tests.conftest import DEVICES
 from tests.streamgan.helpers import (
     audio_ends,
     db,
+    identity_onnx,
     interruptible,
     photo,
     textured_frames,
@@ -392,16 +393,6 @@ def test_colour_matrix_and_range_survive_the_pipeline(tmp_path, space, rng, path
         assert np.abs(decoded_out[centres] - decoded_in[centres]).max() <= 2
 
 
-def _identity_onnx(path):
-    import onnx
-    from onnx import TensorProto, helper
-    graph = helper.make_graph([helper.make_node("Identity", ["image"], ["out"])], "id",
-                              [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["n", 3, "h", "w"])],
-                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["n", 3, "h", "w"])])
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
-    return path
-
-
 @pytest.mark.parametrize("bits", [8, 10])
 def test_yuv_frame_path_on_a_420_clip_with_audio(tmp_path, monkeypatch, bits):
     """4:2:0 in, 4:2:0 out through the YUV frame path (no swscale): frames in = frames out, audio
@@ -415,7 +406,7 @@ def test_yuv_frame_path_on_a_420_clip_with_audio(tmp_path, monkeypatch, bits):
     def run(path: str):
         monkeypatch.setenv("STREAMGAN_YUV_PATH", path)
         out = tmp_path / f"{path}.mkv"
-        with open_engine(_identity_onnx(tmp_path / "id.onnx"), input_range=(0.0, 1.0)) as eng:
+        with open_engine(identity_onnx(tmp_path / "id.onnx"), input_range=(0.0, 1.0)) as eng:
             return translate_video(src, out, eng, crf=0, progress=False, pix_fmt=fmt), out
     rep, out = run("on")
     assert rep["frames_out"] == 6 and rep["frame_path"].startswith("yuv")
@@ -442,7 +433,7 @@ def test_yuv_frame_path_refused_when_its_first_frame_differs(tmp_path, monkeypat
     src = write_clip(tmp_path / "in.mp4", [photo(72, 128, shift=3 * i) for i in range(3)], crf=0)
     monkeypatch.setenv("STREAMGAN_YUV_PATH", "on")
     monkeypatch.setitem(kernels.yuv.SITES, "left", ("top", "centre"))
-    with open_engine(_identity_onnx(tmp_path / "id.onnx"), input_range=(0.0, 1.0)) as eng:
+    with open_engine(identity_onnx(tmp_path / "id.onnx"), input_range=(0.0, 1.0)) as eng:
         rep = translate_video(src, tmp_path / "o.mkv", eng, crf=0, progress=False)
     assert rep["frame_path"] == "rgb (swscale)" and rep["frames_out"] == 3
     assert any(n.startswith("frame path: rgb (swscale), as the YUV path's first frame was") for n in rep["notes"])
