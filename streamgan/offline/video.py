@@ -278,6 +278,16 @@ def _print_report(r: dict) -> None:
         print(f"note: {note}", file=sys.stderr)
 
 
+def listing(spec: str) -> list[Path] | None:
+    """The files a folder or a glob pattern names, sorted; None where ``spec`` is neither."""
+    p = Path(spec)
+    if p.is_dir():
+        return sorted(q for q in p.iterdir() if q.is_file())
+    if any(c in spec for c in "*?[") and not p.exists():
+        return sorted(q for q in map(Path, glob.glob(spec)) if q.is_file())
+    return None
+
+
 def folder_output(output: Path) -> bool:
     """Check a folder run's output is (or can be) a folder; True when the run creates it."""
     if is_video(output) or is_image(output) or (output.exists() and not output.is_dir()):
@@ -362,9 +372,8 @@ def prepare_run(args, defaults: dict) -> Callable[[Engine, TranslateOptions], di
         encoder(args.codec, args.crf, args.preset, args.pix_fmt, container=muxer_for(out))
         check_output(out, [inp] if isinstance(inp, Path) else [], args.overwrite)
         return lambda engine, options: translate_video(inp, out, engine, options=options, **video_kw)
-    pattern = any(c in args.input for c in "*?[") and not inp.exists()
-    if inp.is_dir() or pattern:  # a folder or a glob: its videos, its images, or both
-        files = sorted(p for p in (inp.iterdir() if inp.is_dir() else map(Path, glob.glob(args.input))) if p.is_file())
+    files = listing(args.input)
+    if files is not None:  # a folder or a glob: its videos, its images, or both
         videos = [p for p in files if is_video(p)]
         if videos:
             encoder(args.codec, args.crf, args.preset, args.pix_fmt)
@@ -379,7 +388,7 @@ def prepare_run(args, defaults: dict) -> Callable[[Engine, TranslateOptions], di
                                           progress=progress, quiet=quiet)
                 return {"images": images, **translate_folder(videos, out, engine, options=options, **video_kw)}
             return both
-    if not inp.exists() and not pattern:
+    if not inp.exists() and files is None:
         raise InputError(f"{inp}: no such file")
     inputs = expand_images(args.input)  # clear error for empty folders and patterns
     image_outputs(inputs, out, create=False)

@@ -180,8 +180,9 @@ def _schedule(ray, todo, engine_path, open_kw, options, video_kw, cpus_per_worke
 
 def run_ray_args(args, open_kw: dict, options) -> dict:
     """``streamgan run --ray``: check the job, then run it on the cluster."""
+    from ..media.images import is_image
     from ..media.video import is_video
-    from ..offline.video import folder_output, video_kwargs
+    from ..offline.video import folder_output, listing, video_kwargs
     try:
         import ray  # noqa: F401
     except ImportError:
@@ -193,10 +194,15 @@ def run_ray_args(args, open_kw: dict, options) -> dict:
     if args.start or args.duration is not None:
         raise OptionError("--start/--duration are not supported with --ray")
     inp, out = Path(args.input), Path(args.output)
-    if inp.is_dir():
-        videos = sorted(p for p in inp.iterdir() if p.is_file() and is_video(p))
+    files = listing(args.input)
+    if files is not None:  # a folder or a glob
+        videos = [p for p in files if is_video(p)]
         if not videos:
             raise OptionError(f"{inp}: no videos to run on Ray")
+        images = [p for p in files if is_image(p)]
+        if images:
+            print(f"note: Ray runs videos: the {len(images)} image(s) here are left out (run them without --ray)",
+                  file=sys.stderr)
         folder_output(out)
         folder = True
     elif inp.is_file() and is_video(inp):

@@ -122,3 +122,23 @@ def test_joining_a_cluster_that_is_not_there_is_one_line_and_writes_nothing(job,
     assert rc == 2 and err.startswith("streamgan: error: --ray auto: no Ray cluster to join"), err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert not out.exists()  # no folder, no segments left behind
+
+
+def test_globs_and_images_on_ray_are_said(job, tmp_path, capsys, monkeypatch):
+    """A glob runs on Ray like a folder; images beside the videos are named as left out (Ray runs
+    videos), and a glob of images alone is one line (no cluster is started for either here)."""
+    import cv2
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    d, gen, folder, long, single = job
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    (mixed / "a.mp4").write_bytes((folder / "long.mp4").read_bytes())
+    cv2.imwrite(str(mixed / "b.png"), np.zeros((8, 8, 3), np.uint8))
+    base = ["run", "--engine", str(gen), "--backend", "torch", "--no-progress", "--output", str(tmp_path / "out"),
+            "--ray", "auto", "--input"]
+    rc = main(base + [str(mixed / "*")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "the 1 image(s) here are left out" in err and "no Ray cluster to join" in err, err
+    rc = main(base + [str(mixed / "*.png")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "no videos to run on Ray" in err and len(err.strip().splitlines()) == 1, err
