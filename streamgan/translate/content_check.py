@@ -38,6 +38,8 @@ from engines.precision import REDUCED_DB, REDUCED_SPEEDUP, choosing, not_faster
 _OVERLAP_GAIN = 1.1
 # ... and where one timing of each does not clear that by this much more, both are timed again
 _CLEARLY = 1.25
+TILED = ("int8 is not tried on tiled frames or carried statistics (its calibration reads a whole frame's own "
+         "activations)")
 
 
 class ContentCheck:
@@ -55,7 +57,7 @@ class ContentCheck:
         self.key = None if key is None or model is None else sha256(f"{model}|{key}|{translator.opt}".encode())[:32]
         self.seen = 0  # frames handed to ``before``
         self.reduced: str | None = None
-        self.int8_left = False  # int8 offered but not tried (a live run)
+        self.int8_left = ""  # why int8 was offered but not tried (a live run, tiled frames)
         self.verdict: dict = {}
         self._held = None  # the frame to recheck, until its output comes
 
@@ -97,8 +99,12 @@ class ContentCheck:
         options = self.engine.precisions()
         chosen = choosing(self.engine)
         candidates = chosen.candidates() if hasattr(chosen, "candidates") else [p for p in options if p != "fp32"]
-        self.int8_left = "int8" in candidates and not self.int8
-        candidates = [p for p in candidates if p != "int8" or self.int8]
+        if "int8" in candidates and not self.int8:
+            self.int8_left = ("int8 is not tried on a live run (one frame is too little to calibrate on, and "
+                              "compiling it on that frame would stall the stream)")
+        elif "int8" in candidates and not self.translator.plan(*rgb.shape[:2]).full_frame:
+            self.int8_left = TILED
+        candidates = [p for p in candidates if p != "int8" or not self.int8_left]
         if "fp32" not in options or not candidates:
             return None
         if known and known.get("precisions") == list(options):
@@ -122,8 +128,9 @@ class ContentCheck:
             ranges = chosen.variant("fp32").observed()
             if ranges is None:  # the frames ran with given statistics (tiles, an EMA): nothing for int8
                 candidates, calibrating = [p for p in candidates if p != "int8"], False
-                if not candidates:
-                    return None
+                if not candidates:  # the first frame's fp32 picture is its output (not translated again)
+                    self.int8_left = TILED
+                    return self._output(refs[0])
             else:
                 chosen.calibrate(ranges)
         untimed = getattr(chosen, "untimed", [])
@@ -150,9 +157,14 @@ class ContentCheck:
                         **({"ranges": chosen.ranges} if calibrating else {})}
         self._remember()
         self.engine.set_precision(self.verdict["precision"])
-        out, stats = outs[self.verdict["precision"]]
-        self.translator.frames += 1  # the first frame's output is the check's, at the chosen precision
-        self.translator._stats = stats  # ... and so are the smoothed statistics it leaves
+        return self._output(outs[self.verdict["precision"]])
+
+    def _output(self, picture: tuple[np.ndarray, object]) -> np.ndarray:
+        """The first frame's output is the check's ``picture`` (at the precision that runs), and so
+        are the smoothed statistics it leaves."""
+        out, stats = picture
+        self.translator.frames += 1
+        self.translator._stats = stats
         return out
 
     def _trial(self, p: str, frames: list, refs: list, outs: dict, timing: dict | None) -> list[float]:
@@ -261,8 +273,7 @@ class ContentCheck:
         v = self.verdict
         if not v:  # nothing checked: why, where a reduced precision was slower or int8 was left out
             if self.int8_left:
-                return ("fp32: int8 is not tried on a live run (one frame is too little to calibrate on, and "
-                        "compiling it on that frame would stall the stream)")
+                return f"fp32: {self.int8_left}"
             return not_faster(choosing(self.engine))
         if v.get("cached"):
             text = f"{v['precision']} (this content's verdict, remembered: worst {min(v['db']):.1f} dB to fp32)"

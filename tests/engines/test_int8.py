@@ -190,3 +190,22 @@ def test_live_run_does_not_try_int8(model, tmp_path, monkeypatch):
         got = [(round(float(f.pts * s.time_base) * 12), f.to_ndarray(format="rgb24")) for f in c.decode(s)]
     assert len(got) == report["written"] >= 10
     assert min(db(a, exact(src[i])) for i, a in got) >= 60
+
+
+def test_tiled_frames_do_not_try_int8_and_are_translated_once(model, tmp_path, monkeypatch):
+    """Tiled frames give int8 no whole frame's activations to calibrate on: int8 is not tried, the
+    report says why, and every frame is translated once (the check translated the first frame at
+    fp32, found nothing to calibrate, threw the picture away and the run translated the frame
+    again: a 24 Mpx photograph, tiled, took 80 s instead of 40)."""
+    from streamgan.translate.translator import TranslateOptions
+    d, ckpt, clip, _ = model
+    calls = []  # translations: one at a time (__call__), or started in flight (_host_in, on the way)
+    for name in ("__call__", "_host_in"):
+        def counted(self, rgb, *a, _f=getattr(Translator, name), _name=name, **k):
+            calls.append(_name)
+            return _f(self, rgb, *a, **k)
+        monkeypatch.setattr(Translator, name, counted)
+    report = translate_video(clip, tmp_path / "o.mkv", _int8_switchable(ckpt), options=TranslateOptions(tile=48),
+                             codec="libx264rgb", crf=0, progress=False, quiet=True)
+    assert report["precision_check"].startswith("fp32: int8 is not tried on tiled frames or carried statistics")
+    assert report["frames_out"] == 12 and len(calls) == 12, calls
