@@ -544,6 +544,26 @@ def _audio_encoder(out: av.container.OutputContainer) -> str | None:
     return None
 
 
+def _text_subtitle_encoder(out: av.container.OutputContainer, source) -> str | None:
+    """The text subtitle format ``out`` holds for ``source``'s text subtitles (SubRip, MP4's
+    mov_text, WebVTT; PyAV encodes text to text only), None where it holds none or they are bitmaps."""
+    if not source.codec_context.codec.text_sub:
+        return None
+    held = out.supported_codecs
+    return next((c for c in ("subrip", "mov_text", "webvtt") if c in held), None)
+
+
+def _subtitle_stream(out: av.container.OutputContainer, codec: str, source):
+    """A stream of the text subtitle ``codec`` in ``out`` for ``source``'s subtitles: text encoders
+    take the cues' styles from the decoder's (ASS) header, known once it is open."""
+    stream = out.add_stream(codec)
+    stream.time_base = source.time_base
+    if not source.codec_context.is_open:
+        source.codec_context.open()
+    stream.codec_context.subtitle_header = source.codec_context.subtitle_header or b""
+    return stream
+
+
 def _audio_stream(out: av.container.OutputContainer, codec: str, source) -> av.audio.AudioStream:
     """A stream of ``codec`` in ``out`` for ``source``'s audio: its channels, and its rate where the
     encoder takes it (else 48 kHz, or the encoder's highest); PyAV resamples what goes in."""
@@ -558,9 +578,9 @@ def _audio_stream(out: av.container.OutputContainer, codec: str, source) -> av.a
 
 class _Remuxer:
     """Audio and subtitle packets of the source, muxed up to a given time, shifted by the start.
-    An audio stream the output's container cannot hold (AAC in .webm) is re-encoded to the
-    container's own audio codec (Opus there), with a note; a subtitle stream it cannot hold is
-    an error (nothing is left out unsaid)."""
+    A stream the output's container cannot hold is re-encoded, with a note: audio to the
+    container's own codec (AAC into .webm: Opus), text subtitles to a text format it holds (MP4's
+    mov_text into .mkv: SubRip); one it cannot hold at all is an error (nothing left out unsaid)."""
 
     def __init__(self, source: VideoReader, out: av.container.OutputContainer):
         self.inp, self.out = open_input(source.path), out
@@ -574,14 +594,18 @@ class _Remuxer:
                 self.map[s.index] = out.add_stream_from_template(s)
                 continue
             except (ValueError, av.error.FFmpegError):
-                codec = _audio_encoder(out) if kind == "audio" else None
+                codec = _audio_encoder(out) if kind == "audio" else _text_subtitle_encoder(out, s)
             fmt = out.format.name
             if codec is None:
                 self.inp.close()
-                raise OutputError(f"a {fmt} output cannot hold the input's {name} {kind} stream",
-                                  hint="write .mkv instead")
-            self.map[s.index] = self.coded[s.index] = _audio_stream(out, codec, s)
-            self.notes.append(f"audio: {name} re-encoded as {codec} ({fmt} cannot hold {name})")
+                raise OutputError(f"the output ({fmt}) cannot hold the input's {name} {kind} stream",
+                                  hint=f"write .{'mkv' if fmt != 'matroska' else 'mp4'} instead")
+            if kind == "audio":
+                self.map[s.index] = self.coded[s.index] = _audio_stream(out, codec, s)
+            else:
+                self.map[s.index] = self.coded[s.index] = _subtitle_stream(out, codec, s)
+            self.notes.append(f"{'audio' if kind == 'audio' else 'subtitles'}: {name} re-encoded as {codec} "
+                              f"({fmt} cannot hold {name})")
         if self.start > 0 and streams:
             self.inp.seek(int(self.start * av.time_base), backward=True)
         self.packets = self.inp.demux(*streams) if streams else iter(())
@@ -610,11 +634,24 @@ class _Remuxer:
             if pkt.dts is not None:
                 pkt.dts -= shift
             coded = self.coded.get(pkt.stream.index)
+            if coded is not None and coded.type == "subtitle":
+                self._subtitle(coded, pkt)
+                continue
             if coded is not None:
                 self._encode(coded, pkt.decode())
                 continue
             pkt.stream = self.map[pkt.stream.index]
             self.out.mux(pkt)
+
+    def _subtitle(self, stream, pkt) -> None:
+        """One subtitle packet decoded and encoded in ``stream``'s text format, at its time."""
+        cue = pkt.stream.codec_context.decode2(pkt)
+        if cue is None:
+            return
+        out = stream.codec_context.encode_subtitle(cue)
+        out.pts, out.dts, out.duration, out.time_base = pkt.pts, pkt.dts, pkt.duration, pkt.time_base
+        out.stream = stream
+        self.out.mux(out)
 
     def _encode(self, stream, frames) -> None:
         for frame in frames:
@@ -624,7 +661,8 @@ class _Remuxer:
     def finish(self) -> None:
         """The re-encoded streams' last samples (decoder and encoder flushed)."""
         for index, stream in self.coded.items():
-            self._encode(stream, [*self.inp.streams[index].codec_context.decode(None), None])
+            if stream.type == "audio":
+                self._encode(stream, [*self.inp.streams[index].codec_context.decode(None), None])
 
     def close(self) -> None:
         self.inp.close()

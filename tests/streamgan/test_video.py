@@ -280,17 +280,41 @@ def test_webm_output_gets_vp9_and_its_audio_reencoded(tmp_path, gen, capsys):
     assert db(webm, mp4) > db(webm, given) + 10, (db(webm, mp4), db(webm, given))
 
 
-def test_outputs_a_container_cannot_hold_are_one_line(tmp_path, gen, capsys):
-    """A subtitle stream .webm cannot hold (SubRip; webm takes WebVTT only) and a .gif output:
-    one error line each, nothing written (PyAV crashed the process on the first before)."""
-    clip = write_clip(tmp_path / "in.mp4", textured_frames(6, 32, 32), audio_streams=1)
+def _with_subtitles(clip, tmp_path, suffix: str, codec: str):
+    """``clip`` with one text subtitle cue, 'hello' from 0 to 0.4 s, in ``codec`` (Debian's ffmpeg)."""
     srt = tmp_path / "subs.srt"
     srt.write_text("1\n00:00:00,000 --> 00:00:00,400\nhello\n")
-    subbed = tmp_path / "subbed.mkv"
+    out = tmp_path / f"subbed{suffix}"
     subprocess.run(["ffmpeg", "-v", "error", "-i", str(clip), "-i", str(srt), "-map", "0", "-map", "1", "-c", "copy",
-                    "-c:s", "srt", str(subbed)], check=True)
+                    "-c:s", codec, str(out)], check=True)
+    return out
+
+
+def test_text_subtitles_are_carried_into_containers_of_another_format(tmp_path, gen, capsys):
+    """A phone's MP4 subtitles (mov_text) into .mkv (SubRip) and .webm (WebVTT): re-encoded, with
+    a note, the cue's text and times kept (the run refused, naming .mkv as the way out even for
+    .mkv)."""
+    subbed = _with_subtitles(write_clip(tmp_path / "in.mp4", textured_frames(8, 32, 32), audio_streams=1),
+                             tmp_path, ".mp4", "mov_text")
+    for suffix, codec in ((".mkv", "subrip"), (".webm", "webvtt")):
+        out = tmp_path / f"out{suffix}"
+        rc, err = _run(["run", "--engine", str(gen), "--no-progress", "--input", str(subbed), "--output", str(out)],
+                       capsys)
+        assert rc == 0 and f"subtitles: mov_text re-encoded as {codec}" in err, err
+        cues = subprocess.run(["ffmpeg", "-v", "error", "-i", str(out), "-map", "0:s", "-f", "srt", "-"],
+                              capture_output=True, text=True, check=True).stdout
+        times = cues.splitlines()[1]  # "00:00:00,000 --> 00:00:00,400", to the container's start shift
+        start, end = (float(t.replace(",", ".").split(":")[-1]) for t in times.split(" --> "))
+        assert "hello" in cues and abs(start) < 0.03 and abs(end - start - 0.4) < 0.002, cues
+
+
+def test_outputs_a_container_cannot_hold_are_one_line(tmp_path, gen, capsys):
+    """Subtitles into .avi (it holds none) and a .gif output: one error line each, nothing written
+    (PyAV crashed the process on the first before)."""
+    clip = write_clip(tmp_path / "in.mp4", textured_frames(6, 32, 32), audio_streams=1)
+    subbed = _with_subtitles(clip, tmp_path, ".mkv", "srt")
     base = ["run", "--engine", str(gen), "--no-progress", "--input"]
-    for src, out, msg in ((subbed, "o.webm", "a webm output cannot hold the input's srt subtitle stream"),
+    for src, out, msg in ((subbed, "o.avi", "the output (avi) cannot hold the input's srt subtitle stream"),
                           (clip, "o.gif", "a gif file holds no video")):
         rc, err = _run(base + [str(src), "--output", str(tmp_path / out)], capsys)
         assert rc == 2 and msg in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
