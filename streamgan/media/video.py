@@ -469,7 +469,7 @@ class VideoWriter:
         self._remux = None
         if source and copy_streams:
             try:
-                self._remux = _Remuxer(source, self.out)
+                self._remux = Remuxer(source, self.out)
             except OutputError:
                 self.out.close()
                 raise
@@ -576,16 +576,21 @@ def _audio_stream(out: av.container.OutputContainer, codec: str, source) -> av.a
     return stream
 
 
-class _Remuxer:
+class Remuxer:
     """Audio and subtitle packets of the source, muxed up to a given time, shifted by the start.
     A stream the output's container cannot hold is re-encoded, with a note: audio to the
     container's own codec (AAC into .webm: Opus), text subtitles to a text format it holds (MP4's
     mov_text into .mkv: SubRip); one it cannot hold at all is an error (nothing left out unsaid)."""
 
-    def __init__(self, source: VideoReader, out: av.container.OutputContainer):
-        self.inp, self.out = open_input(source.path), out
-        self.start, self.end = source.start, (None if source.duration is None
-                                              else source.start + source.duration)
+    def __init__(self, source, out: av.container.OutputContainer):
+        """``source``: what the video was read with (a ``VideoReader``: its path, start and
+        duration), or a file's path, all of it."""
+        if isinstance(source, (str, Path)):
+            path, start, duration = source, 0.0, None
+        else:
+            path, start, duration = source.path, source.start, source.duration
+        self.inp, self.out = open_input(path), out
+        self.start, self.end = start, (None if duration is None else start + duration)
         streams = [s for s in self.inp.streams if s.type in ("audio", "subtitle")]
         self.map, self.coded, self.notes = {}, {}, []  # coded: input index -> the stream it is re-encoded into
         for s in streams:

@@ -88,9 +88,10 @@ def run_on_ray(videos: list[Path], output: Path, folder: bool, engine_path: str,
                            progress, manifest_path, done, work)
     finally:
         ray.shutdown()
+    notes: list[str] = []
     for v, items in plans.items():
         if len(items) > 1 and not (targets[v].exists() and done.get(f"{v.name}:joined")):
-            join(items, targets[v])  # replaces an existing output only once the join succeeded
+            join(items, targets[v], notes)  # replaces an existing output only once the join succeeded
             done[f"{v.name}:joined"] = True
             _save_manifest(manifest_path, done)
     shutil.rmtree(work, ignore_errors=True)
@@ -99,6 +100,7 @@ def run_on_ray(videos: list[Path], output: Path, folder: bool, engine_path: str,
         remove_partials(dst)
     report["videos"] = {v.name: {"output": str(targets[v]), "frames": sum(i.frames for i in plans[v]),
                                  "segments": len(plans[v]) if len(plans[v]) > 1 else 0} for v in videos}
+    report["notes"] = notes
     return report
 
 
@@ -220,4 +222,6 @@ def run_ray_args(args, open_kw: dict, options) -> dict:
     if not args.quiet:
         print(f"ray: {report['frames']} frames on {report['workers']} workers in {report['seconds']:.1f} s "
               f"({report['fps']:.1f} fps), {report['retries']} retries", file=sys.stderr)
+        for note in report["notes"]:
+            print(f"note: {note}", file=sys.stderr)
     return report

@@ -9,7 +9,6 @@ shifted back to the source's timestamps, and remuxes the source's audio and subt
 Frames in = frames out and pts = the source's are checked; a mismatch fails the join.
 """
 
-import heapq
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -18,7 +17,7 @@ import av
 
 from ..errors import PipelineError
 from ..media.files import atomic_path
-from ..media.video import open_input
+from ..media.video import Remuxer, open_input
 
 
 @dataclass(frozen=True)
@@ -69,8 +68,8 @@ def plan_items(video: Path, output: Path, segment_seconds: float, lead_in: int, 
         end = cuts[i + 1] if i + 1 < len(cuts) else None
         first = pts.index(start)
         n = (pts.index(end) if end is not None else len(pts)) - first
-        items.append(Item(str(video), str(workdir / f"{video.stem}.{i:04d}.mp4"), n, i, start, end,
-                          pts[max(0, first - lead_in)], tb))
+        items.append(Item(str(video), str(workdir / f"{video.stem}.{i:04d}{output.suffix}"), n, i, start, end,
+                          pts[max(0, first - lead_in)], tb))  # (the output's container: its codec, e.g. VP9)
     return items
 
 
@@ -107,26 +106,29 @@ def _at(p) -> float:
     return float(ts * p.time_base) if ts is not None else 0.0
 
 
-def join(segments: list[Item], output: Path) -> int:
+def join(segments: list[Item], output: Path, notes: list[str] | None = None) -> int:
     """Concatenate the segment files of one video into ``output`` (stream copy) with the source's
-    audio/subtitle packets; returns the frame count. Checks frames and timestamps."""
+    audio/subtitle packets (re-encoded where the container cannot hold them, said in ``notes``);
+    returns the frame count. Checks frames and timestamps."""
     source = Path(segments[0].video)
     pts, _, tb = frame_index(source)
     with atomic_path(output) as tmp:
-        with av.open(segments[0].output) as first, open_input(source) as inp, av.open(str(tmp), "w") as out:
+        with av.open(segments[0].output) as first, av.open(str(tmp), "w") as out:
             vout = out.add_stream_from_template(first.streams.video[0])
-            others = {s.index: out.add_stream_from_template(s) for s in inp.streams if s.type in ("audio", "subtitle")}
-            video = _video_packets(segments, pts[0])
-            extra = (p for p in inp.demux(*[s for s in inp.streams if s.index in others]) if p.size) \
-                if others else iter(())
+            remux = Remuxer(source, out)  # the source's audio and subtitles, re-encoded where they must be
             written = []
-            for p in heapq.merge(video, extra, key=_at):
-                if p.stream.type == "video":
+            try:
+                for p in _video_packets(segments, pts[0]):
                     written.append(float(p.pts * p.time_base))
                     p.stream = vout
-                else:
-                    p.stream = others[p.stream.index]
-                out.mux(p)
+                    out.mux(p)
+                    remux.until(_at(p) + 0.5)
+                remux.until(None)
+                remux.finish()
+            finally:
+                remux.close()
+            if notes is not None:
+                notes += [n for n in remux.notes if n not in notes]
         want = sorted(float((q - pts[0]) * tb) for q in pts)
         if len(written) != len(pts) or any(abs(a - b) > 1e-3 for a, b in zip(sorted(written), want)):
             raise PipelineError(f"{source}: joined {len(written)} frames for {len(pts)} in the source, or their "

@@ -2,6 +2,7 @@
 
 import json
 
+import av
 import numpy as np
 import pytest
 
@@ -142,3 +143,27 @@ def test_globs_and_images_on_ray_are_said(job, tmp_path, capsys, monkeypatch):
     rc = main(base + [str(mixed / "*.png")])
     err = capsys.readouterr().err
     assert rc == 2 and "no videos to run on Ray" in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_segments_joined_into_webm(job, capsys):
+    """A long video cut into segments, out as .webm: the segments are encoded in the output's own
+    codec (VP9) and the source's AAC re-encoded to Opus at the join, said in a note; every frame at
+    the source's time, the audio as long as the source's (the join copied segments of H.264 into
+    .webm and AAC beside them: an error out of the muxer)."""
+    d, gen, folder, long, single = job
+    out = d / "long.webm"
+    rc = main(["run", "--engine", str(gen), "--backend", "torch", "--precision", "fp32", "--input", str(long),
+               "--output", str(out), "--ray", "--segment-seconds", "1.5", "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 0 and "audio: aac re-encoded as libopus" in err, err
+    with av.open(str(out)) as c:
+        assert c.streams.video[0].codec_context.name == "vp9"
+        assert [a.codec_context.name for a in c.streams.audio] == ["opus"]
+    def times(path):
+        with av.open(str(path)) as c:
+            t = [f.time for f in c.decode(video=0)]
+        return np.array(t) - t[0]
+    assert len(times(out)) == 96 and np.allclose(times(out), times(long), atol=1e-3)
+    (_, end_src), = audio_ends(long)
+    (_, end_out), = audio_ends(out)
+    assert end_out == pytest.approx(end_src, abs=0.05)
