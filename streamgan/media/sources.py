@@ -26,7 +26,7 @@ import numpy as np
 from ..errors import InputError, OptionError
 from .hdr import DEFAULT_TONEMAP, HdrConverter, describe, is_hdr
 from .urls import NETWORK_SCHEMES, is_url, scheme_of, stream_options
-from .video import NEW_CONTENT, Colour, Frame, VideoInfo, VideoReader, decode_rgb
+from .video import NEW_CONTENT, Colour, Frame, VideoInfo, VideoReader, decode_rgb, main_video
 
 MAX_BACKOFF = 30.0
 
@@ -150,7 +150,7 @@ class StreamSource(Source):
         self.name = url
         self.log = log or (lambda line: print(line, file=sys.stderr))
         self.container = open_url(url, timeout, listen, fmt)
-        self.stream = self.container.streams.video[0]
+        self.stream = main_video(self.container)
         self.audio = bool(self.container.streams.audio)
         self._first = self._first_frame()  # the size and colour come with it
         self.info = _info_of(self.stream, self._first)
@@ -216,7 +216,7 @@ class StreamSource(Source):
                 return False
             try:
                 self.container = open_url(self.url, self.timeout, self.listen, self.fmt)
-                self.stream = self.container.streams.video[0]
+                self.stream = main_video(self.container)
                 self.counters["reconnects"] += 1
                 self.log(f"reconnected to {self.url}")
                 return True

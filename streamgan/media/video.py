@@ -213,9 +213,16 @@ def open_input(path: Path | str) -> av.container.InputContainer:
     return container
 
 
+def main_video(container: av.container.InputContainer) -> av.video.stream.VideoStream:
+    """The container's picture: FFmpeg's best video stream (several frames, the highest rate; not
+    cover art), which need not be the first (an MKV can carry its poster as a one-frame MJPEG
+    stream before the video)."""
+    return container.streams.best("video") or container.streams.video[0]
+
+
 def probe(path: Path | str) -> VideoInfo:
     with open_input(path) as c:
-        s = c.streams.video[0]
+        s = main_video(c)
         cc = s.codec_context
         dur = float(s.duration * s.time_base) if s.duration else (
             c.duration / av.time_base if c.duration else None)
@@ -313,7 +320,7 @@ class VideoReader:
         """The segment's first decoded frame (None where none decodes)."""
         try:
             with open_input(self.path) as c:
-                s = c.streams.video[0]
+                s = main_video(c)
                 if self.start > 0:
                     c.seek(int(self.start / s.time_base), stream=s, backward=True)
                 for fr in c.decode(s):
@@ -335,7 +342,7 @@ class VideoReader:
         found = []
         try:
             with open_input(self.path) as c:
-                s = c.streams.video[0]
+                s = main_video(c)
                 for k in range(1, count + 1):
                     t = self.start + span * k / (count + 1)
                     c.seek(int(t / s.time_base), stream=s, backward=True)
@@ -353,7 +360,7 @@ class VideoReader:
     def __iter__(self):
         end = None if self.duration is None else self.start + self.duration
         with open_input(self.path) as c:
-            s = c.streams.video[0]
+            s = main_video(c)
             if self.threads:
                 s.thread_type = "AUTO"
             if self.start > 0:
@@ -591,16 +598,24 @@ class Remuxer:
             path, start, duration = source.path, source.start, source.duration
         self.inp, self.out = open_input(path), out
         self.start, self.end = start, (None if duration is None else start + duration)
-        streams = [s for s in self.inp.streams if s.type in ("audio", "subtitle")]
+        picture = main_video(self.inp).index  # (translated: the writer's own stream)
+        streams = [s for s in self.inp.streams if s.type in ("audio", "subtitle", "video") and s.index != picture]
         self.map, self.coded, self.notes = {}, {}, []  # coded: input index -> the stream it is re-encoded into
-        for s in streams:
+        for s in list(streams):
             name, kind = s.codec_context.name, s.type  # (read before the input closes: PyAV crashes after)
             try:
                 self.map[s.index] = out.add_stream_from_template(s)
+                self.map[s.index].disposition = s.disposition  # (a cover stays a cover)
                 continue
             except (ValueError, av.error.FFmpegError):
-                codec = _audio_encoder(out) if kind == "audio" else _text_subtitle_encoder(out, s)
+                codec = _audio_encoder(out) if kind == "audio" else _text_subtitle_encoder(out, s) \
+                    if kind == "subtitle" else None
             fmt = out.format.name
+            if kind == "video":  # another picture (cover art): kept where the container holds it
+                streams.remove(s)
+                self.notes.append(f"the input's other picture ({name}: cover art, a poster) is left out: {fmt} "
+                                  "cannot hold it")
+                continue
             if codec is None:
                 self.inp.close()
                 raise OutputError(f"the output ({fmt}) cannot hold the input's {name} {kind} stream",

@@ -17,7 +17,7 @@ import av
 
 from ..errors import PipelineError
 from ..media.files import atomic_path
-from ..media.video import Remuxer, open_input
+from ..media.video import Remuxer, main_video, open_input
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ class Item:
 def frame_index(path: Path) -> tuple[list[int], list[int], Fraction]:
     """(pts of every frame in presentation order, pts of keyframes, time base), from packets only."""
     with open_input(path) as c:
-        s = c.streams.video[0]
+        s = main_video(c)
         pts, keys = [], []
         for p in c.demux(s):
             if p.size == 0 or p.pts is None:

@@ -308,6 +308,26 @@ def test_text_subtitles_are_carried_into_containers_of_another_format(tmp_path, 
         assert "hello" in cues and abs(start) < 0.03 and abs(end - start - 0.4) < 0.002, cues
 
 
+def test_a_poster_before_the_video_is_not_taken_for_it(tmp_path, gen, capsys):
+    """An MKV that carries a one-frame MJPEG poster as its first video stream: the video is the
+    stream translated (the poster was, one frame out, and the video left out without a word), and
+    the poster is carried along."""
+    import cv2
+    clip = write_clip(tmp_path / "in.mp4", textured_frames(12, 32, 48), audio_streams=1)
+    cv2.imwrite(str(tmp_path / "poster.jpg"), textured_frames(1, 40, 24, seed=5)[0])
+    src = tmp_path / "poster_first.mkv"
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(tmp_path / "poster.jpg"), "-i", str(clip), "-map", "0", "-map",
+                    "1", "-c", "copy", str(src)], check=True)
+    with av.open(str(src)) as c:
+        assert c.streams.video[0].codec_context.name == "mjpeg"  # the case: the poster comes first
+    out = tmp_path / "out.mkv"
+    rc, err = _run(["run", "--engine", str(gen), "--no-progress", "--input", str(src), "--output", str(out)], capsys)
+    assert rc == 0, err
+    with av.open(str(out)) as c:
+        assert sorted(s.codec_context.name for s in c.streams.video) == ["h264", "mjpeg"]
+    assert len(list(VideoReader(out))) == 12 and audio_ends(out)
+
+
 def test_outputs_a_container_cannot_hold_are_one_line(tmp_path, gen, capsys):
     """Subtitles into .avi (it holds none) and a .gif output: one error line each, nothing written
     (PyAV crashed the process on the first before)."""
