@@ -414,8 +414,8 @@ def _pix_fmt(codec: str, width: int, height: int, requested: str | None, source:
 
 
 class VideoWriter:
-    """Encode RGB frames (their source pts kept, so VFR stays VFR) and remux the input's
-    audio and subtitle streams packet for packet, interleaved as the video advances.
+    """Encode RGB frames (their source pts kept, so VFR stays VFR) and remux the input's other
+    streams (``Remuxer``: audio, subtitles, cover art) interleaved as the video advances.
 
     ``path`` is a file or a network URL (``fmt`` names the container then: flv, mpegts, rtsp;
     ``options`` are the container's). A live source's ``info`` (size, rate, colour) may be given
@@ -584,8 +584,9 @@ def _audio_stream(out: av.container.OutputContainer, codec: str, source) -> av.a
 
 
 class Remuxer:
-    """Audio and subtitle packets of the source, muxed up to a given time, shifted by the start.
-    A stream the output's container cannot hold is re-encoded, with a note: audio to the
+    """The source's streams besides its picture (audio, subtitles, cover art), muxed up to a given
+    time, shifted by the start. A stream the output's container cannot hold is re-encoded, with a
+    note: audio to the
     container's own codec (AAC into .webm: Opus), text subtitles to a text format it holds (MP4's
     mov_text into .mkv: SubRip); one it cannot hold at all is an error (nothing left out unsaid)."""
 
