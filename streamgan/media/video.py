@@ -586,9 +586,9 @@ def _audio_stream(out: av.container.OutputContainer, codec: str, source) -> av.a
 class Remuxer:
     """The source's streams besides its picture (audio, subtitles, cover art), muxed up to a given
     time, shifted by the start. A stream the output's container cannot hold is re-encoded, with a
-    note: audio to the
-    container's own codec (AAC into .webm: Opus), text subtitles to a text format it holds (MP4's
-    mov_text into .mkv: SubRip); one it cannot hold at all is an error (nothing left out unsaid)."""
+    note: audio to the container's own codec (AAC into .webm: Opus), text subtitles to a text
+    format it holds (MP4's mov_text into .mkv: SubRip); cover art is left out with a note; any
+    other stream it cannot hold is an error (nothing left out unsaid)."""
 
     def __init__(self, source, out: av.container.OutputContainer):
         """``source``: what the video was read with (a ``VideoReader``: its path, start and
