@@ -1,6 +1,7 @@
 """Image files and folders as frame sources and sinks."""
 
 import glob
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -90,6 +91,65 @@ def _alpha(data: np.ndarray, img: np.ndarray) -> np.ndarray | None:
     best = min(fits, key=lambda i: np.abs(turns[i].astype(np.int16) - img).mean())
     flipped, k = divmod(best, 4)
     return np.ascontiguousarray(np.rot90(alpha[:, ::-1] if flipped else alpha, k))
+
+
+ANIMATED_SUFFIXES = {".webp", ".png", ".tif", ".tiff"}  # what can hold several pictures (animation, pages)
+
+
+@dataclass
+class Animation:
+    """The pictures of an animated image (WebP, APNG) or a multi-page TIFF: RGB uint8 each, their
+    alpha channels (None where opaque), and how long each is shown (ms; none for pages)."""
+
+    frames: list[np.ndarray]
+    alphas: list[np.ndarray | None]
+    durations: list[int]
+    loop: int = 0
+
+
+def read_animation(path: Path) -> Animation | None:
+    """``path``'s pictures where it holds several (None for a single picture)."""
+    if path.suffix.lower() not in ANIMATED_SUFFIXES or cv2.imcount(str(path)) < 2:
+        return None
+    if path.suffix.lower() in (".tif", ".tiff"):
+        ok, pictures = cv2.imreadmulti(str(path), flags=cv2.IMREAD_UNCHANGED)
+        durations, loop = [], 0
+    else:
+        ok, anim = cv2.imreadanimation(str(path))
+        pictures, durations, loop = list(anim.frames), [int(d) for d in anim.durations], int(anim.loop_count)
+    if not ok or not pictures:
+        raise InputError(f"{path}: not a readable image")
+    frames, alphas = [], []
+    for pic in pictures:
+        pic = (pic / 257.0 + 0.5).astype(np.uint8) if pic.dtype == np.uint16 else pic
+        pic = cv2.cvtColor(pic, cv2.COLOR_GRAY2BGR) if pic.ndim == 2 else pic
+        alpha = pic[..., 3] if pic.shape[2] == 4 and (pic[..., 3] != 255).any() else None
+        frames.append(cv2.cvtColor(np.ascontiguousarray(pic[..., :3]), cv2.COLOR_BGR2RGB))
+        alphas.append(None if alpha is None else np.ascontiguousarray(alpha))
+    return Animation(frames, alphas, durations, loop)
+
+
+def write_animation(path: Path, anim: Animation) -> None:
+    """Write atomically: an animated WebP / PNG (its durations and loop kept) or a multi-page TIFF."""
+    pictures = []
+    for rgb, alpha in zip(anim.frames, anim.alphas):
+        bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+        if alpha is not None:
+            if alpha.shape != rgb.shape[:2]:
+                alpha = cv2.resize(alpha, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_LINEAR)
+            bgr = np.dstack([bgr, alpha])
+        elif any(a is not None for a in anim.alphas):  # (one layout for every picture)
+            bgr = np.dstack([bgr, np.full(rgb.shape[:2], 255, np.uint8)])
+        pictures.append(bgr)
+    with atomic_path(path) as tmp:
+        if path.suffix.lower() in (".tif", ".tiff"):
+            ok = cv2.imwritemulti(str(tmp), pictures)
+        else:
+            out = cv2.Animation()
+            out.frames, out.durations, out.loop_count = pictures, anim.durations, anim.loop
+            ok = cv2.imwriteanimation(str(tmp), out)
+        if not ok:
+            raise OutputError(f"{path}: cannot write an animated {path.suffix} image")
 
 
 def write_image(path: Path, rgb: np.ndarray, alpha: np.ndarray | None = None) -> None:

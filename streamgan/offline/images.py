@@ -10,7 +10,18 @@ from engines.base import Engine
 
 from ..errors import OutputError
 from ..media.files import check_output, file_identity
-from ..media.images import ALPHA_SUFFIXES, expand_images, is_image, read_image, read_image_alpha, write_image
+from ..media.images import (
+    ALPHA_SUFFIXES,
+    ANIMATED_SUFFIXES,
+    Animation,
+    expand_images,
+    is_image,
+    read_animation,
+    read_image,
+    read_image_alpha,
+    write_animation,
+    write_image,
+)
 from ..translate.content_check import ContentCheck
 from ..translate.translator import TranslateOptions, Translator
 
@@ -47,7 +58,8 @@ def translate_images(spec: str, output: str | Path, engine: Engine,
                          key="|".join(map(file_identity, inputs)))
     check.overlap = True  # images of one size overlap in the engine, as a video's frames do (Translator.submit)
 
-    alphas, dropped = {}, []  # an input's alpha channel, until its output is written; outputs that hold none
+    alphas, dropped, firsts = {}, [], []  # an input's alpha, until its output is written; outputs that hold
+    # no alpha; animated inputs written as their first picture (the output's format holds one)
 
     def written(done: list) -> None:  # images finished, in order: (index, output)
         for i, out in done:
@@ -57,7 +69,16 @@ def translate_images(spec: str, output: str | Path, engine: Engine,
             if alpha is not None and outputs[i].suffix.lower() not in ALPHA_SUFFIXES:
                 dropped.append(outputs[i].name)
     for i, src in enumerate(tqdm(inputs, desc="images", unit="img", disable=not progress)):
-        rgb, alphas[i] = read_image_alpha(src)
+        anim = read_animation(src)
+        if anim is not None and outputs[i].suffix.lower() in ANIMATED_SUFFIXES:
+            written(translator.flush())
+            write_animation(outputs[i], _translated(anim, translator, check))
+            continue
+        if anim is not None:
+            firsts.append(f"{outputs[i].name} ({len(anim.frames)} pictures in)")
+            rgb, alphas[i] = anim.frames[0], anim.alphas[0]
+        else:
+            rgb, alphas[i] = read_image_alpha(src)
         out = check.before(rgb, i)
         if out is not None:  # the check translated it
             written(translator.flush() + [(i, out)])
@@ -71,7 +92,9 @@ def translate_images(spec: str, output: str | Path, engine: Engine,
               "ms_per_frame": {k: 1000 * v / len(inputs) for k, v in translator.times.items()},
               "notes": [f"transparency left out of {', '.join(dropped[:3])}{' ...' if len(dropped) > 3 else ''}: "
                         f"{outputs[0].suffix or 'that format'} holds none (write .png, .webp or .tiff to keep it)"]
-              if dropped else []}
+              * bool(dropped) + [f"{', '.join(firsts[:3])}{' ...' if len(firsts) > 3 else ''}: only the first picture "
+                                 "of an animated or multi-page input is written, the format holds one (write .webp, "
+                                 ".png or .tiff to keep them all)"] * bool(firsts)}
     if not quiet:
         stages = ", ".join(f"{k} {v:.1f}" for k, v in report["ms_per_frame"].items())
         print(f"images in {len(inputs)}, out {len(outputs)}, {seconds:.2f} s ({report['engine']}); "
@@ -83,3 +106,13 @@ def translate_images(spec: str, output: str | Path, engine: Engine,
         for note in report["notes"]:
             print(f"note: {note}", file=sys.stderr)
     return report
+
+
+def _translated(anim: Animation, translator: Translator, check: ContentCheck) -> Animation:
+    """Every picture of an animated or multi-page image translated, one after the other (the run's
+    first picture through the precision check), with its alpha, times and loop."""
+    outs = []
+    for rgb in anim.frames:
+        out = check.before(rgb) if check.seen == 0 else None
+        outs.append(translator(rgb) if out is None else out)
+    return Animation(outs, anim.alphas, anim.durations, anim.loop)

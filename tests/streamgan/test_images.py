@@ -162,3 +162,43 @@ def test_phone_heic_photographs_in_and_out(tmp_path):
         for name in turns:
             got = cv2.imread(str(tmp_path / f"{name}.png"))[..., ::-1]
             assert db(got, alone(read_image(d / name))) >= 50, name
+
+
+def test_animated_and_multipage_images_keep_every_picture(tmp_path, capsys):
+    """An animated WebP, an APNG and a multi-page TIFF: every picture is translated (the first was,
+    and the rest left out without a word), each the model's own picture of it, with the times and
+    the transparency kept; a format of one picture (.jpg) gets the first and a note."""
+    from streamgan.media.images import read_animation
+    from streamgan.translate.engine import open_engine
+    from streamgan.translate.translator import Translator
+    from tests.streamgan.helpers import db, photo
+    gen = tiny_resnet(tmp_path / "g.pth")
+    rgbs = [photo(40, 56, shift=6 * k) for k in range(3)]
+    alpha = np.tile(np.linspace(30, 255, 56).round().astype(np.uint8), (40, 1))
+    anim = cv2.Animation()
+    anim.frames = [np.dstack([f[..., ::-1], alpha]) for f in rgbs]
+    anim.durations, anim.loop_count = [80, 120, 200], 0
+    d = tmp_path / "in"
+    d.mkdir()
+    assert cv2.imwriteanimation(str(d / "a.webp"), anim, [cv2.IMWRITE_WEBP_QUALITY, 101])  # (lossless)
+    assert cv2.imwriteanimation(str(d / "b.png"), anim)
+    assert cv2.imwritemulti(str(d / "c.tiff"), [f[..., ::-1] for f in rgbs])
+    args = ["--backend", "openvino", "--precision", "fp32", "--no-progress"]
+    out = tmp_path / "out"
+    assert main(["run", "--engine", str(gen), "--input", str(d), "--output", str(out), *args]) == 0
+    with open_engine(gen, backend="openvino", precision="fp32") as engine:
+        alone = Translator(engine)
+        for name, lossless in (("a.webp", False), ("b.png", True), ("c.tiff", True)):
+            src, got = read_animation(d / name), read_animation(out / name)
+            assert got is not None and len(got.frames) == 3 and got.durations == src.durations, name
+            for k in range(3):
+                want = alone(src.frames[k])
+                assert got.frames[k].shape == want.shape and (db(got.frames[k], want) >= 50 or not lossless), name
+                assert (got.alphas[k] is None) == (name == "c.tiff"), name
+                if name == "b.png":
+                    assert np.array_equal(got.alphas[k], alpha)
+    capsys.readouterr()
+    assert main(["run", "--engine", str(gen), "--input", str(d / "a.webp"), "--output", str(tmp_path / "o.jpg"),
+                 *args]) == 0
+    assert "o.jpg (3 pictures in): only the first picture" in capsys.readouterr().err
+    assert cv2.imcount(str(tmp_path / "o.jpg")) == 1
