@@ -1,5 +1,6 @@
 """Paths and atomic writes: nothing appears at an output path until it is complete."""
 
+import glob
 import os
 import tempfile
 from contextlib import contextmanager
@@ -12,6 +13,21 @@ def file_identity(path: Path) -> str:
     """The file as caches key what was decided about it: where it is, when it last changed, its size."""
     st = path.stat()
     return f"{path.resolve()}:{st.st_mtime_ns}:{st.st_size}"
+
+
+def is_pattern(spec: str) -> bool:
+    """A glob pattern (that is not itself a path that exists)."""
+    return any(c in spec for c in "*?[") and not Path(spec).exists()
+
+
+def listing(spec: str) -> list[Path] | None:
+    """The files a folder or a glob pattern names, sorted; None where ``spec`` is neither."""
+    p = Path(spec)
+    if p.is_dir():
+        return sorted(q for q in p.iterdir() if q.is_file())
+    if is_pattern(spec):
+        return sorted(q for q in map(Path, glob.glob(spec)) if q.is_file())
+    return None
 
 
 def check_output(output: Path, inputs: list[Path], overwrite: bool) -> None:

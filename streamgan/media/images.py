@@ -1,6 +1,5 @@
 """Image files and folders as frame sources and sinks."""
 
-import glob
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -8,7 +7,7 @@ import cv2
 import numpy as np
 
 from ..errors import InputError, OutputError
-from .files import atomic_path
+from .files import atomic_path, is_pattern, listing
 
 HEIF_SUFFIXES = {".heic", ".heif"}  # a phone's photographs (read and written with pillow-heif: libheif)
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", *HEIF_SUFFIXES}
@@ -20,20 +19,16 @@ def is_image(path: Path) -> bool:
 
 def expand_images(spec: str) -> list[Path]:
     """An image file, a folder (its images, sorted) or a glob pattern -> image paths."""
-    p = Path(spec)
-    if any(c in spec for c in "*?[") and not p.exists():
-        paths = sorted(Path(s) for s in glob.glob(spec) if is_image(Path(s)))
-        if not paths:
-            raise InputError(f"{spec}: the pattern matches no images")
-        return paths
-    if p.is_dir():
-        paths = sorted(q for q in p.iterdir() if q.is_file() and is_image(q))
-        if not paths:
-            raise InputError(f"{p}: the folder holds no images or videos")
-        return paths
-    if not p.exists():
-        raise InputError(f"{p}: no such file")
-    return [p]
+    p, files = Path(spec), listing(spec)
+    if files is None:
+        if not p.exists():
+            raise InputError(f"{p}: no such file")
+        return [p]
+    paths = [q for q in files if is_image(q)]
+    if not paths:
+        raise InputError(f"{spec}: the pattern matches no images" if is_pattern(spec)
+                         else f"{p}: the folder holds no images or videos")
+    return paths
 
 
 ALPHA_SUFFIXES = {".png", ".webp", ".tif", ".tiff", *HEIF_SUFFIXES}  # what holds an alpha channel

@@ -1,6 +1,5 @@
 """``streamgan run``: the streaming pipeline (decode | translate | encode), for videos and images."""
 
-import glob
 import os
 import sys
 import time
@@ -10,7 +9,7 @@ from pathlib import Path
 from engines.base import Engine, on_cuda
 
 from ..errors import InputError, OptionError, OutputError, PipelineError
-from ..media.files import atomic_path, check_output, file_identity
+from ..media.files import atomic_path, check_output, file_identity, listing
 from ..media.hdr import DEFAULT_TONEMAP, HDR_MODES, TONEMAPS, HdrConverter, describe, is_hdr
 from ..media.images import expand_images, is_image
 from ..media.sources import FileSource
@@ -276,16 +275,6 @@ def _print_report(r: dict) -> None:
         print(f"precision: {r['precision_check']}", file=sys.stderr)
     for note in r["notes"]:
         print(f"note: {note}", file=sys.stderr)
-
-
-def listing(spec: str) -> list[Path] | None:
-    """The files a folder or a glob pattern names, sorted; None where ``spec`` is neither."""
-    p = Path(spec)
-    if p.is_dir():
-        return sorted(q for q in p.iterdir() if q.is_file())
-    if any(c in spec for c in "*?[") and not p.exists():
-        return sorted(q for q in map(Path, glob.glob(spec)) if q.is_file())
-    return None
 
 
 def folder_output(output: Path) -> bool:

@@ -182,9 +182,10 @@ def _schedule(ray, todo, engine_path, open_kw, options, video_kw, cpus_per_worke
 
 def run_ray_args(args, open_kw: dict, options) -> dict:
     """``streamgan run --ray``: check the job, then run it on the cluster."""
+    from ..media.files import listing
     from ..media.images import is_image
     from ..media.video import is_video
-    from ..offline.video import folder_output, listing, video_kwargs
+    from ..offline.video import folder_output, video_kwargs
     try:
         import ray  # noqa: F401
     except ImportError:
