@@ -51,8 +51,36 @@ def read_image_alpha(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
     img = cv2.imdecode(data, cv2.IMREAD_COLOR)
     if img is None:
         raise InputError(f"{path}: not a readable image")
-    alpha = _alpha(data, img) if path.suffix.lower() in ALPHA_SUFFIXES else None
+    suffix = path.suffix.lower()
+    alpha = _alpha(data, img) if suffix in ALPHA_SUFFIXES and (suffix != ".png" or _png_alpha(data)) else None
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB), alpha
+
+
+def _png_alpha(data: np.ndarray) -> bool:
+    """Whether a PNG's header says it has transparency (an RGBA or grey+alpha colour type, or a
+    tRNS chunk before the pixels): the others are not decoded a second time for an alpha."""
+    head = data[:1 << 16].tobytes()
+    return len(head) > 25 and head[25] in (4, 6) or b"tRNS" in head[:head.find(b"IDAT")]
+
+
+def _to8(a: np.ndarray) -> np.ndarray:
+    """8-bit codes of 8-bit, 16-bit or float ([0, 1]) samples."""
+    if a.dtype == np.uint8:
+        return a
+    scale = 1 / 257 if a.dtype == np.uint16 else 255.0
+    return np.clip(a * scale + 0.5, 0, 255).astype(np.uint8)
+
+
+def _split_alpha(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """Decoded pixels (grey, grey+alpha, 3 or 4 channels, any depth) -> 3-channel uint8 colour in
+    their order, and the alpha where there is one not opaque everywhere."""
+    pixels = _to8(pixels if pixels.ndim == 3 else pixels[..., None])
+    colour, alpha = (pixels[..., :-1], pixels[..., -1]) if pixels.shape[2] in (2, 4) else (pixels, None)
+    if colour.shape[2] == 1:
+        colour = np.repeat(colour, 3, axis=2)
+    if alpha is not None and (alpha == 255).all():
+        alpha = None
+    return np.ascontiguousarray(colour), None if alpha is None else np.ascontiguousarray(alpha)
 
 
 def _read_heif(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
@@ -63,23 +91,16 @@ def _read_heif(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
         pixels = np.asarray(pillow_heif.open_heif(str(path), convert_hdr_to_8bit=True))
     except (ValueError, RuntimeError, OSError) as exc:
         raise InputError(f"{path}: not a readable image ({exc})") from None
-    if pixels.ndim == 2:
-        pixels = np.repeat(pixels[..., None], 3, axis=2)
-    alpha = pixels[..., 3] if pixels.shape[2] == 4 and (pixels[..., 3] != 255).any() else None
-    return np.ascontiguousarray(pixels[..., :3]), None if alpha is None else np.ascontiguousarray(alpha)
+    return _split_alpha(pixels)
 
 
 def _alpha(data: np.ndarray, img: np.ndarray) -> np.ndarray | None:
     raw = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)  # (as stored: no EXIF turn, 8 or 16 bits)
-    if raw is None or raw.ndim != 3 or raw.shape[2] not in (2, 4):
+    if raw is None:
         return None
-    depth = {np.dtype(np.uint16): 257.0, np.dtype(np.float32): 1 / 255}.get(raw.dtype, 1.0)
-    to8 = (lambda a: np.clip(a / depth + 0.5, 0, 255).astype(np.uint8)) if depth != 1.0 else (lambda a: a)
-    alpha, colour = to8(raw[..., -1]), to8(raw[..., :-1])
-    if (alpha == 255).all():
+    colour, alpha = _split_alpha(raw)
+    if alpha is None:
         return None
-    if colour.shape[2] == 1:
-        colour = cv2.cvtColor(colour, cv2.COLOR_GRAY2BGR)
     # the turn EXIF asked of the colour picture, found among the 8 (OpenCV turns IMREAD_COLOR only)
     turns = [np.rot90(a, k) for a in (colour, colour[:, ::-1]) for k in range(4)]
     fits = [i for i, t in enumerate(turns) if t.shape == img.shape]
@@ -115,27 +136,18 @@ def read_animation(path: Path) -> Animation | None:
     if not ok or not pictures:
         raise InputError(f"{path}: not a readable image")
     frames, alphas = [], []
-    for pic in pictures:
-        pic = (pic / 257.0 + 0.5).astype(np.uint8) if pic.dtype == np.uint16 else pic
-        pic = cv2.cvtColor(pic, cv2.COLOR_GRAY2BGR) if pic.ndim == 2 else pic
-        alpha = pic[..., 3] if pic.shape[2] == 4 and (pic[..., 3] != 255).any() else None
-        frames.append(cv2.cvtColor(np.ascontiguousarray(pic[..., :3]), cv2.COLOR_BGR2RGB))
-        alphas.append(None if alpha is None else np.ascontiguousarray(alpha))
+    for colour, alpha in map(_split_alpha, pictures):
+        frames.append(cv2.cvtColor(colour, cv2.COLOR_BGR2RGB))
+        alphas.append(alpha)
     return Animation(frames, alphas, durations, loop)
 
 
 def write_animation(path: Path, anim: Animation) -> None:
     """Write atomically: an animated WebP / PNG (its durations and loop kept) or a multi-page TIFF."""
-    pictures = []
-    for rgb, alpha in zip(anim.frames, anim.alphas):
-        bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
-        if alpha is not None:
-            if alpha.shape != rgb.shape[:2]:
-                alpha = cv2.resize(alpha, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_LINEAR)
-            bgr = np.dstack([bgr, alpha])
-        elif any(a is not None for a in anim.alphas):  # (one layout for every picture)
-            bgr = np.dstack([bgr, np.full(rgb.shape[:2], 255, np.uint8)])
-        pictures.append(bgr)
+    alphas = anim.alphas
+    if any(a is not None for a in alphas):  # one layout for every picture: the opaque ones opaque
+        alphas = [np.full(f.shape[:2], 255, np.uint8) if a is None else a for f, a in zip(anim.frames, alphas)]
+    pictures = [_bgr(rgb, alpha) for rgb, alpha in zip(anim.frames, alphas)]
     with atomic_path(path) as tmp:
         if path.suffix.lower() in (".tif", ".tiff"):
             ok = cv2.imwritemulti(str(tmp), pictures)
@@ -147,14 +159,21 @@ def write_animation(path: Path, anim: Animation) -> None:
             raise OutputError(f"{path}: cannot write an animated {path.suffix} image")
 
 
+def _bgr(rgb: np.ndarray, alpha: np.ndarray | None = None) -> np.ndarray:
+    """A picture as OpenCV writes it: BGR, and ``alpha`` as a fourth channel where given (scaled to
+    the picture if the model changed its size)."""
+    bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+    if alpha is None:
+        return bgr
+    if alpha.shape != rgb.shape[:2]:
+        alpha = cv2.resize(alpha, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_LINEAR)
+    return np.dstack([bgr, alpha])
+
+
 def write_image(path: Path, rgb: np.ndarray, alpha: np.ndarray | None = None) -> None:
     """Write atomically; the suffix picks the format. ``alpha`` (H', W') is written where the format
     holds one (scaled to the picture if the model changed its size)."""
-    bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
-    if alpha is not None and path.suffix.lower() in ALPHA_SUFFIXES:
-        if alpha.shape != rgb.shape[:2]:
-            alpha = cv2.resize(alpha, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_LINEAR)
-        bgr = np.dstack([bgr, alpha])
+    bgr = _bgr(rgb, alpha if path.suffix.lower() in ALPHA_SUFFIXES else None)
     if path.suffix.lower() in HEIF_SUFFIXES:  # HEVC at libheif's quality 90
         import pillow_heif
         pixels = cv2.cvtColor(bgr, cv2.COLOR_BGRA2RGBA if bgr.shape[2] == 4 else cv2.COLOR_BGR2RGB)
