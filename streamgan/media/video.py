@@ -1,5 +1,5 @@
-"""PyAV video sources and sinks: RGB frames with their timestamps; audio/subtitles remuxed untouched
-(audio re-encoded where the output container cannot hold it)."""
+"""PyAV video sources and sinks: RGB frames with their timestamps; the other streams (audio,
+subtitles, cover art) remuxed untouched, or re-encoded where the output container cannot hold them."""
 
 from dataclasses import dataclass
 from fractions import Fraction
@@ -609,24 +609,22 @@ class Remuxer:
                 self.map[s.index].disposition = s.disposition  # (a cover stays a cover)
                 continue
             except (ValueError, av.error.FFmpegError):
-                codec = _audio_encoder(out) if kind == "audio" else _text_subtitle_encoder(out, s) \
-                    if kind == "subtitle" else None
+                pass
             fmt = out.format.name
             if kind == "video":  # another picture (cover art): kept where the container holds it
                 streams.remove(s)
                 self.notes.append(f"the input's other picture ({name}: cover art, a poster) is left out: {fmt} "
                                   "cannot hold it")
                 continue
+            audio = kind == "audio"
+            codec = _audio_encoder(out) if audio else _text_subtitle_encoder(out, s)
             if codec is None:
                 self.inp.close()
                 raise OutputError(f"the output ({fmt}) cannot hold the input's {name} {kind} stream",
                                   hint=f"write .{'mkv' if fmt != 'matroska' else 'mp4'} instead")
-            if kind == "audio":
-                self.map[s.index] = self.coded[s.index] = _audio_stream(out, codec, s)
-            else:
-                self.map[s.index] = self.coded[s.index] = _subtitle_stream(out, codec, s)
-            self.notes.append(f"{'audio' if kind == 'audio' else 'subtitles'}: {name} re-encoded as {codec} "
-                              f"({fmt} cannot hold {name})")
+            self.map[s.index] = self.coded[s.index] = (_audio_stream if audio else _subtitle_stream)(out, codec, s)
+            self.notes.append(f"{'audio' if audio else 'subtitles'}: {name} re-encoded as {codec} ({fmt} cannot "
+                              f"hold {name})")
         if self.start > 0 and streams:
             self.inp.seek(int(self.start * av.time_base), backward=True)
         self.packets = self.inp.demux(*streams) if streams else iter(())

@@ -90,11 +90,13 @@ def translate_images(spec: str, output: str | Path, engine: Engine,
               "seconds": seconds, "engine": engine.describe(), "backend": engine.meta.backend,
               "precision": engine.meta.precision, "precision_check": check.describe(), "plan": translator.decision,
               "ms_per_frame": {k: 1000 * v / len(inputs) for k, v in translator.times.items()},
-              "notes": [f"transparency left out of {', '.join(dropped[:3])}{' ...' if len(dropped) > 3 else ''}: "
-                        f"{outputs[0].suffix or 'that format'} holds none (write .png, .webp or .tiff to keep it)"]
-              * bool(dropped) + [f"{', '.join(firsts[:3])}{' ...' if len(firsts) > 3 else ''}: only the first picture "
-                                 "of an animated or multi-page input is written, the format holds one (write .webp, "
-                                 ".png or .tiff to keep them all)"] * bool(firsts)}
+              "notes": []}
+    if dropped:
+        report["notes"].append(f"transparency left out of {_some(dropped)}: {outputs[0].suffix or 'that format'} "
+                               "holds none (write .png, .webp or .tiff to keep it)")
+    if firsts:
+        report["notes"].append(f"{_some(firsts)}: only the first picture of an animated or multi-page input is "
+                               "written, the format holds one (write .webp, .png or .tiff to keep them all)")
     if not quiet:
         stages = ", ".join(f"{k} {v:.1f}" for k, v in report["ms_per_frame"].items())
         print(f"images in {len(inputs)}, out {len(outputs)}, {seconds:.2f} s ({report['engine']}); "
@@ -116,3 +118,8 @@ def _translated(anim: Animation, translator: Translator, check: ContentCheck) ->
         out = check.before(rgb) if check.seen == 0 else None
         outs.append(translator(rgb) if out is None else out)
     return Animation(outs, anim.alphas, anim.durations, anim.loop)
+
+
+def _some(names: list[str]) -> str:
+    """The first three of ``names``, and '...' where there are more."""
+    return ", ".join(names[:3]) + (" ..." if len(names) > 3 else "")

@@ -355,10 +355,11 @@ def prepare_run(args, defaults: dict) -> Callable[[Engine, TranslateOptions], di
             out = out / (inp.rsplit("/", 1)[-1] if isinstance(inp, str) else inp.name)
         if is_image(out):
             raise OutputError(f"{out}: a video is written to a video file", hint="name it .mp4, .mkv, .mov, ...")
-        if muxer_for(out) is None:
+        container = muxer_for(out)
+        if container is None:
             raise OutputError(f"{out}: no container is named by this suffix",
                               hint="name the output .mp4, .mkv, .mov, .webm, ...")
-        encoder(args.codec, args.crf, args.preset, args.pix_fmt, container=muxer_for(out))
+        encoder(args.codec, args.crf, args.preset, args.pix_fmt, container=container)
         check_output(out, [inp] if isinstance(inp, Path) else [], args.overwrite)
         return lambda engine, options: translate_video(inp, out, engine, options=options, **video_kw)
     files = listing(args.input)
