@@ -98,9 +98,10 @@ def translate_images(spec: str, output: str | Path, engine: Engine,
         report["notes"].append(f"{_some(firsts)}: only the first picture of an animated or multi-page input is "
                                "written, the format holds one (write .webp, .png or .tiff to keep them all)")
     if not quiet:
-        stages = ", ".join(f"{k} {v:.1f}" for k, v in report["ms_per_frame"].items())
-        print(f"images in {len(inputs)}, out {len(outputs)}, {seconds:.2f} s ({report['engine']}); "
-              f"ms/image: {stages}", file=sys.stderr)
+        stages = ", ".join(f"{k} {v:.1f}" for k, v in report["ms_per_frame"].items())  # (none where the
+        # precision check's own pictures were the outputs)
+        print(f"images in {len(inputs)}, out {len(outputs)}, {seconds:.2f} s ({report['engine']})"
+              + (f"; ms/image: {stages}" if stages else ""), file=sys.stderr)
         if translator.decision:
             print(f"plan: {translator.decision}", file=sys.stderr)
         if report["precision_check"]:

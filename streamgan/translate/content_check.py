@@ -290,12 +290,12 @@ class ContentCheck:
                     else f"on the first frame (below the floor there, so not run on the {n - 1} spread over the input)")
             ms = v.get("ms", {})
 
-            def timed(p: str) -> str:  # a precision timed on the frames: its speed, and why not taken
-                if p not in ms:
+            def timed(p: str, d: float) -> str:  # a faithful precision timed: its speed, and why not taken
+                if p not in ms or d < REDUCED_DB:  # (one below the floor is refused for that alone)
                     return ""
                 slow = "" if p == v["precision"] else " (not enough faster to take)"
                 return f", {ms[p]:.0f} ms a frame against fp32's {ms['fp32']:.0f}{slow}"
-            text = (f"{v['precision']}: " + ", ".join(f"{p} is {d:.1f} dB from fp32 {on(p)}{timed(p)}"
+            text = (f"{v['precision']}: " + ", ".join(f"{p} is {d:.1f} dB from fp32 {on(p)}{timed(p, d)}"
                                                       for p, d in tried.items())
                     + f" (floor {REDUCED_DB:g}; the probe had chosen {v['probe']})")
         if "recheck_db" in v:

@@ -207,6 +207,24 @@ def test_a_precision_the_probe_did_not_time_is_timed_on_the_frames(clip, tmp_pat
     assert min(db(a, b) for a, b in zip(got, ref)) >= (40 if faster else 60)  # refused: fp32's own pictures
 
 
+
+def test_an_untimed_precision_faithful_only_on_the_first_frame(clip, tmp_path):
+    """The untimed precision passes on the first frame, is timed on the spread frames and falls
+    below the floor there: fp32 runs and the report says why (building it raised KeyError before:
+    a phone clip whose int8 read 40.5 dB, then 39.9)."""
+    d, ckpt, path = clip
+    exact = open_engine(ckpt, backend="openvino", precision="fp32")
+    low = Degraded(open_engine(ckpt, backend="openvino", precision="fp32"), NOISY, from_call=1)
+    engine = Switchable(exact, {"bf16": lambda: low})
+    engine.untimed = ["bf16"]
+    engine.model_key = "faithful-on-the-first-frame-only"  # (no verdict of another test's remembered)
+    report = translate_video(path, tmp_path / "o.mkv", engine, codec="libx264rgb", crf=0, progress=False,
+                             quiet=True)
+    text = report["precision_check"]
+    assert report["precision"] == "fp32" and text.startswith("fp32: bf16 is 3"), text  # ~32 dB at worst
+    ref = _fp32(ckpt, path, tmp_path / "ref.mkv")
+    assert min(db(a, b) for a, b in zip(_frames(tmp_path / "o.mkv"), ref)) >= 60
+
 def test_a_busy_spell_while_timing_does_not_refuse_a_faster_precision(clip, tmp_path):
     """The untimed precision's first timing (its spread frames) falls in a busy spell: it is timed
     again, interleaved with fp32, and taken."""
