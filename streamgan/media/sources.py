@@ -13,6 +13,7 @@ is reopened with exponential backoff from 1 to 30 s; each loss and reconnect is 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import sys
 import threading
 import time
@@ -26,7 +27,18 @@ import numpy as np
 from ..errors import InputError, OptionError
 from .hdr import DEFAULT_TONEMAP, HdrConverter, describe, is_hdr
 from .urls import NETWORK_SCHEMES, is_url, scheme_of, stream_options
-from .video import NEW_CONTENT, Colour, Frame, VideoInfo, VideoReader, decode_rgb, main_video
+from .video import (
+    NEW_CONTENT,
+    Colour,
+    Frame,
+    VideoInfo,
+    VideoReader,
+    decode_rgb,
+    deinterlaced,
+    interlacing,
+    main_video,
+    pixel_shape,
+)
 
 MAX_BACKOFF = 30.0
 
@@ -62,7 +74,8 @@ def _info_of(stream, frame: av.VideoFrame | None) -> VideoInfo:
     width, height = (frame.width, frame.height) if frame is not None else (cc.width, cc.height)
     colour = Colour.of(frame) if frame is not None else Colour()
     return VideoInfo(width, height, Fraction(rate) if rate else None, stream.time_base, 0, None,
-                     int(getattr(frame, "rotation", 0) or 0), colour, frame.format.name if frame is not None else "")
+                     int(getattr(frame, "rotation", 0) or 0), colour, frame.format.name if frame is not None else "",
+                     sar=pixel_shape(stream), interlaced=interlacing(stream, frame))
 
 
 class Source:
@@ -155,6 +168,7 @@ class StreamSource(Source):
         self._first = self._first_frame()  # the size and colour come with it
         self.info = _info_of(self.stream, self._first)
         _sdr_for_live(self)
+        _say_deinterlaced(self)
 
     def _decoded(self):
         """The stream's frames as they decode; a packet that does not decode (a stream joined
@@ -182,9 +196,12 @@ class StreamSource(Source):
             why = "the stream ended"
             try:
                 frames = self._decoded()
+                if pending is not None:
+                    frames, pending = itertools.chain([pending], frames), None
+                if self.info.interlaced:
+                    frames = deinterlaced(frames, self.stream)
                 while not self._stop.is_set():
-                    frame = pending if pending is not None else next(frames, None)
-                    pending = None
+                    frame = next(frames, None)
                     if frame is None:
                         break
                     self.counters["received"] += 1
@@ -291,6 +308,7 @@ def open_source(spec: str, *, live: bool = False, start: float = 0.0, duration: 
     source = FileSource(spec if is_url(spec) else Path(spec), start, duration, pace=live, planar=planar, loop=loop)
     if live:
         _sdr_for_live(source, source.reader)
+        _say_deinterlaced(source)
     return source
 
 
@@ -305,3 +323,11 @@ def _sdr_for_live(source: Source, reader: VideoReader | None = None) -> None:
         reader.hdr = source.hdr
     source.info = dataclasses.replace(source.info, colour=NEW_CONTENT)
     source.note = describe(trc, "sdr", DEFAULT_TONEMAP)
+
+
+def _say_deinterlaced(source: Source) -> None:
+    """An interlaced live input is deinterlaced (its reader's or ``StreamSource``'s frames go
+    through bwdif, a frame later): ``source.note`` says so."""
+    if source.info.interlaced:
+        source.note = "; ".join(filter(None, [source.note, f"interlaced input ({source.info.interlaced}): "
+                                                           "deinterlaced (bwdif; one frame of delay)"]))

@@ -1,7 +1,7 @@
 """PyAV video sources and sinks: RGB frames with their timestamps; the other streams (audio,
 subtitles, cover art) remuxed untouched, or re-encoded where the output container cannot hold them."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
@@ -140,6 +140,65 @@ class VideoInfo:
     format: str = ""  # the demuxer's name
     audio: bool = False  # the file has an audio stream
     codec: str = ""  # the video decoder's name
+    sar: Fraction | None = None  # the pixels' shape (width:height) where not square: anamorphic video
+    interlaced: str = ""  # "top field first" / "bottom field first" for interlaced video, else ""
+    tags: dict = field(default_factory=dict)  # the file's tags (title, location, make, ...) an output keeps
+    video_tags: dict = field(default_factory=dict)  # the picture's stream tags (language, timecode, ...)
+
+
+# tags that describe a file rather than its content: an output is a new file and writes its own
+# (what the ffmpeg command leaves out when it copies a file's tags); an encoded stream's encoder
+FILE_TAGS = {"creation_time", "company_name", "product_name", "product_version", "encoder", "duration"}
+
+
+def carried_tags(tags, leave: set[str]) -> dict:
+    """``tags`` (a container's or a stream's metadata) without those named in ``leave`` (any case)."""
+    return {k: v for k, v in dict(tags).items() if k.lower() not in leave}
+
+
+def pixel_shape(stream) -> Fraction | None:
+    """A video stream's sample aspect ratio (the container's, else the codec's) where its pixels
+    are not square; None for square or unknown."""
+    sar = stream.sample_aspect_ratio or stream.codec_context.sample_aspect_ratio
+    return Fraction(sar) if sar and sar != 1 else None
+
+
+# AVFieldOrder -> which field comes first (1 is progressive, 0 unknown)
+_FIELD_ORDER = {2: "top field first", 3: "bottom field first", 4: "top field first", 5: "bottom field first"}
+
+
+def interlacing(stream, frame: av.VideoFrame | None) -> str:
+    """How a stream is interlaced, from its codec's field order and its first frame ("" where
+    progressive)."""
+    order = _FIELD_ORDER.get(int(stream.codec_context.field_order or 0), "")
+    if not order and frame is not None and frame.interlaced_frame:
+        order = "interlaced"
+    return order
+
+
+# FFmpeg's bwdif: a progressive frame for each frame (the frame rate and timestamps kept), only
+# frames flagged interlaced deinterlaced (progressive stretches of mixed content pass untouched)
+DEINTERLACE = "mode=send_frame:parity=auto:deint=interlaced"
+
+
+def deinterlaced(frames, stream):
+    """``frames`` (decoded from ``stream``) made progressive by bwdif, one out for each in, in
+    order: each is handed on once the frame after it is in (the last at the end)."""
+    graph = av.filter.Graph()
+    graph.link_nodes(graph.add_buffer(template=stream), graph.add("bwdif", DEINTERLACE),
+                     graph.add("buffersink")).configure()
+
+    def ready():
+        while True:
+            try:
+                yield graph.pull()
+            except (av.error.BlockingIOError, av.error.EOFError):
+                return
+    for frame in frames:
+        graph.push(frame)
+        yield from ready()
+    graph.push(None)
+    yield from ready()
 
 
 def _tag_seconds(text: str | None) -> float | None:
@@ -226,17 +285,18 @@ def probe(path: Path | str) -> VideoInfo:
         cc = s.codec_context
         dur = float(s.duration * s.time_base) if s.duration else (
             c.duration / av.time_base if c.duration else None)
-        rotation, colour, pix_fmt = 0, Colour(), ""
+        rotation, colour, pix_fmt, first = 0, Colour(), "", None
         try:
-            for fr in c.decode(s):
-                rotation, colour, pix_fmt = int(fr.rotation or 0), Colour.of(fr), fr.format.name
+            for first in c.decode(s):
+                rotation, colour, pix_fmt = int(first.rotation or 0), Colour.of(first), first.format.name
                 break
         except av.error.FFmpegError:
             pass
         container_end = (c.duration + (c.start_time or 0)) / av.time_base if c.duration else None
         return VideoInfo(cc.width, cc.height, s.average_rate or s.guessed_rate, s.time_base, s.frames or 0,
                          dur, rotation, colour, pix_fmt, _header_end(c, s), container_end, c.format.name,
-                         bool(c.streams.audio), cc.name)
+                         bool(c.streams.audio), cc.name, pixel_shape(s), interlacing(s, first),
+                         carried_tags(c.metadata, FILE_TAGS), carried_tags(s.metadata, {"encoder", "duration"}))
 
 
 class VideoReader:
@@ -258,6 +318,12 @@ class VideoReader:
         self.end_time: float | None = None  # where the frames decoded so far end (s)
         self.hdr = None  # an hdr.HdrConverter: HDR frames are tone mapped for the model
         self.keep_residual = False  # ... and keep their rounding for the way back (--hdr keep)
+        self.deinterlace = True  # interlaced video is made progressive (bwdif) before the model
+
+    def _frames(self, c: av.container.InputContainer, s):
+        """The decoded frames of ``s``, deinterlaced where the video is interlaced."""
+        frames = c.decode(s)
+        return deinterlaced(frames, s) if self.deinterlace and self.info.interlaced else frames
 
     @property
     def frame_interval(self) -> float:
@@ -323,7 +389,7 @@ class VideoReader:
                 s = main_video(c)
                 if self.start > 0:
                     c.seek(int(self.start / s.time_base), stream=s, backward=True)
-                for fr in c.decode(s):
+                for fr in self._frames(c, s):
                     if fr.pts is None or float(fr.pts * s.time_base) >= self.start - 1e-6:
                         return fr
         except av.error.FFmpegError:
@@ -347,7 +413,7 @@ class VideoReader:
                     t = self.start + span * k / (count + 1)
                     c.seek(int(t / s.time_base), stream=s, backward=True)
                     last = None
-                    for i, fr in enumerate(c.decode(s)):
+                    for i, fr in enumerate(self._frames(c, s)):
                         last = fr
                         if i + 1 >= decode_at_most or (fr.pts is not None and float(fr.pts * s.time_base) >= t):
                             break
@@ -366,7 +432,7 @@ class VideoReader:
             if self.start > 0:
                 c.seek(int(self.start / s.time_base), stream=s, backward=True)
             try:
-                for fr in c.decode(s):
+                for fr in self._frames(c, s):
                     t = None if fr.pts is None else float(fr.pts * s.time_base)
                     if t is not None and t < self.start - 1e-6:
                         continue
@@ -472,6 +538,11 @@ class VideoWriter:
             self.stream.options = options
         if info and info.rotation:
             self.stream.set_display_rotation(info.rotation)
+        if info and info.sar:  # anamorphic video keeps its pixel shape (its display size)
+            self.stream.codec_context.sample_aspect_ratio = info.sar
+        if info:  # the file's tags (title, place, camera) and the picture's (language, a camera's timecode)
+            self.out.metadata.update(info.tags)
+            self.stream.metadata.update(info.video_tags)
         self.start_pts = None
         self._remux = None
         if source and copy_streams:
@@ -584,11 +655,13 @@ def _audio_stream(out: av.container.OutputContainer, codec: str, source) -> av.a
 
 
 class Remuxer:
-    """The source's streams besides its picture (audio, subtitles, cover art), muxed up to a given
-    time, shifted by the start. A stream the output's container cannot hold is re-encoded, with a
-    note: audio to the container's own codec (AAC into .webm: Opus), text subtitles to a text
-    format it holds (MP4's mov_text into .mkv: SubRip); cover art is left out with a note; any
-    other stream it cannot hold is an error (nothing left out unsaid)."""
+    """The source's streams besides its picture (audio, subtitles, cover art, attachments such as
+    a Matroska file's subtitle fonts), muxed up to a given time, shifted by the start. A stream the
+    output's container cannot hold is re-encoded, with a note: audio to the container's own codec
+    (AAC into .webm: Opus), text subtitles to a text format it holds (MP4's mov_text into .mkv:
+    SubRip); cover art and attachments are left out with a note, and so are data streams (a
+    camera's telemetry: no muxer takes them back); any other stream it cannot hold is an error
+    (nothing left out unsaid)."""
 
     def __init__(self, source, out: av.container.OutputContainer):
         """``source``: what the video was read with (a ``VideoReader``: its path, start and
@@ -602,11 +675,23 @@ class Remuxer:
         picture = main_video(self.inp).index  # (translated: the writer's own stream)
         streams = [s for s in self.inp.streams if s.type in ("audio", "subtitle", "video") and s.index != picture]
         self.map, self.coded, self.notes = {}, {}, []  # coded: input index -> the stream it is re-encoded into
+        data = [s.metadata.get("handler_name") or "data" for s in self.inp.streams
+                if s.type == "data" and "timecode" not in s.metadata]  # (a timecode goes with the picture's tags)
+        if data:
+            self.notes.append(f"the input's data streams ({', '.join(data)}) are left out")
+        attachments = self.inp.streams.attachments  # (no packets: the file is the stream's header)
+        if attachments and out.format.name == "matroska":  # (the one muxer that holds them)
+            for s in attachments:
+                out.add_stream_from_template(s).metadata.update(s.metadata)  # (its file name and type)
+        elif attachments:
+            self.notes.append(f"the input's attachments ({', '.join(s.name or '?' for s in attachments)}) are "
+                              f"left out: {out.format.name} cannot hold them (write .mkv)")
         for s in list(streams):
             name, kind = s.codec_context.name, s.type  # (read before the input closes: PyAV crashes after)
             try:
                 self.map[s.index] = out.add_stream_from_template(s)
                 self.map[s.index].disposition = s.disposition  # (a cover stays a cover)
+                self.map[s.index].metadata.update(carried_tags(s.metadata, {"duration"}))  # (its language)
                 continue
             except (ValueError, av.error.FFmpegError):
                 pass
@@ -623,6 +708,7 @@ class Remuxer:
                 raise OutputError(f"the output ({fmt}) cannot hold the input's {name} {kind} stream",
                                   hint=f"write .{'mkv' if fmt != 'matroska' else 'mp4'} instead")
             self.map[s.index] = self.coded[s.index] = (_audio_stream if audio else _subtitle_stream)(out, codec, s)
+            self.map[s.index].metadata.update(carried_tags(s.metadata, {"encoder", "duration"}))
             self.notes.append(f"{'audio' if audio else 'subtitles'}: {name} re-encoded as {codec} ({fmt} cannot "
                               f"hold {name})")
         if self.start > 0 and streams:

@@ -56,6 +56,9 @@ def add_video_args(p) -> None:
                    help="on a truncated input, write the frames that decoded and say how many were lost "
                         "(default: refuse and write nothing)")
     g.add_argument("--side-by-side", action="store_true", help="write input | output side by side")
+    g.add_argument("--deinterlace", choices=("auto", "off"), default="auto",
+                   help="auto (default): interlaced video is made progressive (FFmpeg's bwdif, a frame for each "
+                        "frame) before the model and written progressive; off: its frames go as they are")
     g = p.add_argument_group("temporal smoothing")
     g.add_argument("--temporal", choices=TEMPORAL_MODES, default="off",
                    help="off (default), ema, motion (motion-gated EMA) or flow (optical-flow guided)")
@@ -90,7 +93,7 @@ def translate_video(input: str | Path, output: str | Path, engine: Engine, *,
                     overwrite: bool = False, temporal: str = "off", temporal_strength: float | None = None,
                     progress: bool = True, quiet: bool = False, lead_in_until: int | None = None,
                     copy_streams: bool = True, on_frame: Callable[[int], None] | None = None,
-                    hdr: str = "sdr", tonemap: str = DEFAULT_TONEMAP) -> dict:
+                    hdr: str = "sdr", tonemap: str = DEFAULT_TONEMAP, deinterlace: str = "auto") -> dict:
     """Translate a video file; audio and subtitle streams are copied. Returns a report dict.
 
     Decoding, translation and encoding run concurrently with bounded queues, so memory stays
@@ -100,7 +103,7 @@ def translate_video(input: str | Path, output: str | Path, engine: Engine, *,
     temporal state and statistics, then dropped; ``copy_streams`` False leaves audio out;
     ``on_frame(n)`` is called after each translated frame. codec None: libx264, or the output
     container's own where it cannot hold H.264 (.webm: VP9); crf and preset None: the encoder's
-    defaults (x264: crf 18, medium).
+    defaults (x264: crf 18, medium). ``deinterlace`` "auto": interlaced frames are made progressive.
     """
     input, output = (str(input) if is_url(str(input)) else Path(input)), Path(output)
     name = input.rsplit("/", 1)[-1] if isinstance(input, str) else input.name
@@ -110,6 +113,11 @@ def translate_video(input: str | Path, output: str | Path, engine: Engine, *,
     check_output(output, [input] if isinstance(input, Path) else [], overwrite)
     source = FileSource(input, start, duration)  # sources -> translate (Stage) -> the file's writer
     reader = source.reader
+    reader.deinterlace = deinterlace == "auto"
+    if reader.info.interlaced:
+        enc_notes.append(f"interlaced input ({reader.info.interlaced}): " + (
+            "deinterlaced (bwdif, a frame for each frame) before the model, written progressive"
+            if reader.deinterlace else "not deinterlaced (--deinterlace off): its woven fields go to the model"))
     length = reader.info.end or reader.info.container_end
     if start and length is not None and start >= length:
         raise OptionError(f"--start {start:g}: {input} is only {length:.2f} s long")
@@ -135,7 +143,8 @@ def translate_video(input: str | Path, output: str | Path, engine: Engine, *,
         check = None if yuv else ContentCheck(
             translator, samples=lambda: reader.spread(CHECK_SAMPLES if not total or total >= SHORT else 0),
             recheck_at=_recheck_at(total),
-            key=None if isinstance(input, str) else f"{file_identity(input)}|{start}|{duration}|{hdr}|{tonemap}")
+            key=None if isinstance(input, str) else
+            f"{file_identity(input)}|{start}|{duration}|{hdr}|{tonemap}|{deinterlace}")
         stage = Stage(translator, smoother, side_by_side, yuv, check=check)
 
         def keep(frame) -> bool:  # a segment's lead-in warms the state and is not written
@@ -313,7 +322,7 @@ def video_kwargs(args) -> dict:
     return dict(codec=args.codec, crf=args.crf, preset=args.preset, pix_fmt=args.pix_fmt, start=args.start,
                 duration=args.duration, keep_partial=args.keep_partial, side_by_side=args.side_by_side,
                 overwrite=args.overwrite, temporal=args.temporal, temporal_strength=args.temporal_strength,
-                hdr=args.hdr, tonemap=args.tonemap)
+                hdr=args.hdr, tonemap=args.tonemap, deinterlace=args.deinterlace)
 
 
 # options that only mean something for videos: (dest, flag)
@@ -321,7 +330,7 @@ VIDEO_ONLY = (("codec", "--codec"), ("crf", "--crf"), ("preset", "--preset"), ("
               ("start", "--start"), ("duration", "--duration"), ("keep_partial", "--keep-partial"),
               ("side_by_side", "--side-by-side"), ("temporal", "--temporal"),
               ("temporal_strength", "--temporal-strength"), ("stats_ema", "--stats-ema"), ("hdr", "--hdr"),
-              ("tonemap", "--tonemap"))
+              ("tonemap", "--tonemap"), ("deinterlace", "--deinterlace"))
 
 
 # options that only mean something for live runs: (dest, flag)

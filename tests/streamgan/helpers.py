@@ -181,6 +181,34 @@ def photo(h: int, w: int, shift: float = 0.0) -> np.ndarray:
     return cv2.warpAffine(big, m, (w, h), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
 
 
+def interlaced_clip(path, moments: list[np.ndarray]) -> list[np.ndarray]:
+    """An interlaced SD-style clip, as a camera or broadcast makes it: each frame woven from two
+    moments (top field: rows 0, 2, ... of moments[2n]; bottom: rows 1, 3, ... of moments[2n+1]),
+    flagged top field first, pixels 16:15 (anamorphic); x264 lossless 4:4:4. Returns the woven frames."""
+    h, w = moments[0].shape[:2]
+    woven = []
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=25, options={"qp": "0"})
+        s.width, s.height, s.pix_fmt = w, h, "yuv444p"
+        s.codec_context.sample_aspect_ratio = Fraction(16, 15)
+        s.codec_context.flags |= av.codec.context.Flags.interlaced_dct | av.codec.context.Flags.interlaced_me
+        g = av.filter.Graph()  # setfield flags each frame interlaced, top field first (x264 reads the flags)
+        g.link_nodes(g.add_buffer(width=w, height=h, format="yuv444p", time_base=Fraction(1, 25)),
+                     g.add("setfield", "tff"), g.add("buffersink")).configure()
+        for n in range(len(moments) // 2):
+            f = moments[2 * n].copy()
+            f[1::2] = moments[2 * n + 1][1::2]
+            woven.append(f)
+            vf = av.VideoFrame.from_ndarray(f, format="rgb24").reformat(format="yuv444p")
+            vf.pts, vf.time_base = n, Fraction(1, 25)
+            g.push(vf)
+            for p in s.encode(g.pull()):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    return woven
+
+
 def interruptible() -> None:
     """A child's SIGINT back to its default (Python then turns it into KeyboardInterrupt): a test
     run in a background job (CI scripts, `cmd &`) inherits SIGINT ignored, and Ctrl-C tests need it."""

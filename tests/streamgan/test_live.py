@@ -280,3 +280,29 @@ def test_a_file_served_over_http_is_read_whole(world, tmp_path):
     assert "frames in 24, out 24" in err
     with av.open(str(tmp_path / "o.mp4")) as c:
         assert len(c.streams.audio) == 1 and sum(1 for _ in c.decode(video=0)) == 24
+
+
+def test_an_interlaced_stream_is_deinterlaced(world, tmp_path):
+    """An interlaced broadcast (woven fields of a pan, top field first) sent over TCP: every frame
+    written is the progressive frame the file path makes of it (bwdif), not the woven one, and the
+    run says so."""
+    d, _, _, _ = world
+    from streamgan.media.video import VideoReader
+    from tests.streamgan.helpers import db, identity_onnx, interlaced_clip
+    clip = tmp_path / "interlaced.mp4"
+    woven = interlaced_clip(clip, [photo(64, 96, shift=3 * k) for k in range(96)])
+    progressive = [f.rgb for f in VideoReader(clip)]
+    a, out = _port(), tmp_path / "rec.mkv"
+    sender = _sender(clip, f"tcp://127.0.0.1:{a}", "mpegts")
+    run = _streamgan(identity_onnx(tmp_path / "id.onnx"), f"tcp://127.0.0.1:{a}", str(out), "--listen",
+                     "--range", "0,1", "--timeout", "20", "--duration", "1.5")
+    _, err = run.communicate(timeout=120)
+    sender.kill()
+    assert run.returncode == 0, err[-3000:]
+    assert "interlaced input (top field first): deinterlaced" in err
+    with av.open(str(out)) as c:
+        got = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    assert len(got) >= 12
+    for f in got:
+        best = max(range(len(progressive)), key=lambda i: db(f, progressive[i]))
+        assert db(f, progressive[best]) > 45 and db(f, woven[best]) < 35, best

@@ -4,6 +4,7 @@ import os
 import signal
 import subprocess
 import sys
+from fractions import Fraction
 
 import av
 import numpy as np
@@ -18,6 +19,7 @@ from tests.streamgan.helpers import (
     audio_ends,
     db,
     identity_onnx,
+    interlaced_clip,
     interruptible,
     photo,
     textured_frames,
@@ -231,6 +233,82 @@ def test_rotation_metadata_kept(tmp_path, engine):
         frame = next(c.decode(video=0))
         assert frame.rotation == 90 and (frame.width, frame.height) == (64, 48)
 
+
+
+def test_interlaced_video_is_deinterlaced_and_anamorphic_video_keeps_its_shape(tmp_path, capsys):
+    """An interlaced, anamorphic clip (a photograph panned 3 px a field): the model gets progressive
+    frames (bwdif) far nearer each frame's first moment than the woven fields, the output is
+    progressive with the input's pixel shape (16:15; it was written square, showing 4:3 video at
+    15:16 of its width), and --deinterlace off gives the woven frames as they are."""
+    moments = [photo(96, 128, shift=3 * k) for k in range(24)]
+    src = tmp_path / "interlaced.mp4"
+    woven = interlaced_clip(src, moments)
+    frames = [f.rgb for f in VideoReader(src)]
+    assert len(frames) == len(woven) == 12
+    for n, f in enumerate(frames):
+        assert db(f, moments[2 * n]) > db(woven[n], moments[2 * n]) + 6, n  # 25-30 dB against 16-20
+        assert db(f[0::2], moments[2 * n][0::2]) > 45  # the top field itself is kept
+    model = identity_onnx(tmp_path / "id.onnx")
+    for mode, want in (("auto", frames), ("off", woven)):
+        out = tmp_path / f"{mode}.mp4"
+        rc, err = _run(["run", "--engine", str(model), "--range", "0,1", "--input", str(src), "--output", str(out),
+                        "--crf", "0", "--pix-fmt", "yuv444p", "--no-progress", "--deinterlace", mode], capsys)
+        assert rc == 0, err
+        assert "interlaced input (top field first): " + ("deinterlaced" if mode == "auto" else "not") in err
+        with av.open(str(out)) as c:
+            v = c.streams.video[0]
+            assert v.sample_aspect_ratio == Fraction(16, 15) and v.codec_context.field_order in (0, 1)
+            got = [f.to_ndarray(format="rgb24") for f in c.decode(v)]
+        assert len(got) == 12 and min(db(a, b) for a, b in zip(got, want)) > 45, mode
+
+
+def test_the_files_tags_are_kept(tmp_path, gen, capsys):
+    """A phone's or camera's tags survive as the ffmpeg command keeps them: the title and place,
+    each stream's language, a camera's timecode (a .mov writes its timecode track); the file's
+    creation time is the new file's own (they were all dropped)."""
+    clip = write_clip(tmp_path / "in.mp4", textured_frames(12, 32, 48), audio_streams=1)
+    src = tmp_path / "tagged.mov"
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(clip), "-c", "copy", "-metadata", "title=Paris walk",
+                    "-metadata", "location=+48.8584+002.2945/", "-metadata", "creation_time=2026-05-01T10:00:00Z",
+                    "-metadata:s:v:0", "language=fra", "-metadata:s:a:0", "language=fra", "-timecode",
+                    "01:00:00:00", str(src)], check=True)
+    for suffix in (".mp4", ".mov", ".mkv"):
+        out = tmp_path / f"out{suffix}"
+        rc, err = _run(["run", "--engine", str(gen), "--no-progress", "--input", str(src), "--output", str(out)],
+                       capsys)
+        assert rc == 0, err
+        with av.open(str(out)) as c:
+            tags = {k.lower(): v for k, v in c.metadata.items()}
+            assert tags["title"] == "Paris walk" and tags["location"] == "+48.8584+002.2945/", (suffix, tags)
+            assert "2026-05-01" not in tags.get("creation_time", ""), suffix
+            assert [s.metadata.get("language") for s in c.streams if s.type != "data"] == ["fra", "fra"], suffix
+            assert {k.lower(): v for k, v in c.streams.video[0].metadata.items()}["timecode"] == "01:00:00:00"
+            if suffix == ".mov":
+                assert [s.metadata.get("timecode") for s in c.streams if s.type == "data"] == ["01:00:00:00"]
+        assert "data streams" not in err  # (the timecode track is the timecode tag's, kept)
+
+
+def test_attachments_are_carried_into_matroska_and_named_where_left_out(tmp_path, gen, capsys):
+    """A Matroska file's attachments (the fonts of its styled subtitles) go into a .mkv output with
+    their file name, type and bytes (they were dropped without a word); a container that cannot
+    hold them gets a note naming them."""
+    clip = write_clip(tmp_path / "in.mp4", textured_frames(12, 32, 48), audio_streams=1)
+    font = tmp_path / "Subs.ttf"
+    font.write_bytes(np.random.default_rng(0).bytes(3000))
+    src = tmp_path / "fonts.mkv"
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(clip), "-attach", str(font), "-metadata:s:t",
+                    "mimetype=application/x-truetype-font", "-c", "copy", str(src)], check=True)
+    for suffix in (".mkv", ".mp4"):
+        out = tmp_path / f"out{suffix}"
+        rc, err = _run(["run", "--engine", str(gen), "--no-progress", "--input", str(src), "--output", str(out)],
+                       capsys)
+        assert rc == 0, err
+        with av.open(str(out)) as c:
+            kept = [(s.name, s.mimetype, bytes(s.data)) for s in c.streams.attachments]
+        if suffix == ".mkv":
+            assert kept == [("Subs.ttf", "application/x-truetype-font", font.read_bytes())]
+        else:
+            assert not kept and "the input's attachments (Subs.ttf) are left out: mp4 cannot hold them" in err
 
 def test_default_encoder_settings_are_in_the_stream(tmp_path, engine):
     """x264 records its settings in the stream: medium at the given crf, with the shorter rate-control
