@@ -345,6 +345,10 @@ def prepare_run(args, defaults: dict) -> Callable[[Engine, TranslateOptions], di
     engine: a video file, a folder of videos, or images. ``defaults``: the parser's, to tell the
     options a user set (those that cannot apply to images are named in one note)."""
     from .images import image_outputs, translate_images
+    for name, value, verb in (("input", args.input, "read"), ("output", args.output, "written")):
+        if value == "-":  # (a pipe cannot be sought, nor written to a temporary name and renamed)
+            raise OptionError(f"--{name} -: standard {name} is not {verb}",
+                              hint=f"name a file, or a stream: --{name} udp://127.0.0.1:5000 (see docs/live.md)")
     inp, out = Path(args.input), Path(args.output)
     progress, quiet = not args.no_progress, args.quiet
     if args.temporal_strength is not None and not 0 <= args.temporal_strength < 1:

@@ -118,6 +118,8 @@ def test_bad_inputs(tmp_path, gen, capsys):
         (clip, clip, "output equals the input"),
         (clip, tmp_path / "nowhere" / "o.mp4", "does not exist"),
         (clip, existing, "already exists"),
+        ("-", tmp_path / "o6.mp4", "standard input is not read"),
+        (clip, "-", "standard output is not written"),
     ]
     for src, dst, msg in cases:
         rc, err = _run(base + ["--input", str(src), "--output", str(dst)], capsys)
