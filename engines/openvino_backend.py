@@ -201,6 +201,13 @@ def plain_model(model, width: int):
     return m
 
 
+def _by_name(results) -> dict:
+    """An inference's outputs by each of their tensor names: a compiled model may give an output
+    the names of the tensors folded into it (a Transpose pair cancelled: '/Mul_output_0' beside
+    'out'), and any one of them is what ``get_any_name`` returns."""
+    return {name: value for port, value in results.items() for name in port.get_names()}
+
+
 def _static(dims, fill) -> list[int]:
     return [d if d is not None else f for d, f in zip(dims, fill)]
 
@@ -392,7 +399,7 @@ class OpenVINOEngine(Engine):
     def _observe(self, x: np.ndarray) -> np.ndarray:
         g = self._watch_graph()
         res = self._request(g, x.shape).infer(self._feed(g, x))
-        by_name = {port.get_any_name(): value for port, value in res.items()}
+        by_name = _by_name(res)
         n = sum(name.startswith("range_lo_") for name in by_name)
         seen = np.array([[float(by_name[f"range_lo_{i}"]), float(by_name[f"range_hi_{i}"])] for i in range(n)])
         if self._ranges is None:
@@ -426,7 +433,7 @@ class OpenVINOEngine(Engine):
     def _infer(self, graph: _Graph, request, x: np.ndarray, stats=None, mix: float = 0.0):
         """(output float32, own statistics or None) of numpy ``x`` on one compiled request."""
         res = request.infer(self._feed(graph, x, stats, mix))
-        by_name = {port.get_any_name(): value for port, value in res.items()}
+        by_name = _by_name(res)
         y = np.array(by_name[graph.outputs[0]], dtype=np.float32)
         return y, (np.array(by_name["own_stats"]) if graph.binding.stats_io else None)
 

@@ -51,9 +51,17 @@ def validate(artifact: Path, reference, multiple: int, channels: int, value_rang
     with open_engine(artifact, device=device, backend=VALIDATE_BACKEND.get(suffix), **open_kw) as eng:
         for x in sample_inputs(multiple, channels, size=size):
             ref = reference(x)
-            outs = [eng.infer(x)]
-            if eng.meta.stats_width:
-                outs.append(eng.infer(x, eng.collect_stats(x)))
+            try:
+                outs = [eng.infer(x)]
+                if eng.meta.stats_width:
+                    outs.append(eng.infer(x, eng.collect_stats(x)))
+            except EngineError:
+                raise
+            except Exception as exc:  # a runtime's own error (its first line): the artifact does not run
+                why = next((ln for ln in str(exc).splitlines()  # (past OpenVINO's source locations)
+                            if ln.strip() and not ln.startswith(("Exception from", "Check '"))), type(exc).__name__)
+                raise EngineError(f"validation failed: the built {suffix} does not run on a "
+                                  f"{x.shape[2]}x{x.shape[3]} input ({why[:200]})") from None
             for got in outs:
                 worst_psnr = min(worst_psnr, psnr(got.float().cpu(), ref, value_range))
                 worst_err = max(worst_err, max_error(got.float().cpu(), ref))
@@ -87,6 +95,7 @@ def build(src: str | Path, out: str | Path, *, fp16: bool | None = None, shapes:
                                     input_range=input_range, do_validate=do_validate, overwrite=overwrite,
                                     device=device, bn_stats=bn_stats, arch=arch, static=static))
     t0 = time.perf_counter()
+    graph = src  # what the artifact is built from
     if src.suffix.lower() in CHECKPOINT_SUFFIXES:
         model = load_generator(src, arch=arch, bn_stats=bn_stats)
         meta = generator_meta(model)
@@ -100,7 +109,8 @@ def build(src: str | Path, out: str | Path, *, fp16: bool | None = None, shapes:
         if suffix == ".pt2":
             raise EngineError("an ONNX model cannot be compiled to .pt2 (AOTInductor needs the torch model)",
                               hint="build .plan or run the .onnx directly")
-        model = None
+        from engines.layout import nchw_graph
+        model, (graph, _) = None, nchw_graph(src)  # a channels-last graph is built as it runs: NCHW
         src_engine = open_engine(src, device="cpu", backend="onnxruntime", input_range=input_range)
         meta = src_engine.meta
 
@@ -115,7 +125,7 @@ def build(src: str | Path, out: str | Path, *, fp16: bool | None = None, shapes:
             [(Path(str(tmp) + side), Path(str(out) + side)) for side in (".json", ".timing")]  # an IR's weights;
         # a TensorRT plan's metadata and timing cache
         try:
-            precision = _build_artifact(model, src, tmp, suffix, meta, fp16=fp16, shapes=shapes, tile=tile,
+            precision = _build_artifact(model, graph, tmp, suffix, meta, fp16=fp16, shapes=shapes, tile=tile,
                                         batch=batch, device=device, static=static)
             report["build_seconds"] = time.perf_counter() - t0
             if do_validate:

@@ -190,9 +190,11 @@ def _fp32_reference(ckpt: "_Checkpoint"):
 
 
 def _open_onnx(path: Path, device, opts: dict) -> Engine:
+    from engines.layout import nchw_graph
     from engines.onnx_backend import OnnxEngine
     from engines.onnx_stats import with_norm_stats
     backend = opts.get("backend") or "auto"
+    path, transposed = nchw_graph(path)  # a channels-last (TensorFlow) graph: fed and read NCHW
     given = path
     path, layers = with_norm_stats(path)  # third-party instance norm: statistics exposed
     kw = dict(input_range=opts.get("input_range"), consts=opts.get("consts"))
@@ -226,6 +228,8 @@ def _open_onnx(path: Path, device, opts: dict) -> Engine:
         engine = ort_engine()
     if layers:
         engine.meta.extra = {**engine.meta.extra, "instance_norm_layers": layers, "statistics": "exposed"}
+    if transposed:
+        engine.meta.extra = {**engine.meta.extra, "layout": "channels-last (NHWC) graph, transposed to NCHW"}
     if not engine.meta.receptive_radius and not engine.meta.shapes:  # a third-party graph: what tiles need
         # measured on ONNX Runtime: by the candidate opened beside OpenVINO when there is one
         session = (lambda: engine.candidate("onnxruntime")) if beside else None

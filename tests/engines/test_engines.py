@@ -127,6 +127,55 @@ def test_third_party_onnx_through_run(tmp_path):
     assert main(base + ["--output", str(tmp_path / "y.png"), "--range", "1..2"]) == 2
 
 
+
+def _channels_last_onnx(path, seed: int = 0):
+    """A generator as tf2onnx exports one (AnimeGAN's released models): the image (1, H, W, 3) in
+    [-1, 1], transposed to NCHW for a 3x3 convolution and tanh, and back to (1, H, W, 3)."""
+    from onnx import TensorProto, helper, numpy_helper
+    rng = np.random.default_rng(seed)
+    w = numpy_helper.from_array((rng.standard_normal((3, 3, 3, 3)) * 0.3).astype(np.float32), "w")
+    nodes = [helper.make_node("Transpose", ["generator_input:0"], ["nchw"], perm=[0, 3, 1, 2]),
+             helper.make_node("Conv", ["nchw", "w"], ["conv"], pads=[1, 1, 1, 1]),
+             helper.make_node("Tanh", ["conv"], ["act"]),
+             helper.make_node("Transpose", ["act"], ["generator/out:0"], perm=[0, 2, 3, 1])]
+    graph = helper.make_graph(nodes, "tf", [helper.make_tensor_value_info("generator_input:0", TensorProto.FLOAT,
+                                                                          [1, "h", "w", 3])],
+                              [helper.make_tensor_value_info("generator/out:0", TensorProto.FLOAT, [1, "h", "w", 3])],
+                              [w])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path
+
+
+@pytest.mark.parametrize("backend", ["auto", "openvino", "onnxruntime"])
+def test_channels_last_onnx_through_run(tmp_path, backend):
+    """A TensorFlow-layout graph (image in and out as NHWC) runs on every backend: its picture is
+    the graph's own (ONNX Runtime on the file as given; >= 50 dB after uint8). Before, OpenVINO
+    and ONNX Runtime both failed on the channels it was fed."""
+    import cv2
+    import onnxruntime as ort
+    path = _channels_last_onnx(tmp_path / "animegan_like.onnx")
+    bgr = textured_frames(1, 37, 45)[0]
+    cv2.imwrite(str(tmp_path / "in.png"), bgr)
+    out = tmp_path / "o.png"
+    assert main(["run", "--engine", str(path), "--input", str(tmp_path / "in.png"), "--output", str(out),
+                 "--range=-1,1", "--backend", backend, "--precision", "fp32", "--no-progress"]) == 0
+    x = bgr[:, :, ::-1][None].astype(np.float32) / 127.5 - 1
+    want = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"generator_input:0": x})[0]
+    want = torch.from_numpy(((want[0] + 1) * 127.5).round().clip(0, 255))
+    got = torch.from_numpy(cv2.imread(str(out))[:, :, ::-1].astype(np.float32))
+    assert got.shape == (37, 45, 3) and psnr(got, want, 255.0) >= 50
+    built = tmp_path / "built.xml"  # and built as it runs (the IR was made of the NHWC graph: a traceback)
+    assert main(["build", str(path), "--out", str(built)]) == 0
+    assert main(["run", "--engine", str(built), "--input", str(tmp_path / "in.png"), "--output",
+                 str(tmp_path / "b.png"), "--range=-1,1", "--precision", "fp32", "--no-progress"]) == 0
+    got = torch.from_numpy(cv2.imread(str(tmp_path / "b.png"))[:, :, ::-1].astype(np.float32))
+    assert psnr(got, want, 255.0) >= 50
+    if backend != "auto":  # the engine itself, fed NCHW, against the graph's fp32 output
+        exact = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"generator_input:0": x})
+        with open_engine(path, backend=backend, precision="fp32", input_range=(-1.0, 1.0)) as eng:
+            y = eng.infer(torch.from_numpy(x).permute(0, 3, 1, 2).contiguous())
+        assert psnr(y, torch.from_numpy(exact[0]).permute(0, 3, 1, 2)) >= FP32_DB
+
 def test_fp16_onnx_graph_keeps_statistics_fp32(ckpts, tmp_path):
     out = tmp_path / "h.onnx"
     build(ckpts["resnet"], out, fp16=True, do_validate=False)
