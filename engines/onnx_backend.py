@@ -14,7 +14,17 @@ from .cache import cache_dir, read_json, write_json
 from .errors import EngineError
 from .lazy import torch  # imported on first use (engines/lazy.py)
 
-_NP = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64}
+_NP = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
+       "tensor(uint8)": np.uint8}
+
+
+def as_input(x: np.ndarray, dtype) -> np.ndarray:
+    """``x`` (float, in the graph's value range) as the graph's image input takes it: a graph that
+    takes 8-bit codes gets them rounded, not truncated."""
+    if np.issubdtype(dtype, np.integer):
+        info = np.iinfo(dtype)
+        return np.clip(np.rint(x), info.min, info.max).astype(dtype)
+    return x.astype(dtype, copy=False)
 
 
 def read_onnx_meta(path: Path) -> dict:
@@ -84,6 +94,8 @@ def graph_meta(path: Path, info: dict, binding: Binding, input_range, backend: s
     meta = EngineMeta.from_dict(info)
     if input_range:
         meta.input_range = meta.output_range = tuple(input_range)
+    elif binding.image.dtype == np.uint8:  # a graph that takes 8-bit codes takes them as they are
+        meta.input_range = meta.output_range = (0.0, 255.0)
     elif "streamgan" not in info and "input_range" in info:
         meta.output_range = meta.input_range
     n, c, h, w = binding.image.shape
@@ -149,7 +161,7 @@ class OnnxEngine(Engine):
 
     def run_numpy(self, x: np.ndarray, stats: np.ndarray | None = None, mix: float = 0.0):
         """(output float32, own statistics or None) of a numpy batch; ``stats`` with ``mix``."""
-        feed = {self.binding.image.name: x.astype(self.np_dtype, copy=False), **self.binding.consts}
+        feed = {self.binding.image.name: as_input(x, self.np_dtype), **self.binding.consts}
         want = [self.outputs[0]]
         if self.binding.stats_io:
             feed.update(stats_feed(x, stats, mix, self.meta.stats_width))

@@ -21,11 +21,12 @@ import numpy as np
 from .base import Engine, file_sha256, sha256
 from .cache import cache_dir, locked, write_bytes
 from .errors import EngineError
-from .onnx_backend import Binding, GraphInput, bind_inputs, graph_meta, read_onnx_meta, stats_feed
+from .onnx_backend import Binding, GraphInput, as_input, bind_inputs, graph_meta, read_onnx_meta, stats_feed
 from .onnx_stats import MIX_IN, STATS_IN, STATS_OUT
 from .precision import best_ms, measured_once, probe_verdict
 
 PRECISIONS = {"fp32": "f32", "bf16": "bf16"}
+_OV_NP = {"f16": np.float16, "u8": np.uint8}  # image inputs not f32: what they are fed
 _MAX_INFLIGHT = 4  # frames in flight at most on a many-core CPU (latency and memory stay bounded)
 
 
@@ -277,7 +278,7 @@ class OpenVINOEngine(Engine):
         split_narrow_convs(model, self.ov.opset13)
         inputs = [GraphInput(i.get_any_name(),
                              [d.get_length() if d.is_static else None for d in i.get_partial_shape()],
-                             np.float16 if i.get_element_type() == self.ov.Type.f16 else np.float32)
+                             _OV_NP.get(i.get_element_type().get_type_name(), np.float32))
                   for i in model.inputs]
         return _Graph(model, bind_inputs(path, inputs, self.consts), [o.get_any_name() for o in model.outputs],
                       file_sha256(path) + ("-plain" if derived else ""))
@@ -425,7 +426,7 @@ class OpenVINOEngine(Engine):
         return q
 
     def _feed(self, graph: _Graph, x: np.ndarray, stats=None, mix: float = 0.0) -> dict:
-        feed = {graph.binding.image.name: x.astype(graph.binding.image.dtype, copy=False), **graph.binding.consts}
+        feed = {graph.binding.image.name: as_input(x, graph.binding.image.dtype), **graph.binding.consts}
         if graph.binding.stats_io:
             feed.update(stats_feed(x, stats, mix, self.meta.stats_width))
         return feed

@@ -176,6 +176,34 @@ def test_channels_last_onnx_through_run(tmp_path, backend):
             y = eng.infer(torch.from_numpy(x).permute(0, 3, 1, 2).contiguous())
         assert psnr(y, torch.from_numpy(exact[0]).permute(0, 3, 1, 2)) >= FP32_DB
 
+
+@pytest.mark.parametrize("backend", ["openvino", "onnxruntime"])
+def test_uint8_onnx_through_run(tmp_path, backend):
+    """A graph that takes and gives 8-bit codes (its own normalisation inside) is fed rounded codes,
+    its range 0-255 without --range: its picture is the graph's own (ONNX Runtime on the file,
+    >= 50 dB). ONNX Runtime refused the float it was fed."""
+    import cv2
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+    rng = np.random.default_rng(0)
+    init = [numpy_helper.from_array((rng.standard_normal((3, 3, 3, 3)) * 0.3).astype(np.float32), "w"),
+            numpy_helper.from_array(np.array(255, np.float32), "k")]
+    nodes = [helper.make_node("Cast", ["img"], ["f"], to=TensorProto.FLOAT), helper.make_node("Div", ["f", "k"], ["x"]),
+             helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]), helper.make_node("Sigmoid", ["c"], ["s"]),
+             helper.make_node("Mul", ["s", "k"], ["y"]), helper.make_node("Cast", ["y"], ["out"], to=TensorProto.UINT8)]
+    graph = helper.make_graph(nodes, "u8", [helper.make_tensor_value_info("img", TensorProto.UINT8, [1, 3, "h", "w"])],
+                              [helper.make_tensor_value_info("out", TensorProto.UINT8, [1, 3, "h", "w"])], init)
+    path = tmp_path / "u8.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    bgr = textured_frames(1, 37, 45)[0]
+    cv2.imwrite(str(tmp_path / "in.png"), bgr)
+    assert main(["run", "--engine", str(path), "--input", str(tmp_path / "in.png"), "--output", str(tmp_path / "o.png"),
+                 "--backend", backend, "--precision", "fp32", "--no-progress"]) == 0
+    x = np.ascontiguousarray(bgr[:, :, ::-1].transpose(2, 0, 1)[None])
+    want = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"img": x})[0]
+    got = cv2.imread(str(tmp_path / "o.png"))[:, :, ::-1].astype(np.float32)
+    assert psnr(torch.from_numpy(got), torch.from_numpy(want[0].transpose(1, 2, 0).astype(np.float32)), 255.0) >= 50
+
 def test_fp16_onnx_graph_keeps_statistics_fp32(ckpts, tmp_path):
     out = tmp_path / "h.onnx"
     build(ckpts["resnet"], out, fp16=True, do_validate=False)
