@@ -1,5 +1,6 @@
-"""PyAV video sources and sinks: RGB frames with their timestamps; the other streams (audio,
-subtitles, cover art) remuxed untouched, or re-encoded where the output container cannot hold them."""
+"""PyAV video sources and sinks: RGB frames with their timestamps (interlaced video made
+progressive); the other streams (audio, subtitles, cover art, attachments) remuxed untouched, or
+re-encoded where the output container cannot hold them; the picture's shape and the tags kept."""
 
 from dataclasses import dataclass, field
 from fractions import Fraction
