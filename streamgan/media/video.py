@@ -177,6 +177,25 @@ def interlacing(stream, frame: av.VideoFrame | None) -> str:
     return order
 
 
+def in_order(c: av.container.InputContainer, s):
+    """The frames of an AVI stream, timed in order from the first packet read (the file's start, or
+    the keyframe a seek found): AVI stores decoding times only, and a stream with B-frames (H.264,
+    DivX/Xvid) decodes with the times of the packets that happened to complete each frame (1, 4,
+    3, 5, 2, ...: the encoder refused them). A frame each tick; an empty packet (a frame the
+    capture repeated) holds the picture one tick more."""
+    tick = max(1, round(1 / (float(s.average_rate or s.guessed_rate or 30) * s.time_base)))
+    at = None
+    for packet in c.demux(s):
+        if at is None and packet.dts is not None:
+            at = packet.dts
+        if packet.size == 0 and packet.dts is not None:
+            at += tick
+            continue
+        for frame in packet.decode():
+            frame.pts, at = at, at + tick
+            yield frame
+
+
 # FFmpeg's bwdif: a progressive frame for each frame (the frame rate and timestamps kept), only
 # frames flagged interlaced deinterlaced (progressive stretches of mixed content pass untouched)
 DEINTERLACE = "mode=send_frame:parity=auto:deint=interlaced"
@@ -323,7 +342,7 @@ class VideoReader:
 
     def _frames(self, c: av.container.InputContainer, s):
         """The decoded frames of ``s``, deinterlaced where the video is interlaced."""
-        frames = c.decode(s)
+        frames = in_order(c, s) if self.info.format == "avi" else c.decode(s)
         return deinterlaced(frames, s) if self.deinterlace and self.info.interlaced else frames
 
     @property
@@ -544,7 +563,7 @@ class VideoWriter:
         if info:  # the file's tags (title, place, camera) and the picture's (language, a camera's timecode)
             self.out.metadata.update(info.tags)
             self.stream.metadata.update(info.video_tags)
-        self.start_pts = None
+        self.start_pts = None  # the output's zero on the input's clock: its first frame's, or
         self._remux = None
         if source and copy_streams:
             try:
@@ -553,6 +572,7 @@ class VideoWriter:
                 self.out.close()
                 raise
             self.notes += self._remux.notes
+            self.start_pts = round(self._remux.origin / self.time_base)  # ... the streams' remuxed beside it
         self.frames = 0
 
     def frame_of(self, rgb: np.ndarray, residual: np.ndarray | None = None) -> av.VideoFrame:
@@ -576,7 +596,7 @@ class VideoWriter:
         """Encode one frame: RGB (H, W, 3), or a tuple of planes already in the stream's pix_fmt,
         matrix and range (the YUV frame path: no conversion here). ``residual``: the input frame's
         SDR rounding (--hdr keep)."""
-        if self.start_pts is None:
+        if self.start_pts is None or (not self.frames and pts is not None and pts < self.start_pts):
             self.start_pts = pts or 0
         c = self.colour
         if isinstance(rgb, tuple):
@@ -673,6 +693,10 @@ class Remuxer:
             path, start, duration = source.path, source.start, source.duration
         self.inp, self.out = open_input(path), out
         self.start, self.end = start, (None if duration is None else start + duration)
+        # the output's zero on the input's clock: the segment's start, else where the file's earliest
+        # stream starts (a video that starts after its audio keeps its place against it; the ffmpeg
+        # command's default too)
+        self.origin = start if start > 0 else (self.inp.start_time or 0) / av.time_base
         picture = main_video(self.inp).index  # (translated: the writer's own stream)
         streams = [s for s in self.inp.streams if s.type in ("audio", "subtitle", "video") and s.index != picture]
         self.map, self.coded, self.notes = {}, {}, []  # coded: input index -> the stream it is re-encoded into
@@ -713,9 +737,20 @@ class Remuxer:
             self.notes.append(f"{'audio' if audio else 'subtitles'}: {name} re-encoded as {codec} ({fmt} cannot "
                               f"hold {name})")
         if self.start > 0 and streams:
-            self.inp.seek(int(self.start * av.time_base), backward=True)
+            self._seek(next((x for x in streams if x.type == "audio"), None))
         self.packets = self.inp.demux(*streams) if streams else iter(())
         self.pending = None
+
+    def _seek(self, sound) -> None:
+        """To the segment's start: by the ``sound`` stream where there is one (seeking by the
+        picture's keyframes skips the sound before the first of them, in a file whose picture starts
+        late), else as the container seeks."""
+        if sound is not None:
+            try:
+                return self.inp.seek(int(self.start / sound.time_base), backward=True, stream=sound)
+            except av.error.FFmpegError:
+                pass
+        self.inp.seek(int(self.start * av.time_base), backward=True)
 
     def until(self, t: float | None) -> None:
         while True:
@@ -734,7 +769,7 @@ class Remuxer:
             after = self.end is not None and pt is not None and pt >= self.end
             if before or after:
                 continue
-            shift = int(round(self.start / pkt.time_base)) if self.start else 0
+            shift = int(round(self.origin / pkt.time_base))
             if pkt.pts is not None:
                 pkt.pts -= shift
             if pkt.dts is not None:

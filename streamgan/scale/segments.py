@@ -88,7 +88,8 @@ def translate_item(item: Item, engine, video_kw: dict, on_frame=None) -> dict:
 
 
 def _video_packets(segments: list[Item], first_pts: int):
-    """Packets of every segment file in order, timestamps shifted back to the source's clock."""
+    """Packets of every segment file in order, timestamps shifted back to the source's clock less
+    ``first_pts`` (the output's zero on it)."""
     for item in segments:
         with av.open(item.output) as c:
             s = c.streams.video[0]
@@ -118,9 +119,10 @@ def join(segments: list[Item], output: Path, notes: list[str] | None = None) -> 
             out.metadata.update(carried_tags(first.metadata, FILE_TAGS))  # (the source's, as each segment has them)
             vout.metadata.update(carried_tags(first.streams.video[0].metadata, {"encoder", "duration"}))
             remux = Remuxer(source, out)  # the source's audio and subtitles, re-encoded where they must be
+            zero = round(remux.origin / tb)  # (where a single run's output starts: the streams stay in step)
             written = []
             try:
-                for p in _video_packets(segments, pts[0]):
+                for p in _video_packets(segments, zero):
                     written.append(float(p.pts * p.time_base))
                     p.stream = vout
                     out.mux(p)
@@ -131,7 +133,7 @@ def join(segments: list[Item], output: Path, notes: list[str] | None = None) -> 
                 remux.close()
             if notes is not None:
                 notes += [n for n in remux.notes if n not in notes]
-        want = sorted(float((q - pts[0]) * tb) for q in pts)
+        want = sorted(float((q - zero) * tb) for q in pts)
         if len(written) != len(pts) or any(abs(a - b) > 1e-3 for a, b in zip(sorted(written), want)):
             raise PipelineError(f"{source}: joined {len(written)} frames for {len(pts)} in the source, or their "
                                 "timestamps differ; nothing written")

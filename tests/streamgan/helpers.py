@@ -164,6 +164,23 @@ def audio_ends(path: Path) -> list[tuple[str, float]]:
     return out
 
 
+
+def av_starts(path: Path) -> tuple[float, float]:
+    """(first video frame's time, first audio packet's time) in seconds: where each starts."""
+    with av.open(str(path)) as c:
+        video = next(c.decode(video=0)).time
+    with av.open(str(path)) as c:
+        audio = next(float(p.pts * p.time_base) for p in c.demux(audio=0) if p.size)
+    return video, audio
+
+
+def late_video(path: Path, clip: Path, seconds: float) -> Path:
+    """``clip``'s video ``seconds`` after its audio (a recording whose picture starts late), copied."""
+    import subprocess
+    subprocess.run(["ffmpeg", "-v", "error", "-itsoffset", str(seconds), "-i", str(clip), "-i", str(clip), "-map",
+                    "0:v", "-map", "1:a", "-c", "copy", str(path)], check=True)
+    return path
+
 def db(a: np.ndarray, b: np.ndarray, peak: float = 255.0) -> float:
     """PSNR of ``a`` against ``b`` whose codes run up to ``peak`` (inf where they are equal)."""
     mse = np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2)

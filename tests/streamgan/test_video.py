@@ -12,15 +12,17 @@ import pytest
 
 from streamgan import open_engine, translate_video
 from streamgan.cli import main
-from streamgan.media.video import VideoReader
+from streamgan.media.video import VideoReader, to_rgb
 from streamgan.translate.translator import TranslateOptions
 from tests.conftest import DEVICES
 from tests.streamgan.helpers import (
     audio_ends,
+    av_starts,
     db,
     identity_onnx,
     interlaced_clip,
     interruptible,
+    late_video,
     photo,
     textured_frames,
     tiny_resnet,
@@ -311,6 +313,44 @@ def test_attachments_are_carried_into_matroska_and_named_where_left_out(tmp_path
             assert kept == [("Subs.ttf", "application/x-truetype-font", font.read_bytes())]
         else:
             assert not kept and "the input's attachments (Subs.ttf) are left out: mp4 cannot hold them" in err
+
+
+def test_a_video_that_starts_after_its_audio_stays_in_step(tmp_path, gen, capsys):
+    """Picture 1 s after the sound (and a segment of it): the output keeps the picture 1 s after
+    the sound, as the ffmpeg command does (its picture was moved to 0 and its sound left at 0: the
+    whole video 1 s early)."""
+    src = late_video(tmp_path / "late.mp4", write_clip(tmp_path / "in.mp4", textured_frames(24, 32, 48),
+                                                       audio_streams=1), 1.0)
+    video, audio = av_starts(src)
+    assert video - audio == pytest.approx(1.0, abs=0.03)
+    for extra, lag in (([], 1.0), (["--start", "0.5"], 0.5)):
+        out = tmp_path / f"out{len(extra)}.mp4"
+        rc, err = _run(["run", "--engine", str(gen), "--no-progress", "--input", str(src), "--output", str(out),
+                        *extra], capsys)
+        assert rc == 0, err
+        video, audio = av_starts(out)
+        assert video - audio == pytest.approx(lag, abs=0.03) and min(video, audio) < 0.03, (extra, video, audio)
+
+
+def test_avi_with_b_frames(tmp_path, capsys):
+    """An AVI holding H.264 with B-frames (as DivX/Xvid AVIs hold theirs): AVI stores no
+    presentation times, and its frames decoded with times out of order (the encoder refused them:
+    the run ended in a traceback). Every frame comes out once, in order, a frame period apart,
+    each the input's own picture (identity model, lossless)."""
+    src = write_clip(tmp_path / "b.avi", [photo(48, 64, shift=2 * i) for i in range(24)], audio_streams=1)
+    with av.open(str(src)) as c:
+        assert c.streams.video[0].codec_context.has_b_frames  # the case
+        want = [to_rgb(f) for f in c.decode(video=0)]  # (as streamgan decodes them)
+    out = tmp_path / "o.mp4"
+    rc, err = _run(["run", "--engine", str(identity_onnx(tmp_path / "id.onnx")), "--range", "0,1", "--input",
+                    str(src), "--output", str(out), "--crf", "0", "--pix-fmt", "yuv444p", "--no-progress"], capsys)
+    assert rc == 0, err
+    with av.open(str(out)) as c:
+        frames = list(c.decode(video=0))
+    times = np.array([f.time for f in frames])
+    assert len(frames) == 24 and np.allclose(np.diff(times), 1 / 12, atol=1e-3), times
+    assert min(db(to_rgb(f), w) for f, w in zip(frames, want)) > 45
+    assert audio_ends(out)
 
 def test_default_encoder_settings_are_in_the_stream(tmp_path, engine):
     """x264 records its settings in the stream: medium at the given crf, with the shorter rate-control
