@@ -239,7 +239,9 @@ def _header_end(c: av.container.InputContainer, s) -> float | None:
     if s.duration:
         claims.append(start + float(s.duration * s.time_base))
     rate = s.average_rate or s.guessed_rate
-    if s.frames and rate:
+    # (an MP4's sample count takes in the frames its edit list leaves out: a copy cut at a frame
+    # between keyframes, as `ffmpeg -ss 0.7 -c copy` makes one, holds the GOP before the cut)
+    if s.frames and rate and not (s.duration and "mp4" in c.format.name):
         claims.append(start + s.frames / float(rate))
     tag = _tag_seconds(s.metadata.get("DURATION"))
     if tag:

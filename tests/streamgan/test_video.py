@@ -332,6 +332,22 @@ def test_a_video_that_starts_after_its_audio_stays_in_step(tmp_path, gen, capsys
         assert video - audio == pytest.approx(lag, abs=0.03) and min(video, audio) < 0.03, (extra, video, audio)
 
 
+
+def test_a_copy_cut_between_keyframes_is_not_taken_for_a_truncated_file(tmp_path, gen, capsys):
+    """`ffmpeg -ss 0.7 -c copy`: the MP4 holds the frames from the keyframe before the cut and an
+    edit list that leaves them out; its sample count (24) is more than its length (1.3 s at 12 fps:
+    16 frames) and the run refused it as truncated. Every frame the file shows is translated."""
+    clip = write_clip(tmp_path / "in.mp4", textured_frames(24, 32, 48), audio_streams=1)
+    src = tmp_path / "cut.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-ss", "0.7", "-i", str(clip), "-c", "copy", str(src)], check=True)
+    with av.open(str(src)) as c:
+        shown = sum(1 for _ in c.decode(video=0))
+        assert c.streams.video[0].frames > shown  # the case: samples the edit list leaves out
+    out = tmp_path / "out.mp4"
+    rc, err = _run(["run", "--engine", str(gen), "--no-progress", "--input", str(src), "--output", str(out)], capsys)
+    assert rc == 0, err
+    assert len(list(VideoReader(out))) == shown
+
 def test_avi_with_b_frames(tmp_path, capsys):
     """An AVI holding H.264 with B-frames (as DivX/Xvid AVIs hold theirs): AVI stores no
     presentation times, and its frames decoded with times out of order (the encoder refused them:
