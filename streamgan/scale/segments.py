@@ -44,8 +44,8 @@ def frame_index(path: Path) -> tuple[list[int], list[int], Fraction]:
         s = main_video(c)
         pts, keys = [], []
         for p in c.demux(s):
-            if p.size == 0 or p.pts is None:
-                continue
+            if p.size == 0 or p.pts is None or p.is_discard:  # (frames an MP4's edit list leaves out: a
+                continue  # copy cut between keyframes holds the frames from the keyframe before it)
             pts.append(p.pts)
             if p.is_keyframe:
                 keys.append(p.pts)

@@ -68,6 +68,22 @@ def test_folder_and_segments_equal_single_process(job):
     assert sorted(p.name for p in (d / "out").iterdir()) == sorted(p.name for p in folder.iterdir())
 
 
+
+def test_a_copy_cut_between_keyframes_in_segments(job, tmp_path):
+    """`ffmpeg -ss 1.3 -c copy` of the long clip: its MP4 holds the frames from the keyframe before
+    the cut, which its edit list leaves out; the segments start at the frames it shows (a segment
+    began at a left-out frame's negative time: '--start must be >= 0', four times) and the result
+    is the single pass's, frame for frame."""
+    import subprocess
+    d, gen, folder, long, single = job
+    cut = tmp_path / "cut.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-ss", "1.3", "-i", str(long), "-c", "copy", str(cut)], check=True)
+    with open_engine(gen, device="cpu", backend="torch", precision="fp32") as engine:
+        translate_video(cut, tmp_path / "single.mp4", engine, crf=0, pix_fmt="yuv444p", progress=False)
+    rc, report = _run(d, gen, cut, tmp_path / "ray.mp4")
+    assert rc == 0 and report
+    _assert_same(tmp_path / "single.mp4", tmp_path / "ray.mp4")
+
 def test_killed_worker_is_replaced_and_output_unchanged(job, monkeypatch):
     d, gen, folder, long, single = job
     monkeypatch.setenv("STREAMGAN_TEST_KILL", "long.mp4#1:5")
