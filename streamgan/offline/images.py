@@ -92,10 +92,10 @@ def translate_images(spec: str, output: str | Path, engine: Engine,
               "ms_per_frame": {k: 1000 * v / len(inputs) for k, v in translator.times.items()},
               "notes": []}
     if dropped:
-        report["notes"].append(f"transparency left out of {_some(dropped)}: {outputs[0].suffix or 'that format'} "
+        report["notes"].append(f"transparency left out of {some(dropped)}: {outputs[0].suffix or 'that format'} "
                                "holds none (write .png, .webp or .tiff to keep it)")
     if firsts:
-        report["notes"].append(f"{_some(firsts)}: only the first picture of an animated or multi-page input is "
+        report["notes"].append(f"{some(firsts)}: only the first picture of an animated or multi-page input is "
                                "written, the format holds one (write .webp, .png or .tiff to keep them all)")
     if not quiet:
         stages = ", ".join(f"{k} {v:.1f}" for k, v in report["ms_per_frame"].items())  # (none where the
@@ -121,6 +121,6 @@ def _translated(anim: Animation, translator: Translator, check: ContentCheck) ->
     return Animation(outs, anim.alphas, anim.durations, anim.loop)
 
 
-def _some(names: list[str]) -> str:
+def some(names: list[str]) -> str:
     """The first three of ``names``, and '...' where there are more."""
     return ", ".join(names[:3]) + (" ..." if len(names) > 3 else "")

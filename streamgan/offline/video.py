@@ -339,6 +339,17 @@ LIVE_ONLY = (("timeout", "--timeout"), ("reconnect", "--reconnect"), ("listen", 
              ("stats_json", "--stats-json"))
 
 
+def _say_left_out(folder: Path, quiet: bool) -> None:
+    """A note naming what in ``folder`` is not translated: folders in it (not walked) and files
+    that are neither images nor videos (hidden ones aside)."""
+    from .images import some
+    left = sorted(f"{q.name}/" if q.is_dir() else q.name for q in folder.iterdir()
+                  if not q.name.startswith(".") and (q.is_dir() or not (is_video(q) or is_image(q))))
+    if left and not quiet:
+        print(f"note: left out of {folder}: {some(left)} ({len(left)}: folders in it are not walked, and only "
+              "images and videos are translated)", file=sys.stderr)
+
+
 def prepare_run(args, defaults: dict) -> Callable[[Engine, TranslateOptions], dict]:
     """Check ``streamgan run``'s input, output and options before any work (the engine is not
     open yet): a mistake is one line and nothing is written. Returns the work to do with the
@@ -376,6 +387,8 @@ def prepare_run(args, defaults: dict) -> Callable[[Engine, TranslateOptions], di
         check_output(out, [inp] if isinstance(inp, Path) else [], args.overwrite)
         return lambda engine, options: translate_video(inp, out, engine, options=options, **video_kw)
     files = listing(args.input)
+    if files is not None and inp.is_dir():
+        _say_left_out(inp, quiet)
     if files is not None:  # a folder or a glob: its videos, its images, or both
         videos = [p for p in files if is_video(p)]
         if videos:

@@ -508,10 +508,14 @@ def test_a_folder_of_videos_and_images_translates_both(tmp_path, gen, capsys):
     write_clip(folder / "a.mp4", textured_frames(6, 32, 48), audio_streams=1)
     cv2.imwrite(str(folder / "b.png"), textured_frames(1, 40, 24, seed=3)[0])
     cv2.imwrite(str(folder / "c.jpg"), textured_frames(1, 16, 16, seed=4)[0])
+    (folder / "notes.txt").write_text("not a picture")  # what is left out is named (hidden files aside)
+    (folder / ".DS_Store").write_bytes(b"")
+    (folder / "sub").mkdir()
     out = tmp_path / "out"
     rc, err = _run(["run", "--engine", str(gen), "--no-progress", "--input", str(folder), "--output", str(out)],
                    capsys)
     assert rc == 0, err
+    assert f"note: left out of {folder}: notes.txt, sub/ (2: " in err
     assert sorted(p.name for p in out.iterdir()) == ["a.mp4", "b.png", "c.jpg"]
     assert len([f for f in VideoReader(out / "a.mp4")]) == 6 and audio_ends(out / "a.mp4")
     assert cv2.imread(str(out / "b.png")).shape == (40, 24, 3) and cv2.imread(str(out / "c.jpg")).shape == (16, 16, 3)
