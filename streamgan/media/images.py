@@ -170,19 +170,65 @@ def _bgr(rgb: np.ndarray, alpha: np.ndarray | None = None) -> np.ndarray:
     return np.dstack([bgr, alpha])
 
 
-def write_image(path: Path, rgb: np.ndarray, alpha: np.ndarray | None = None) -> None:
+EXIF_SUFFIXES = {".jpg", ".jpeg", ".png", *HEIF_SUFFIXES}  # what an input's EXIF is written back into
+
+
+def exif_of(path: Path) -> bytes | None:
+    """An image's EXIF (camera, lens, date, place), its orientation set upright, as the picture is
+    read (the turn applied); None where it has none."""
+    from PIL import Image
+    try:
+        if path.suffix.lower() in HEIF_SUFFIXES:
+            import pillow_heif
+            data = pillow_heif.open_heif(str(path)).info.get("exif")
+        else:
+            with Image.open(path) as im:
+                data = im.info.get("exif")
+        if not data:
+            return None
+        exif = Image.Exif()
+        exif.load(data)
+    except Exception:  # (an EXIF that does not parse is left out, as a file without one)
+        return None
+    if 0x0112 in exif:
+        exif[0x0112] = 1
+    return exif.tobytes() or None
+
+
+def _with_exif(suffix: str, encoded: bytes, exif: bytes) -> bytes:
+    """An encoded JPEG or PNG with ``exif`` (as ``exif_of`` gives it: 'Exif\\0\\0' and a TIFF
+    structure) in it: a JPEG's APP1 segment after its start, a PNG's eXIf chunk after its header."""
+    import struct
+    import zlib
+    if suffix in (".jpg", ".jpeg"):
+        if len(exif) > 65533:  # (one segment's most)
+            return encoded
+        at = 2 + (2 + struct.unpack(">H", encoded[4:6])[0] if encoded[2:4] == b"\xff\xe0" else 0)  # (after JFIF's)
+        return encoded[:at] + b"\xff\xe1" + struct.pack(">H", len(exif) + 2) + exif + encoded[at:]
+    tiff = exif[6:] if exif.startswith(b"Exif\0\0") else exif
+    chunk = struct.pack(">I", len(tiff)) + b"eXIf" + tiff + struct.pack(">I", zlib.crc32(b"eXIf" + tiff))
+    end = 8 + 8 + 13 + 4  # the signature, then IHDR (length, type, 13 bytes, CRC)
+    return encoded[:end] + chunk + encoded[end:]
+
+
+def write_image(path: Path, rgb: np.ndarray, alpha: np.ndarray | None = None, exif: bytes | None = None) -> None:
     """Write atomically; the suffix picks the format. ``alpha`` (H', W') is written where the format
-    holds one (scaled to the picture if the model changed its size)."""
-    bgr = _bgr(rgb, alpha if path.suffix.lower() in ALPHA_SUFFIXES else None)
-    if path.suffix.lower() in HEIF_SUFFIXES:  # HEVC at libheif's quality 90
+    holds one (scaled to the picture if the model changed its size), ``exif`` (``exif_of``) where
+    it is one of EXIF_SUFFIXES."""
+    suffix = path.suffix.lower()
+    bgr = _bgr(rgb, alpha if suffix in ALPHA_SUFFIXES else None)
+    if suffix in HEIF_SUFFIXES:  # HEVC at libheif's quality 90
         import pillow_heif
         pixels = cv2.cvtColor(bgr, cv2.COLOR_BGRA2RGBA if bgr.shape[2] == 4 else cv2.COLOR_BGR2RGB)
         heif = pillow_heif.from_bytes("RGBA" if pixels.shape[2] == 4 else "RGB", pixels.shape[1::-1], pixels.tobytes())
         with atomic_path(path) as tmp:
-            heif.save(str(tmp), quality=90)
+            heif.save(str(tmp), quality=90, **({"exif": exif} if exif else {}))
         return
     ok, buf = cv2.imencode(path.suffix, bgr)
     if not ok:
         raise OutputError(f"{path}: cannot encode an image with suffix {path.suffix!r}")
+    encoded = buf.tobytes()
+    if exif and suffix in EXIF_SUFFIXES:
+        encoded = _with_exif(suffix, encoded, exif)
     with atomic_path(path) as tmp:
-        buf.tofile(str(tmp))
+        tmp.write_bytes(encoded)

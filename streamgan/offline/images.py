@@ -13,7 +13,9 @@ from ..media.files import check_output, file_identity
 from ..media.images import (
     ALPHA_SUFFIXES,
     ANIMATED_SUFFIXES,
+    EXIF_SUFFIXES,
     Animation,
+    exif_of,
     expand_images,
     is_image,
     read_animation,
@@ -60,12 +62,16 @@ def translate_images(spec: str, output: str | Path, engine: Engine,
 
     alphas, dropped, firsts = {}, [], []  # an input's alpha, until its output is written; outputs that hold
     # no alpha; animated inputs written as their first picture (the output's format holds one)
+    exifs, no_exif = {}, []  # an input's EXIF (camera, date, place), until its output is written; outputs
+    # whose format it is not written into
 
     def written(done: list) -> None:  # images finished, in order: (index, output)
         for i, out in done:
             check.after(i, out)
-            alpha = alphas.pop(i, None)
-            write_image(outputs[i], out, alpha)
+            alpha, exif = alphas.pop(i, None), exifs.pop(i, None)
+            write_image(outputs[i], out, alpha, exif)
+            if exif and outputs[i].suffix.lower() not in EXIF_SUFFIXES:
+                no_exif.append(outputs[i].name)
             if alpha is not None and outputs[i].suffix.lower() not in ALPHA_SUFFIXES:
                 dropped.append(outputs[i].name)
     for i, src in enumerate(tqdm(inputs, desc="images", unit="img", disable=not progress)):
@@ -79,6 +85,7 @@ def translate_images(spec: str, output: str | Path, engine: Engine,
             rgb, alphas[i] = anim.frames[0], anim.alphas[0]
         else:
             rgb, alphas[i] = read_image_alpha(src)
+            exifs[i] = exif_of(src)
         out = check.before(rgb, i)
         if out is not None:  # the check translated it
             written(translator.flush() + [(i, out)])
@@ -94,6 +101,9 @@ def translate_images(spec: str, output: str | Path, engine: Engine,
     if dropped:
         report["notes"].append(f"transparency left out of {some(dropped)}: {outputs[0].suffix or 'that format'} "
                                "holds none (write .png, .webp or .tiff to keep it)")
+    if no_exif:
+        report["notes"].append(f"EXIF (camera, date, place) left out of {some(no_exif)}: {outputs[0].suffix} is not "
+                               "written with it (write .jpg, .png or .heic to keep it)")
     if firsts:
         report["notes"].append(f"{some(firsts)}: only the first picture of an animated or multi-page input is "
                                "written, the format holds one (write .webp, .png or .tiff to keep them all)")

@@ -202,3 +202,33 @@ def test_animated_and_multipage_images_keep_every_picture(tmp_path, capsys):
                  *args]) == 0
     assert "o.jpg (3 pictures in): only the first picture" in capsys.readouterr().err
     assert cv2.imcount(str(tmp_path / "o.jpg")) == 1
+
+
+def test_exif_is_kept_upright(tmp_path, capsys):
+    """A phone's JPEG (camera, date, place; shown turned 90 degrees): the .jpg, .png and .heic
+    outputs carry its EXIF, the orientation set upright as the picture is written (it was dropped:
+    the photograph lost its date and place); a .webp output says it is left out."""
+    import pillow_heif
+    from PIL import Image
+
+    from tests.streamgan.helpers import photo
+    pillow_heif.register_heif_opener()
+    exif = Image.Exif()
+    exif[0x010F], exif[0x0110], exif[0x0112], exif[0x0132] = "Apple", "iPhone 15", 6, "2026:05:01 10:00:00"
+    exif[0x8825] = {1: "N", 2: (48.0, 51.0, 30.0), 3: "E", 4: (2.0, 17.0, 40.0)}
+    src = tmp_path / "phone.jpg"
+    Image.fromarray(photo(48, 64)).save(src, exif=exif.tobytes(), quality=95)
+    gen = tiny_resnet(tmp_path / "g.pth")
+    for suffix in (".jpg", ".png", ".heic", ".webp"):
+        out = tmp_path / f"out{suffix}"
+        assert main(["run", "--engine", str(gen), "--input", str(src), "--output", str(out), "--no-progress"]) == 0
+        err = capsys.readouterr().err
+        with Image.open(out) as im:
+            assert im.size == (48, 64), suffix  # upright: 48 wide, 64 high
+            got = im.getexif()
+        if suffix == ".webp":
+            assert not got and "EXIF (camera, date, place) left out of out.webp" in err
+            continue
+        assert (got[0x010F], got[0x0110], got[0x0132]) == ("Apple", "iPhone 15", "2026:05:01 10:00:00"), suffix
+        assert got.get(0x0112, 1) == 1 and got.get_ifd(0x8825)[2] == (48.0, 51.0, 30.0), suffix
+        assert cv2.imread(str(out)) is not None or suffix == ".heic"  # (still a file OpenCV reads)
