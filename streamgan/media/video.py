@@ -196,6 +196,41 @@ def in_order(c: av.container.InputContainer, s):
             yield frame
 
 
+class Onward:
+    """Timestamps that go back (parts of recordings joined, a broadcast's discontinuity: a muxer
+    refuses them) moved on, per stream, to just after the last: each part then follows the one
+    before. ``jumps``: how many times they went back."""
+
+    def __init__(self):
+        self.shift, self.last, self.jumps = {}, {}, 0
+
+    def frames(self, frames, tick: int):
+        """Decoded frames of one stream, presentation times increasing (``tick``: a frame's
+        period in its time base, where a frame says none)."""
+        for f in frames:
+            if f.pts is not None:
+                f.pts = self._on(-1, f.pts, f.duration or tick)
+            yield f
+
+    def packets(self, packets):
+        """Demuxed packets of several streams, each stream's decoding times increasing."""
+        for p in packets:
+            ts = p.dts if p.dts is not None else p.pts
+            if ts is not None and p.size:
+                moved = self._on(p.stream.index, ts, p.duration or 1) - ts
+                p.dts = None if p.dts is None else p.dts + moved
+                p.pts = None if p.pts is None else p.pts + moved
+            yield p
+
+    def _on(self, key, ts: int, step: int) -> int:
+        shift, last = self.shift.get(key, 0), self.last.get(key)
+        if last is not None and ts + shift <= last:
+            shift = self.shift[key] = last + step - ts
+            self.jumps += 1
+        self.last[key] = ts + shift
+        return ts + shift
+
+
 # FFmpeg's bwdif: a progressive frame for each frame (the frame rate and timestamps kept), only
 # frames flagged interlaced deinterlaced (progressive stretches of mixed content pass untouched)
 DEINTERLACE = "mode=send_frame:parity=auto:deint=interlaced"
@@ -341,10 +376,15 @@ class VideoReader:
         self.hdr = None  # an hdr.HdrConverter: HDR frames are tone mapped for the model
         self.keep_residual = False  # ... and keep their rounding for the way back (--hdr keep)
         self.deinterlace = True  # interlaced video is made progressive (bwdif) before the model
+        self.onward = Onward()  # where the video's times went back, and how they were moved on
+        self.resized: tuple[int, int, int] | None = None  # (frame, width, height) where the size first changed
 
-    def _frames(self, c: av.container.InputContainer, s):
-        """The decoded frames of ``s``, deinterlaced where the video is interlaced."""
+    def _frames(self, c: av.container.InputContainer, s, onward: Onward | None = None):
+        """The decoded frames of ``s``, deinterlaced where the video is interlaced, their times
+        kept increasing by ``onward``."""
         frames = in_order(c, s) if self.info.format == "avi" else c.decode(s)
+        if onward is not None:
+            frames = onward.frames(frames, max(1, round(self.frame_interval / s.time_base)))
         return deinterlaced(frames, s) if self.deinterlace and self.info.interlaced else frames
 
     @property
@@ -454,12 +494,15 @@ class VideoReader:
             if self.start > 0:
                 c.seek(int(self.start / s.time_base), stream=s, backward=True)
             try:
-                for fr in self._frames(c, s):
+                for fr in self._frames(c, s, self.onward):
                     t = None if fr.pts is None else float(fr.pts * s.time_base)
                     if t is not None and t < self.start - 1e-6:
                         continue
                     if end is not None and t is not None and t >= end - 1e-6:
                         break
+                    if (fr.width, fr.height) != (self.info.width, self.info.height):  # a joined part of another
+                        self.resized = self.resized or (self.decoded, fr.width, fr.height)  # size: scaled to the
+                        fr = fr.reformat(width=self.info.width, height=self.info.height)  # first's, as ffmpeg does
                     if self.planar and fr.format.name in PLANAR_FORMATS:
                         yield Frame(None, fr.pts, s.time_base, self.decoded, fr.duration, planes=planes_of(fr))
                     else:
@@ -740,7 +783,7 @@ class Remuxer:
                               f"hold {name})")
         if self.start > 0 and streams:
             self._seek(next((x for x in streams if x.type == "audio"), None))
-        self.packets = self.inp.demux(*streams) if streams else iter(())
+        self.packets = Onward().packets(self.inp.demux(*streams)) if streams else iter(())
         self.pending = None
 
     def _seek(self, sound) -> None:

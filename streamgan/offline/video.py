@@ -156,6 +156,13 @@ def translate_video(input: str | Path, output: str | Path, engine: Engine, *,
             writer.abort()
             raise
         lost = _lost_frames(reader, keep_partial, writer)
+        if reader.onward.jumps:
+            writer.notes.append(f"the input's times went back {reader.onward.jumps} time(s) (parts of recordings "
+                                "joined, or a broadcast's break): each part is placed after the one before")
+        if reader.resized:
+            i, w0, h0 = reader.resized
+            writer.notes.append(f"the picture's size changed at frame {i} ({w0}x{h0}): scaled to the first "
+                                f"frame's {w}x{h}")
         if not writer.frames:
             writer.abort()
             what = f"the segment from {start:g} s" if start or duration is not None else "the input"

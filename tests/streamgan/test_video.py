@@ -348,6 +348,28 @@ def test_a_copy_cut_between_keyframes_is_not_taken_for_a_truncated_file(tmp_path
     assert rc == 0, err
     assert len(list(VideoReader(out))) == shown
 
+
+def test_joined_recordings_of_two_sizes(tmp_path, gen, capsys):
+    """Two MPEG-TS recordings joined end to end (`cat a.ts b.ts`, as captures are): the second's
+    times start again and its picture is smaller. Every frame comes out, at the first's size, each
+    part after the one before, with its sound (the encoder refused the times that went back: a
+    traceback); the run says what it did."""
+    a = write_clip(tmp_path / "a.ts", [photo(48, 64, shift=i) for i in range(12)], audio_streams=1)
+    b = write_clip(tmp_path / "b.ts", [photo(24, 32, shift=i) for i in range(12)], audio_streams=1)
+    src = tmp_path / "joined.ts"
+    src.write_bytes(a.read_bytes() + b.read_bytes())
+    out = tmp_path / "out.mp4"
+    rc, err = _run(["run", "--engine", str(gen), "--no-progress", "--input", str(src), "--output", str(out)], capsys)
+    assert rc == 0, err
+    assert "times went back 1 time(s)" in err and "size changed at frame 12 (32x24): scaled to" in err
+    with av.open(str(out)) as c:
+        frames = list(c.decode(video=0))
+    times = [f.time for f in frames]
+    assert len(frames) == 24 and {(f.width, f.height) for f in frames} == {(64, 48)}
+    assert all(y > x for x, y in zip(times, times[1:])) and times[-1] == pytest.approx(23 / 12, abs=0.05)
+    (_, end), = audio_ends(out)
+    assert end == pytest.approx(2.0, abs=0.1)  # both parts' sound, one after the other
+
 def test_avi_with_b_frames(tmp_path, capsys):
     """An AVI holding H.264 with B-frames (as DivX/Xvid AVIs hold theirs): AVI stores no
     presentation times, and its frames decoded with times out of order (the encoder refused them:
