@@ -38,26 +38,28 @@ class Item:
         return f"{Path(self.video).name}" + ("" if self.segment is None else f"#{self.segment}")
 
 
-def frame_index(path: Path) -> tuple[list[int], list[int], Fraction]:
-    """(pts of every frame in presentation order, pts of keyframes, time base), from packets only."""
+def frame_index(path: Path) -> tuple[list[int], list[int], Fraction, bool]:
+    """(pts of every frame in presentation order, pts of keyframes, time base, whether the times go
+    back: recordings joined end to end, which a single pass runs whole), from packets only."""
     with open_input(path) as c:
         s = main_video(c)
-        pts, keys = [], []
+        pts, keys, back = [], [], False
         for p in c.demux(s):
             if p.size == 0 or p.pts is None or p.is_discard:  # (frames an MP4's edit list leaves out: a
                 continue  # copy cut between keyframes holds the frames from the keyframe before it)
-            pts.append(p.pts)
             if p.is_keyframe:
-                keys.append(p.pts)
-        return sorted(pts), sorted(keys), s.time_base
+                back = back or any(k >= p.pts for k in keys[-1:])  # (keyframes come in order: B-frames
+                keys.append(p.pts)  # reorder the frames between them only)
+            pts.append(p.pts)
+        return sorted(pts), sorted(keys), s.time_base, back
 
 
 def plan_items(video: Path, output: Path, segment_seconds: float, lead_in: int, workdir: Path) -> list[Item]:
     """One item for a short video; for a long one, segments of at least ``segment_seconds`` cut at
     keyframes (segment files go to ``workdir``)."""
-    pts, keys, tb = frame_index(video)
+    pts, keys, tb, back = frame_index(video)
     seconds = float((pts[-1] - pts[0]) * tb) if pts else 0.0
-    if seconds < 2 * segment_seconds or len(keys) < 2:
+    if seconds < 2 * segment_seconds or len(keys) < 2 or back:
         return [Item(str(video), str(output), len(pts), time_base=tb)]
     cuts = [pts[0]]
     for k in keys:
@@ -112,7 +114,7 @@ def join(segments: list[Item], output: Path, notes: list[str] | None = None) -> 
     audio/subtitle packets (re-encoded where the container cannot hold them, said in ``notes``);
     returns the frame count. Checks frames and timestamps."""
     source = Path(segments[0].video)
-    pts, _, tb = frame_index(source)
+    pts, _, tb, _ = frame_index(source)
     with atomic_path(output) as tmp:
         with av.open(segments[0].output) as first, av.open(str(tmp), "w") as out:
             vout = out.add_stream_from_template(first.streams.video[0])

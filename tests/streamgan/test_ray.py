@@ -80,9 +80,27 @@ def test_a_copy_cut_between_keyframes_in_segments(job, tmp_path):
     subprocess.run(["ffmpeg", "-v", "error", "-ss", "1.3", "-i", str(long), "-c", "copy", str(cut)], check=True)
     with open_engine(gen, device="cpu", backend="torch", precision="fp32") as engine:
         translate_video(cut, tmp_path / "single.mp4", engine, crf=0, pix_fmt="yuv444p", progress=False)
-    rc, report = _run(d, gen, cut, tmp_path / "ray.mp4")
+    rc, report = _run(d, gen, cut, tmp_path / "cut_ray.mp4")  # (the report goes beside the job's: its own name)
     assert rc == 0 and report
-    _assert_same(tmp_path / "single.mp4", tmp_path / "ray.mp4")
+    _assert_same(tmp_path / "single.mp4", tmp_path / "cut_ray.mp4")
+
+
+def test_joined_recordings_are_not_cut_into_segments(job, tmp_path):
+    """Two recordings joined end to end (their times start again in the middle): the planner does
+    not cut it (the join refused it: 'joined 40 frames for 120'), a worker runs it whole, and the
+    result is the single pass's."""
+    d, gen, folder, long, single = job
+    parts = [write_clip(tmp_path / f"{k}.ts", textured_frames(48, 48, 64, seed=k), fps=12, audio_streams=1, gop=12)
+             for k in range(2)]
+    src = tmp_path / "joined.ts"
+    src.write_bytes(parts[0].read_bytes() + parts[1].read_bytes())
+    assert len(plan_items(src, tmp_path / "x.mp4", 1.5, 0, tmp_path)) == 1
+    with open_engine(gen, device="cpu", backend="torch", precision="fp32") as engine:
+        translate_video(src, tmp_path / "single.mp4", engine, crf=0, pix_fmt="yuv444p", progress=False)
+    rc, report = _run(d, gen, src, tmp_path / "joined_ray.mp4")
+    assert rc == 0 and report
+    _assert_same(tmp_path / "single.mp4", tmp_path / "joined_ray.mp4")
+    assert len(_frames(tmp_path / "joined_ray.mp4")) == 96
 
 def test_killed_worker_is_replaced_and_output_unchanged(job, monkeypatch):
     d, gen, folder, long, single = job
