@@ -48,7 +48,7 @@ def frame_index(path: Path) -> tuple[list[int], list[int], Fraction, bool]:
             if p.size == 0 or p.pts is None or p.is_discard:  # (frames an MP4's edit list leaves out: a
                 continue  # copy cut between keyframes holds the frames from the keyframe before it)
             if p.is_keyframe:
-                back = back or any(k >= p.pts for k in keys[-1:])  # (keyframes come in order: B-frames
+                back = back or (bool(keys) and keys[-1] >= p.pts)  # (keyframes come in order: B-frames
                 keys.append(p.pts)  # reorder the frames between them only)
             pts.append(p.pts)
         return sorted(pts), sorted(keys), s.time_base, back
