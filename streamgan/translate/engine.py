@@ -234,6 +234,11 @@ def _open_onnx(path: Path, device, opts: dict) -> Engine:
         # measured on ONNX Runtime: by the candidate opened beside OpenVINO when there is one
         session = (lambda: engine.candidate("onnxruntime")) if beside else None
         geometry = _measured_geometry(path, engine.meta, kw, session)
+        if geometry["scale"] != 1:
+            engine.close()
+            raise EngineError(f"{given}: the model's output is {geometry['scale']:g} times the size of its input (a "
+                              "super-resolution model?); streamgan translates a picture at its own size",
+                              hint="an image-to-image model whose output is its input's size")
         engine.meta.receptive_radius, engine.meta.size_multiple = geometry["radius"], geometry["multiple"]
     return engine
 
@@ -267,7 +272,7 @@ def _measured_geometry(path: Path, meta: EngineMeta, kw: dict,
     store = cache_dir("onnx") / f"{file_sha256(path)[:20]}-geometry.json"
     probe = session() if session else None  # (a session opened on another thread may have measured it)
     known = read_json(store)
-    if isinstance(known, dict) and "radius" in known:
+    if isinstance(known, dict) and "radius" in known and "scale" in known:
         return known
     from engines.onnx_backend import OnnxEngine
     from engines.receptive import measured_multiple, measured_radius
@@ -282,15 +287,30 @@ def _measured_geometry(path: Path, meta: EngineMeta, kw: dict,
         return probe.run_numpy(x, fixed["stats"], 1.0)[0]
     try:
         c, value_range = meta.in_channels, meta.input_range
-        radius = measured_radius(run, c, value_range, sides=(128, 256))
-        facts = {"radius": radius, "multiple": measured_multiple(run, c, value_range, radius=radius)}
+        scale = _scale(probe, c, value_range[0], meta.size_multiple)
+        if scale != 1:  # (a super-resolution graph: no geometry of a picture kept at its size)
+            facts = {"radius": 0, "multiple": meta.size_multiple, "scale": scale}
+        else:
+            radius = measured_radius(run, c, value_range, sides=(128, 256))
+            facts = {"radius": radius, "multiple": measured_multiple(run, c, value_range, radius=radius), "scale": 1}
     except Exception:  # a graph that will not run on a small probe: tile without the facts
-        return {"radius": 0, "multiple": meta.size_multiple}
+        return {"radius": 0, "multiple": meta.size_multiple, "scale": 1}
     finally:
         if not session:
             probe.close()
     write_json(store, {**facts, "source": str(path)})
     return facts
+
+
+def _scale(probe: Engine, channels: int, value: float, multiple: int) -> float:
+    """How many times its input's size a graph's output is, on the smallest flat probe it runs on
+    (1 where it runs on none; its own statistics, not ``_measured_geometry``'s fixed ones)."""
+    for side in sorted({max(64, multiple or 1), 128, 256}):
+        try:
+            return probe.run_numpy(np.full((1, channels, side, side), value, np.float32))[0].shape[-1] / side
+        except Exception:  # (too small for its downsamplings: the next)
+            continue
+    return 1.0
 
 
 def _open_xml(path: Path, device, opts: dict) -> Engine:

@@ -204,6 +204,28 @@ def test_uint8_onnx_through_run(tmp_path, backend):
     got = cv2.imread(str(tmp_path / "o.png"))[:, :, ::-1].astype(np.float32)
     assert psnr(torch.from_numpy(got), torch.from_numpy(want[0].transpose(1, 2, 0).astype(np.float32)), 255.0) >= 50
 
+
+def test_a_super_resolution_graph_is_one_line(tmp_path, capsys):
+    """A graph whose output is twice its input's size (as super-resolution models are): one line
+    saying so and nothing written, on every backend (its output was cropped to the input's size:
+    the top-left quarter of the picture, written without a word)."""
+    import cv2
+    from onnx import TensorProto, helper, numpy_helper
+    init = [numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "scales")]
+    graph = helper.make_graph([helper.make_node("Resize", ["x", "", "scales"], ["y"], mode="nearest")], "sr",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, "h", "w"])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, "h2", "w2"])], init)
+    path = tmp_path / "sr2x.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    cv2.imwrite(str(tmp_path / "in.png"), textured_frames(1, 37, 45)[0])
+    for backend in ("auto", "openvino", "onnxruntime"):
+        out = tmp_path / f"{backend}.png"
+        rc = main(["run", "--engine", str(path), "--input", str(tmp_path / "in.png"), "--output", str(out),
+                   "--range", "0,1", "--backend", backend, "--no-progress"])
+        err = capsys.readouterr().err
+        assert rc == 2 and "the model's output is 2 times the size of its input" in err and not out.exists(), err
+        assert len(err.strip().splitlines()) == 1
+
 def test_fp16_onnx_graph_keeps_statistics_fp32(ckpts, tmp_path):
     out = tmp_path / "h.onnx"
     build(ckpts["resnet"], out, fp16=True, do_validate=False)
