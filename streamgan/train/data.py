@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError
-from ..media.images import IMAGE_SUFFIXES
+from ..media.images import IMAGE_SUFFIXES, read_image
 
 
 def _images(folder: Path) -> list[Path]:
@@ -19,16 +19,9 @@ def _images(folder: Path) -> list[Path]:
     return files
 
 
-def _read(path: Path) -> np.ndarray:
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if img is None:
-        raise InputError(f"{path}: unreadable image")
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-
-
 def check_readable(paths: list[Path]) -> None:
     for p in paths:
-        _read(p)
+        read_image(p)
 
 
 def augment(imgs: list[np.ndarray], load: int, crop: int, flip: bool, rs: np.random.RandomState) -> list[torch.Tensor]:
@@ -65,7 +58,7 @@ class PairedDataset(torch.utils.data.Dataset):
             raise InputError(f"{root}: expected train/ (A|B side by side) or A/ and B/ folders")
         for f in self.files:
             if self.split:
-                img = _read(f)
+                img = read_image(f)
                 if img.shape[1] % 2:
                     raise InputError(f"{f}: odd width, not an A|B side-by-side pair")
             else:
@@ -79,11 +72,11 @@ class PairedDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, i):
         if self.split:
-            img = _read(self.files[i])
+            img = read_image(self.files[i])
             w = img.shape[1] // 2
             a, b = img[:, :w], img[:, w:]
         else:
-            a, b = _read(self.files[i][0]), _read(self.files[i][1])
+            a, b = read_image(self.files[i][0]), read_image(self.files[i][1])
         rs = np.random.RandomState((self.seed * 1000003 + self.epoch * 7919 + i) % (1 << 31))
         a, b = augment([a, b], self.load, self.crop, self.flip, rs)
         return (b, a) if self.swap else (a, b)
@@ -105,8 +98,8 @@ class UnpairedDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, i):
         rs = np.random.RandomState((self.seed * 1000003 + self.epoch * 7919 + i) % (1 << 31))
-        a = _read(self.a[i % len(self.a)])
-        b = _read(self.b[int(rs.randint(len(self.b)))])
+        a = read_image(self.a[i % len(self.a)])
+        b = read_image(self.b[int(rs.randint(len(self.b)))])
         a_t = augment([a], self.load, self.crop, self.flip, rs)[0]
         return a_t, augment([b], self.load, self.crop, self.flip, rs)[0]
 

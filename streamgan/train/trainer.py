@@ -194,7 +194,7 @@ class Trainer:
         (d_a + d_b).backward()
         self.opt_D.step()
         return {"D_A": d_a.item(), "D_B": d_b.item(), "G_GAN": g_gan.item(), "cycle": cyc.item(),
-                "idt": float(idt)}
+                "idt": float(idt.detach()) if torch.is_tensor(idt) else idt}
 
     # -- the loop -----------------------------------------------------------------------------
     def batches(self):

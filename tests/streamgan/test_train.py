@@ -59,6 +59,30 @@ def test_cyclegan_steps(tmp_path, unpaired):
     assert a.info.direction == "AtoB" and b.info.direction == "BtoA"
 
 
+
+def test_phone_photographs_and_any_image_mode_train(tmp_path, unpaired):
+    """A domain folder of a phone's HEIC photographs, a turned JPEG and a grey 16-bit PNG (as users
+    collect them) are read as `streamgan run` reads them (a HEIC stopped training before its first
+    step: 'unreadable image')."""
+    import pillow_heif
+    from PIL import Image
+
+    from tests.streamgan.helpers import photo
+    data = tmp_path / "data"
+    (data / "trainA").mkdir(parents=True)
+    (data / "trainB").mkdir()
+    for f in sorted((unpaired / "trainA").iterdir())[:2]:
+        (data / "trainA" / f.name).write_bytes(f.read_bytes())
+    rgb = photo(40, 56)
+    pillow_heif.from_bytes("RGB", (56, 40), rgb.tobytes()).save(str(data / "trainB" / "phone.heic"), quality=95)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(rgb).save(data / "trainB" / "turned.jpg", exif=exif.tobytes())
+    cv2.imwrite(str(data / "trainB" / "grey16.png"), (rgb[..., 0].astype(np.uint16) * 257))
+    r = train(TrainConfig("cyclegan", str(data), out=str(tmp_path / "o"), netG="resnet_6blocks", steps=2,
+                          pool_size=1, **TINY), progress=False)
+    assert r["steps"] == 2 and all(np.isfinite(v) for v in r["losses"].values())
+
 def test_resume_is_bit_exact(tmp_path, unpaired):
     base = dict(netG="resnet_6blocks", pool_size=2, **TINY)
     straight = Trainer(TrainConfig("cyclegan", str(unpaired), out=str(tmp_path / "a"), steps=4, **base))
