@@ -356,8 +356,9 @@ class OpenVINOEngine(Engine):
         def measure() -> dict:
             from .metrics import PROBE_SIDE, probe_image, psnr
             side = max(PROBE_SIDE, self.meta.size_multiple)
+            h, w = self.meta.shapes["max"] if self.meta.shapes else (side, side)  # (a fixed-size graph: its size)
             lo, hi = self.meta.input_range
-            x = (probe_image(self.meta.in_channels, side, side) + 1) / 2 * (hi - lo) + lo
+            x = (probe_image(self.meta.in_channels, h, w) + 1) / 2 * (hi - lo) + lo
             graph = self.graphs[False]
             untimed = ("int8",) if "int8" in reduced and _quantizable(graph.model) else ()
             # side by side: OpenVINO compiles mostly on one thread (fp32 and bf16 of multistyle26 on

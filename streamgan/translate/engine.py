@@ -230,17 +230,27 @@ def _open_onnx(path: Path, device, opts: dict) -> Engine:
         engine.meta.extra = {**engine.meta.extra, "instance_norm_layers": layers, "statistics": "exposed"}
     if transposed:
         engine.meta.extra = {**engine.meta.extra, "layout": "channels-last (NHWC) graph, transposed to NCHW"}
+    geometry = {"scale": _static_scale(path, engine.meta.shapes)} if engine.meta.shapes else None
     if not engine.meta.receptive_radius and not engine.meta.shapes:  # a third-party graph: what tiles need
         # measured on ONNX Runtime: by the candidate opened beside OpenVINO when there is one
         session = (lambda: engine.candidate("onnxruntime")) if beside else None
         geometry = _measured_geometry(path, engine.meta, kw, session)
-        if geometry["scale"] != 1:
-            engine.close()
-            raise EngineError(f"{given}: the model's output is {geometry['scale']:g} times the size of its input (a "
-                              "super-resolution model?); streamgan translates a picture at its own size",
-                              hint="an image-to-image model whose output is its input's size")
         engine.meta.receptive_radius, engine.meta.size_multiple = geometry["radius"], geometry["multiple"]
+    if geometry and geometry["scale"] != 1:
+        engine.close()
+        raise EngineError(f"{given}: the model's output is {geometry['scale']:g} times the size of its input (a "
+                          "super-resolution model?); streamgan translates a picture at its own size",
+                          hint="an image-to-image model whose output is its input's size")
     return engine
+
+
+def _static_scale(path: Path, shapes: dict) -> float:
+    """How many times its input's width a fixed-shape graph's output is, as the graph declares it
+    (1 where it declares none)."""
+    import onnx
+    out = onnx.load(str(path), load_external_data=False).graph.output[0].type.tensor_type.shape.dim
+    width = out[-1].dim_value if len(out) == 4 else 0
+    return width / shapes["max"][1] if width else 1.0
 
 
 def _opened_beside(open_ort: Callable[[], Engine], path: Path, kw: dict) -> Callable[[], Engine]:

@@ -205,16 +205,44 @@ def test_uint8_onnx_through_run(tmp_path, backend):
     assert psnr(torch.from_numpy(got), torch.from_numpy(want[0].transpose(1, 2, 0).astype(np.float32)), 255.0) >= 50
 
 
-def test_a_super_resolution_graph_is_one_line(tmp_path, capsys):
-    """A graph whose output is twice its input's size (as super-resolution models are): one line
-    saying so and nothing written, on every backend (its output was cropped to the input's size:
-    the top-left quarter of the picture, written without a word)."""
+
+@pytest.mark.parametrize("backend", ["auto", "openvino", "onnxruntime"])
+def test_a_fixed_size_graph_smaller_than_the_probe(tmp_path, backend):
+    """A graph of one fixed size under the 128 px probe (64 x 64): OpenVINO's precision probe runs
+    at the graph's size (it fed a 128 px probe and failed), and the picture is the graph's own."""
+    import cv2
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+    w = numpy_helper.from_array((np.random.default_rng(0).standard_normal((3, 3, 3, 3)) * 0.3).astype(np.float32), "w")
+    graph = helper.make_graph([helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+                               helper.make_node("Tanh", ["c"], ["y"])], "fixed",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 64, 64])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 64, 64])], [w])
+    path = tmp_path / "fixed64.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    bgr = textured_frames(1, 64, 64)[0]
+    cv2.imwrite(str(tmp_path / "in.png"), bgr)
+    assert main(["run", "--engine", str(path), "--input", str(tmp_path / "in.png"), "--output", str(tmp_path / "o.png"),
+                 "--range=-1,1", "--backend", backend, "--no-progress"]) == 0  # (precision chosen: probed)
+    x = (bgr[:, :, ::-1].transpose(2, 0, 1)[None] / 127.5 - 1).astype(np.float32)
+    want = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0][0]
+    want = torch.from_numpy(((want.transpose(1, 2, 0) + 1) * 127.5).round().clip(0, 255))
+    got = torch.from_numpy(cv2.imread(str(tmp_path / "o.png"))[:, :, ::-1].astype(np.float32))
+    assert psnr(got, want, 255.0) >= FP16_DB  # (a reduced precision may run: the content check's floor)
+
+@pytest.mark.parametrize("static", [False, True])
+def test_a_super_resolution_graph_is_one_line(tmp_path, capsys, static):
+    """A graph whose output is twice its input's size (as super-resolution models are), of any
+    size or a fixed one: one line saying so and nothing written, on every backend (its output was
+    cropped to the input's size, the top-left quarter of the picture written without a word; a
+    fixed-size one ended in a traceback)."""
     import cv2
     from onnx import TensorProto, helper, numpy_helper
     init = [numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "scales")]
+    sides = ([64, 64], [128, 128]) if static else (["h", "w"], ["h2", "w2"])
     graph = helper.make_graph([helper.make_node("Resize", ["x", "", "scales"], ["y"], mode="nearest")], "sr",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, "h", "w"])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, "h2", "w2"])], init)
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, *sides[0]])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, *sides[1]])], init)
     path = tmp_path / "sr2x.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
     cv2.imwrite(str(tmp_path / "in.png"), textured_frames(1, 37, 45)[0])
