@@ -149,7 +149,8 @@ class VideoInfo:
 
 # tags that describe a file rather than its content: an output is a new file and writes its own
 # (what the ffmpeg command leaves out when it copies a file's tags); an encoded stream's encoder
-FILE_TAGS = {"creation_time", "company_name", "product_name", "product_version", "encoder", "duration"}
+ENCODED_TAGS = {"encoder", "duration"}  # of a stream encoded anew: its encoder and length are the new one's
+FILE_TAGS = {"creation_time", "company_name", "product_name", "product_version", *ENCODED_TAGS}
 
 
 def carried_tags(tags, leave: set[str]) -> dict:
@@ -353,7 +354,7 @@ def probe(path: Path | str) -> VideoInfo:
         return VideoInfo(cc.width, cc.height, s.average_rate or s.guessed_rate, s.time_base, s.frames or 0,
                          dur, rotation, colour, pix_fmt, _header_end(c, s), container_end, c.format.name,
                          bool(c.streams.audio), cc.name, pixel_shape(s), interlacing(s, first),
-                         carried_tags(c.metadata, FILE_TAGS), carried_tags(s.metadata, {"encoder", "duration"}))
+                         carried_tags(c.metadata, FILE_TAGS), carried_tags(s.metadata, ENCODED_TAGS))
 
 
 class VideoReader:
@@ -376,7 +377,7 @@ class VideoReader:
         self.hdr = None  # an hdr.HdrConverter: HDR frames are tone mapped for the model
         self.keep_residual = False  # ... and keep their rounding for the way back (--hdr keep)
         self.deinterlace = True  # interlaced video is made progressive (bwdif) before the model
-        self.onward = Onward()  # where the video's times went back, and how they were moved on
+        self.onward = Onward()  # where the last iteration's times went back, and how they were moved on
         self.resized: tuple[int, int, int] | None = None  # (frame, width, height) where the size first changed
 
     def _frames(self, c: av.container.InputContainer, s, onward: Onward | None = None):
@@ -487,6 +488,7 @@ class VideoReader:
 
     def __iter__(self):
         end = None if self.duration is None else self.start + self.duration
+        self.onward = Onward()  # (each iteration from its start: a looped file's laps are the source's to time)
         with open_input(self.path) as c:
             s = main_video(c)
             if self.threads:
@@ -778,7 +780,7 @@ class Remuxer:
                 raise OutputError(f"the output ({fmt}) cannot hold the input's {name} {kind} stream",
                                   hint=f"write .{'mkv' if fmt != 'matroska' else 'mp4'} instead")
             self.map[s.index] = self.coded[s.index] = (_audio_stream if audio else _subtitle_stream)(out, codec, s)
-            self.map[s.index].metadata.update(carried_tags(s.metadata, {"encoder", "duration"}))
+            self.map[s.index].metadata.update(carried_tags(s.metadata, ENCODED_TAGS))
             self.notes.append(f"{'audio' if audio else 'subtitles'}: {name} re-encoded as {codec} ({fmt} cannot "
                               f"hold {name})")
         if self.start > 0 and streams:

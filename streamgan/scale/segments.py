@@ -17,7 +17,7 @@ import av
 
 from ..errors import PipelineError
 from ..media.files import atomic_path
-from ..media.video import FILE_TAGS, Remuxer, carried_tags, main_video, open_input
+from ..media.video import ENCODED_TAGS, FILE_TAGS, Remuxer, carried_tags, main_video, open_input
 
 
 @dataclass(frozen=True)
@@ -119,7 +119,7 @@ def join(segments: list[Item], output: Path, notes: list[str] | None = None) -> 
         with av.open(segments[0].output) as first, av.open(str(tmp), "w") as out:
             vout = out.add_stream_from_template(first.streams.video[0])
             out.metadata.update(carried_tags(first.metadata, FILE_TAGS))  # (the source's, as each segment has them)
-            vout.metadata.update(carried_tags(first.streams.video[0].metadata, {"encoder", "duration"}))
+            vout.metadata.update(carried_tags(first.streams.video[0].metadata, ENCODED_TAGS))
             remux = Remuxer(source, out)  # the source's audio and subtitles, re-encoded where they must be
             zero = round(remux.origin / tb)  # (where a single run's output starts: the streams stay in step)
             written = []
