@@ -33,7 +33,7 @@ def read_onnx_meta(path: Path) -> dict:
     import and a parse of the graph: 0.05-0.1 s at every start)."""
     store = cache_dir("onnx") / f"{file_sha256(path)[:20]}-meta.json"
     known = read_json(store)
-    if known is not None:
+    if known is not None and "output_shape" in known:
         return known
     import onnx
     try:
@@ -47,6 +47,8 @@ def read_onnx_meta(path: Path) -> dict:
     d["opset"] = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
     d["inputs"] = [i.name for i in model.graph.input]
     d["outputs"] = [o.name for o in model.graph.output]
+    d["output_shape"] = [x.dim_value or None for x in model.graph.output[0].type.tensor_type.shape.dim] \
+        if model.graph.output else []  # (the first output's; None where a side is not fixed)
     write_json(store, d)
     return d
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from .base import Engine, file_sha256, sha256
 from .cache import cache_dir, locked, write_bytes
-from .errors import EngineError
+from .errors import EngineError, runtime_says
 from .onnx_backend import Binding, GraphInput, as_input, bind_inputs, graph_meta, read_onnx_meta, stats_feed
 from .onnx_stats import MIX_IN, STATS_IN, STATS_OUT
 from .precision import best_ms, measured_once, probe_verdict
@@ -63,10 +63,8 @@ def _read(core, path: Path):
     try:
         return core.read_model(str(path))
     except Exception as exc:
-        msg = str(exc)
-        ops = re.search(r"No conversion rule found for operations: ([^\n]+)", msg)
-        lines = [ln for ln in msg.splitlines() if ln.strip() and not ln.startswith(("Exception from", "Check '"))]
-        what = f"unsupported operator {ops.group(1).strip()}" if ops else (lines or ["?"])[0][:200]
+        ops = re.search(r"No conversion rule found for operations: ([^\n]+)", str(exc))
+        what = f"unsupported operator {ops.group(1).strip()}" if ops else runtime_says(exc)
         raise EngineError(f"{path}: OpenVINO cannot read this model ({what})") from None
 
 

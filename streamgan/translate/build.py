@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from engines.base import EngineMeta, sha256
+from engines.errors import runtime_says
 from engines.export import export_onnx
 from engines.metrics import max_error, psnr, smooth_image
 
@@ -57,11 +58,9 @@ def validate(artifact: Path, reference, multiple: int, channels: int, value_rang
                     outs.append(eng.infer(x, eng.collect_stats(x)))
             except EngineError:
                 raise
-            except Exception as exc:  # a runtime's own error (its first line): the artifact does not run
-                why = next((ln for ln in str(exc).splitlines()  # (past OpenVINO's source locations)
-                            if ln.strip() and not ln.startswith(("Exception from", "Check '"))), type(exc).__name__)
+            except Exception as exc:  # a runtime's own error: the artifact does not run
                 raise EngineError(f"validation failed: the built {suffix} does not run on a "
-                                  f"{x.shape[2]}x{x.shape[3]} input ({why[:200]})") from None
+                                  f"{x.shape[2]}x{x.shape[3]} input ({runtime_says(exc)})") from None
             for got in outs:
                 worst_psnr = min(worst_psnr, psnr(got.float().cpu(), ref, value_range))
                 worst_err = max(worst_err, max_error(got.float().cpu(), ref))

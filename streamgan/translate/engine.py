@@ -246,10 +246,10 @@ def _open_onnx(path: Path, device, opts: dict) -> Engine:
 
 def _static_scale(path: Path, shapes: dict) -> float:
     """How many times its input's width a fixed-shape graph's output is, as the graph declares it
-    (1 where it declares none)."""
-    import onnx
-    out = onnx.load(str(path), load_external_data=False).graph.output[0].type.tensor_type.shape.dim
-    width = out[-1].dim_value if len(out) == 4 else 0
+    (1 where it declares none); from the graph's metadata the cache keeps (no parse at each start)."""
+    from engines.onnx_backend import read_onnx_meta
+    out = read_onnx_meta(path).get("output_shape") or []
+    width = out[-1] if len(out) == 4 else None
     return width / shapes["max"][1] if width else 1.0
 
 
